@@ -1,0 +1,1 @@
+"""Goodreads -> DuckDB -> OpenAI fine-tuning, as a Dagster code location."""

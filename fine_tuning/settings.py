@@ -1,0 +1,67 @@
+"""Where things live: environment variables and generated-state paths (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
+SAMPLE_BOOKS_FILE = SAMPLE_DIR / "goodreads_books_comics_graphic.json.gz"
+SAMPLE_AUTHORS_FILE = SAMPLE_DIR / "goodreads_book_authors.json.gz"
+
+# The 12 categories of the public example; order matters only for tie-breaking and prompts.
+DEFAULT_CATEGORIES: tuple[str, ...] = (
+    "fantasy",
+    "horror",
+    "humor",
+    "adventure",
+    "action",
+    "romance",
+    "ya",
+    "superheroes",
+    "comedy",
+    "mystery",
+    "supernatural",
+    "drama",
+)
+DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"
+
+
+def workdir() -> Path:
+    """Root of all generated state (DuckDB file, JSONL files, local backend store)."""
+    path = Path(os.environ.get("FINE_TUNING_WORKDIR") or PROJECT_ROOT / "data").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def duckdb_path() -> Path:
+    """The one DuckDB database every step reads and writes."""
+    return workdir() / "goodreads.duckdb"
+
+
+def files_dir() -> Path:
+    """Where training and validation JSONL files are written."""
+    path = workdir() / "files"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def local_openai_dir() -> Path:
+    """Store of the local OpenAI-compatible backend used when no API key is set."""
+    return workdir() / "local_openai"
+
+
+def books_source() -> str:
+    """Books file: local path or http(s) URL (GOODREADS_BOOKS_URL), else the shipped sample."""
+    return os.environ.get("GOODREADS_BOOKS_URL") or str(SAMPLE_BOOKS_FILE)
+
+
+def authors_source() -> str:
+    """Authors file: local path or http(s) URL (GOODREADS_AUTHORS_URL), else the shipped sample."""
+    return os.environ.get("GOODREADS_AUTHORS_URL") or str(SAMPLE_AUTHORS_FILE)
+
+
+def use_local_backend() -> bool:
+    """True when no OPENAI_API_KEY is set: everything runs against the shipped local backend."""
+    return not os.environ.get("OPENAI_API_KEY")
