@@ -1,0 +1,43 @@
+# Two commands set up everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The o200k_base tokenizer ships beside the checkout here; tiktoken must never download it.
+ifneq ($(wildcard ../shared/tiktoken),)
+export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
+endif
+
+.PHONY: setup run test dev bench home clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# --no-deps: the lock is complete and hashed, so nothing unpinned can sneak in.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+home: $(DAGSTER_HOME)/dagster.yaml
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+
+run: setup home
+	$(BIN)/dagster job execute -m fine_tuning.definitions -j fine_tuning_job -c config/offline.yaml
+	$(BIN)/python -m fine_tuning.summary
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+dev: setup home
+	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(DAGSTER_HOME) data/goodreads.duckdb data/files data/local_openai
