@@ -1,0 +1,83 @@
+"""The code location loads, names what DESIGN.md promises, and its automation is wired."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from fine_tuning.automation import PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
+from fine_tuning.definitions import defs
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = {
+    "graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file",
+    "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model",
+}
+CHECKS = {"training_file_format_check", "validation_file_format_check", "fine_tuned_model_accuracy"}
+
+
+def test_definitions_name_every_asset_check_job_and_schedule() -> None:
+    repo = defs.get_repository_def()
+    keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    assert ASSETS | {"goodreads_source_dataset"} <= keys
+    check_names = {key.name for key in repo.asset_graph.asset_check_keys}
+    assert CHECKS <= check_names
+    assert defs.get_job_def("fine_tuning_job").tags["fine_tuning/provider_job"] == "goodreads"
+    assert defs.get_schedule_def("retune_schedule").job_name == "fine_tuning_job"
+
+
+def test_format_checks_block_the_uploads() -> None:
+    repo = defs.get_repository_def()
+    for name in ("training_file_format_check", "validation_file_format_check"):
+        spec = next(s for s in repo.asset_graph.asset_check_specs if s.name == name)  # type: ignore[attr-defined]
+        assert spec.blocking, name
+
+
+def test_fine_tuning_job_covers_every_asset_and_check() -> None:
+    job = defs.get_job_def("fine_tuning_job")
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert ASSETS <= selected
+    assert CHECKS <= {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+
+
+def test_schedule_requests_a_tagged_run_of_the_job() -> None:
+    context = dg.build_schedule_context(scheduled_execution_time=None)
+    request = retune_schedule(context)
+    assert isinstance(request, dg.RunRequest)
+    assert retune_schedule.job_name == fine_tuning_job.name
+    assert retune_schedule.cron_schedule == "0 3 * * 1"
+    assert PROVIDER_JOB_TAG.items() <= defs.get_job_def("fine_tuning_job").tags.items()
+
+
+def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
+    code = "from fine_tuning.automation import retune_schedule as s; print(s.cron_schedule)"
+    env = {**os.environ, "RETUNE_CRON": "0 6 * * *"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0 6 * * *"
+
+
+def test_dagster_cli_validates_the_code_location() -> None:
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent))
+    assert dagster, "dagster CLI missing from the virtualenv"
+    result = subprocess.run(
+        [dagster, "definitions", "validate", "-m", "fine_tuning.definitions"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_instance_config_queues_fine_tuning_runs_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        assert {"key": "fine_tuning/provider_job", "limit": 1} in limits
+        assert instance.run_retries_enabled
+        assert not instance.telemetry_enabled

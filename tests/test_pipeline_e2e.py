@@ -1,0 +1,190 @@
+"""The whole chain through the `dagster` CLI, offline, against the local backend.
+
+Each run is a real `dagster job execute` in a child process with its own DAGSTER_HOME (the
+project's dagster.yaml), the real DuckDB file, the real openai client and the local backend,
+in-process or over HTTP.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from fine_tuning.local_openai.transport import local_client
+from fine_tuning.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
+from fine_tuning.summary import latest_run_summary
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FAST_RUN_CONFIG = "ops:\n  fine_tuned_model:\n    config:\n      poll_interval_seconds: 0.2\n"
+
+
+@pytest.fixture()
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@pytest.fixture()
+def run_config(tmp_path: Path) -> Path:
+    path = tmp_path / "run_config.yaml"
+    path.write_text(FAST_RUN_CONFIG)
+    return path
+
+
+def execute_job(home: Path, run_config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`dagster job execute` for fine_tuning_job, exactly as a user would type it."""
+    full_env = {**os.environ, "DAGSTER_HOME": str(home), "LOCAL_OPENAI_JOB_SECONDS": "1", **env}
+    return subprocess.run(
+        [str(BIN / "dagster"), "job", "execute", "-m", "fine_tuning.definitions",
+         "-j", "fine_tuning_job", "-c", str(run_config)],
+        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=480,
+    )
+
+
+def summary(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        result = latest_run_summary(instance)
+    assert result is not None
+    return result
+
+
+def provider_counts(workdir: Path) -> tuple[int, int]:
+    """(fine-tuning jobs, uploaded fine-tune files) in the local backend's store."""
+    client = local_client(str(workdir / "local_openai"))
+    jobs = list(client.fine_tuning.jobs.list(limit=100))
+    files = [f for f in client.files.list(purpose="fine-tune") if f.purpose == "fine-tune"]
+    return len(jobs), len(files)
+
+
+def test_full_run_then_unchanged_rerun_costs_nothing(
+    dagster_home: Path, run_config: Path, _isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = execute_job(dagster_home, run_config)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    result = summary(dagster_home, monkeypatch)
+    assert result["status"] == "SUCCESS"
+    assert str(result["model_name"]).startswith("ft:gpt-4o-mini-2024-07-18:")
+    assert result["reused"] is False
+    assert result["fine_tuned_accuracy"] > result["base_accuracy"] + 0.1  # type: ignore[operator]
+    assert result["eval_examples"] >= 100  # type: ignore[operator]
+    assert provider_counts(_isolated_environment) == (1, 2)
+
+    second = execute_job(dagster_home, run_config)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    again = summary(dagster_home, monkeypatch)
+    assert again["model_name"] == result["model_name"]
+    assert again["job_id"] == result["job_id"]
+    assert again["reused"] is True
+    assert provider_counts(_isolated_environment) == (1, 2), "an unchanged re-run must not pay again"
+
+
+def _copy_with_extra_books(tmp_path: Path) -> Path:
+    """The shipped books plus copies of some books under new ids: the data really changed."""
+    changed = tmp_path / "goodreads_books_comics_graphic.json.gz"
+    with gzip.open(SAMPLE_BOOKS_FILE, "rt", encoding="utf-8") as src, gzip.open(changed, "wt", encoding="utf-8") as dst:
+        extra = []
+        for index, line in enumerate(src):
+            dst.write(line)
+            if index < 150:
+                try:
+                    book = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                book["book_id"] = f"9{index:08d}"
+                extra.append(json.dumps(book))
+        dst.write("\n".join(extra) + "\n")
+    return changed
+
+
+def test_changed_input_trains_a_new_model(
+    dagster_home: Path, run_config: Path, tmp_path: Path, _isolated_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = execute_job(dagster_home, run_config)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    model_before = summary(dagster_home, monkeypatch)["model_name"]
+
+    changed = _copy_with_extra_books(tmp_path)
+    second = execute_job(dagster_home, run_config, GOODREADS_BOOKS_URL=str(changed),
+                         GOODREADS_AUTHORS_URL=str(SAMPLE_AUTHORS_FILE))
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    after = summary(dagster_home, monkeypatch)
+    assert after["reused"] is False
+    assert after["model_name"] != model_before
+    jobs, files = provider_counts(_isolated_environment)
+    assert jobs == 2
+    assert files >= 3  # at least the new training file; an unchanged validation file is reused
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def http_backend(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """The local backend served over real HTTP with an API key, as a separate process."""
+    port, key, data_dir = _free_port(), "sk-test-e2e-secret-7f3a9c", tmp_path / "served"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--port", str(port),
+         "--data-dir", str(data_dir), "--api-key", key, "--job-seconds", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("local backend did not start")
+        yield f"http://127.0.0.1:{port}/v1", key, data_dir
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_full_run_over_http_with_a_key_never_stores_the_key(
+    dagster_home: Path, run_config: Path, http_backend: tuple[str, str, Path],
+    _isolated_environment: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base_url, key, served_dir = http_backend
+    run = execute_job(dagster_home, run_config, OPENAI_API_KEY=key, OPENAI_BASE_URL=base_url)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    result = summary(dagster_home, monkeypatch)
+    assert str(result["model_name"]).startswith("ft:")
+    assert result["fine_tuned_accuracy"] > result["base_accuracy"]  # type: ignore[operator]
+    # The job went to the served backend, not the in-process one.
+    assert not (_isolated_environment / "local_openai").exists()
+    assert provider_counts(served_dir)[0] == 1
+    assert key not in run.stdout + run.stderr
+    for root in (dagster_home, _isolated_environment):
+        for path in root.rglob("*"):
+            if path.is_file():
+                assert key.encode() not in path.read_bytes(), f"API key stored in {path}"
+
+
+def test_make_run_summary_reports_when_nothing_ran(dagster_home: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    out = subprocess.run([sys.executable, "-m", "fine_tuning.summary"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "No fine_tuning_job run found" in out.stderr
