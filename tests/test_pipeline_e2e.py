@@ -63,9 +63,9 @@ def summary(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     return result
 
 
-def provider_counts(workdir: Path) -> tuple[int, int]:
-    """(fine-tuning jobs, uploaded fine-tune files) in the local backend's store."""
-    client = local_client(str(workdir / "local_openai"))
+def provider_counts(store: Path) -> tuple[int, int]:
+    """(fine-tuning jobs, uploaded fine-tune files) in a local backend store."""
+    client = local_client(str(store))
     jobs = list(client.fine_tuning.jobs.list(limit=100))
     files = [f for f in client.files.list(purpose="fine-tune") if f.purpose == "fine-tune"]
     return len(jobs), len(files)
@@ -82,7 +82,7 @@ def test_full_run_then_unchanged_rerun_costs_nothing(
     assert result["reused"] is False
     assert result["fine_tuned_accuracy"] > result["base_accuracy"] + 0.1  # type: ignore[operator]
     assert result["eval_examples"] >= 100  # type: ignore[operator]
-    assert provider_counts(_isolated_environment) == (1, 2)
+    assert provider_counts(_isolated_environment / "local_openai") == (1, 2)
 
     second = execute_job(dagster_home, run_config)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -90,7 +90,7 @@ def test_full_run_then_unchanged_rerun_costs_nothing(
     assert again["model_name"] == result["model_name"]
     assert again["job_id"] == result["job_id"]
     assert again["reused"] is True
-    assert provider_counts(_isolated_environment) == (1, 2), "an unchanged re-run must not pay again"
+    assert provider_counts(_isolated_environment / "local_openai") == (1, 2), "an unchanged re-run must not pay again"
 
 
 def _copy_with_extra_books(tmp_path: Path) -> Path:
@@ -106,6 +106,7 @@ def _copy_with_extra_books(tmp_path: Path) -> Path:
                 except json.JSONDecodeError:
                     continue
                 book["book_id"] = f"9{index:08d}"
+                book["title"] = f"{book.get('title', '')} (second printing)"
                 extra.append(json.dumps(book))
         dst.write("\n".join(extra) + "\n")
     return changed
@@ -126,7 +127,7 @@ def test_changed_input_trains_a_new_model(
     after = summary(dagster_home, monkeypatch)
     assert after["reused"] is False
     assert after["model_name"] != model_before
-    jobs, files = provider_counts(_isolated_environment)
+    jobs, files = provider_counts(_isolated_environment / "local_openai")
     assert jobs == 2
     assert files >= 3  # at least the new training file; an unchanged validation file is reused
 

@@ -1,0 +1,46 @@
+"""`python -m fine_tuning.local_openai serve [...]`: the local backend over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from fine_tuning.local_openai.server import DEFAULT_HOST, DEFAULT_PORT, serve
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see DESIGN.md)."""
+    parser = argparse.ArgumentParser(prog="python -m fine_tuning.local_openai")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="serve the OpenAI-compatible API at /v1")
+    run.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default: loopback only)")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT)
+    run.add_argument("--data-dir", default=None, help="store directory (default: $FINE_TUNING_WORKDIR/local_openai)")
+    run.add_argument("--api-key", default=None, help="refuse requests without this bearer token (401)")
+    run.add_argument("--latency-ms", type=float, default=0.0, help="delay every response by this much")
+    run.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500/503")
+    run.add_argument("--job-seconds", type=float, default=3.0, help="time from job creation to a final state")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.error_rate <= 1.0:
+        parser.error("--error-rate must be within [0, 1]")
+    if args.latency_ms < 0 or args.job_seconds < 0:
+        parser.error("--latency-ms and --job-seconds must not be negative")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point."""
+    args = parse_args(argv)
+    serve(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        api_key=args.api_key,
+        latency_ms=args.latency_ms,
+        error_rate=args.error_rate,
+        job_seconds=args.job_seconds,
+    )
+
+
+if __name__ == "__main__":
+    main()

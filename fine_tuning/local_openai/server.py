@@ -1,0 +1,167 @@
+"""The local backend over real HTTP: a bare ASGI adapter around the router, run by uvicorn.
+
+No web framework: the router already does routing and parsing, so the adapter only turns an
+ASGI scope into a `LocalRequest` (reading at most the body limit) and runs the synchronous
+router in a worker thread so slow requests (training, injected latency) do not block others.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import uvicorn
+
+from fine_tuning.local_openai.http import DEFAULT_MAX_BODY_BYTES, LocalRequest, LocalResponse, Router, error_response
+from fine_tuning.local_openai.state import ApiError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8800
+
+
+class AsgiApp:
+    """ASGI callable serving a `Router`."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        body = await self._read_body(scope, receive)
+        if body is None:
+            response = error_response(ApiError(
+                413, f"Request body exceeds the limit of {self.router.max_body_bytes} bytes.", code="request_too_large"
+            ))
+        else:
+            request = LocalRequest(
+                method=scope["method"],
+                path=scope["path"],
+                query=urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+                headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
+                body=body,
+            )
+            response = await anyio.to_thread.run_sync(self.router.handle, request)
+        await self._send(send, response)
+
+    async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | None:
+        """The body, or None once it exceeds the limit (stops reading: no unbounded buffering)."""
+        limit = self.router.max_body_bytes
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"content-length" and value.isdigit() and int(value) > limit:
+                return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b""
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    @staticmethod
+    async def _send(send: Any, response: LocalResponse) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    @staticmethod
+    async def _lifespan(receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    api_key: str | None = None,
+    latency_ms: float = 0.0,
+    error_rate: float = 0.0,
+    job_seconds: float = 3.0,
+    fault_seed: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> AsgiApp:
+    """The ASGI app over a store (default: settings.local_openai_dir())."""
+    if data_dir is None:
+        from fine_tuning.settings import local_openai_dir
+
+        data_dir = local_openai_dir()
+    router = Router(
+        data_dir, api_key=api_key, latency_ms=latency_ms, error_rate=error_rate,
+        job_seconds=job_seconds, fault_seed=fault_seed, max_body_bytes=max_body_bytes,
+    )
+    return AsgiApp(router)
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    data_dir: str | os.PathLike[str] | None = None,
+    api_key: str | None = None,
+    latency_ms: float = 0.0,
+    error_rate: float = 0.0,
+    job_seconds: float = 3.0,
+) -> None:
+    """Serve the API at http://{host}:{port}/v1 until interrupted (binds loopback by default)."""
+    app = create_app(data_dir, api_key=api_key, latency_ms=latency_ms, error_rate=error_rate, job_seconds=job_seconds)
+    print(
+        f"local OpenAI backend: http://{host}:{port}/v1 (store {app.router.backend.store.root}, "
+        f"auth {'on' if api_key else 'off'}, latency {latency_ms} ms, error rate {error_rate}, "
+        f"job {job_seconds} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+
+
+@dataclass
+class RunningServer:
+    """A server started by `running_server`: where it listens and its router (for stats)."""
+
+    base_url: str
+    port: int
+    router: Router
+
+
+@contextmanager
+def running_server(
+    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **app_kwargs: Any
+) -> Iterator[RunningServer]:
+    """Run uvicorn in a background thread (port 0 = a free port); always shut down on exit."""
+    app = create_app(data_dir, **app_kwargs)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="local-openai-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("local OpenAI server did not start")
+            time.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        yield RunningServer(f"http://{host}:{bound}/v1", bound, app.router)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
