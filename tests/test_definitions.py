@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, timezone
 import subprocess
 import sys
 from pathlib import Path
@@ -28,31 +29,32 @@ def test_definitions_name_every_asset_check_job_and_schedule() -> None:
     assert ASSETS | {"goodreads_source_dataset"} <= keys
     check_names = {key.name for key in repo.asset_graph.asset_check_keys}
     assert CHECKS <= check_names
-    assert defs.get_job_def("fine_tuning_job").tags["fine_tuning/provider_job"] == "goodreads"
-    assert defs.get_schedule_def("retune_schedule").job_name == "fine_tuning_job"
+    assert defs.resolve_job_def("fine_tuning_job").tags["fine_tuning/provider_job"] == "goodreads"
+    assert defs.resolve_schedule_def("retune_schedule").job_name == "fine_tuning_job"
 
 
 def test_format_checks_block_the_uploads() -> None:
     repo = defs.get_repository_def()
-    for name in ("training_file_format_check", "validation_file_format_check"):
-        spec = next(s for s in repo.asset_graph.asset_check_specs if s.name == name)  # type: ignore[attr-defined]
-        assert spec.blocking, name
+    for key in repo.asset_graph.asset_check_keys:
+        if key.name in ("training_file_format_check", "validation_file_format_check"):
+            assert repo.asset_graph.get_check_spec(key).blocking, key.name
 
 
 def test_fine_tuning_job_covers_every_asset_and_check() -> None:
-    job = defs.get_job_def("fine_tuning_job")
+    job = defs.resolve_job_def("fine_tuning_job")
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
     assert ASSETS <= selected
     assert CHECKS <= {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
 
 
 def test_schedule_requests_a_tagged_run_of_the_job() -> None:
-    context = dg.build_schedule_context(scheduled_execution_time=None)
-    request = retune_schedule(context)
+    tick = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+    request = retune_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
     assert isinstance(request, dg.RunRequest)
+    assert request.run_key == tick.isoformat()
     assert retune_schedule.job_name == fine_tuning_job.name
     assert retune_schedule.cron_schedule == "0 3 * * 1"
-    assert PROVIDER_JOB_TAG.items() <= defs.get_job_def("fine_tuning_job").tags.items()
+    assert PROVIDER_JOB_TAG.items() <= defs.resolve_job_def("fine_tuning_job").tags.items()
 
 
 def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
