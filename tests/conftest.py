@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 if SHARED_TIKTOKEN.is_dir():
     # o200k_base ships beside the checkout; tiktoken must never download it at test time.
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED_TIKTOKEN))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throw-away DAGSTER_HOME with the project's instance config, for CLI calls and instances."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
 
 
 @pytest.fixture(autouse=True)
