@@ -22,6 +22,7 @@ from pydantic import Field
 from fine_tuning import prompts
 from fine_tuning.openai_job import describe_api_error, latest_metadata
 from fine_tuning.tuning import TuningSettings
+from fine_tuning.warehouse import connection
 
 TOP_CONFUSIONS = 10
 MAX_FAILURE_SAMPLES = 5
@@ -297,7 +298,7 @@ def fine_tuned_model_accuracy(
     model_name = latest_metadata(context, "fine_tuned_model").get("model_name")
     if not model_name:
         raise dg.Failure(description="The latest fine_tuned_model materialization has no model_name metadata.")
-    with duckdb.get_connection() as conn:
+    with connection(duckdb) as conn:
         examples, categories = load_test_examples(conn, config.max_examples)
     if not categories:
         raise dg.Failure(description="The categories table is empty; materialize book_category first.")

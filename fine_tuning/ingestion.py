@@ -19,7 +19,6 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning import settings
+from fine_tuning.warehouse import connection, table_schema
 
 GROUP = "goodreads"
 HTTP_TIMEOUT_SECONDS = 60
@@ -237,27 +237,6 @@ with warnings.catch_warnings():
                 "authors_version": authors_version,
             },
         )
-
-
-@contextmanager
-def connection(duckdb: DuckDBResource) -> Iterator:
-    """The resource's connection, closed even when the step fails.
-
-    DuckDBResource closes its connection only on success; a leaked read-write connection
-    would keep the file locked for the rest of the process (tests, in-process executor).
-    """
-    with duckdb.get_connection() as con, closing(con):
-        yield con
-
-
-def table_schema(con, table: str) -> dg.TableSchema:
-    """The table's columns and DuckDB types as a Dagster TableSchema."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
-    return dg.TableSchema(columns=[dg.TableColumn(name=n, type=t) for n, t in rows])
 
 
 def load_json_lines(con, table: str, load_sql: str, key: str, source: str, what: str,

@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,6 +30,7 @@ from fine_tuning.file_checks import (
 )
 from fine_tuning.prompts import training_example
 from fine_tuning.settings import files_dir
+from fine_tuning.warehouse import connection
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 FETCH_BATCH = 1000
@@ -327,8 +327,7 @@ def training_files(
 ) -> Iterator[dg.MaterializeResult]:
     """Split the labelled books and write training.jsonl and validation.jsonl."""
     out_dir = files_dir()
-    # closing(): DuckDBResource only closes on success; a failed step must not keep the file open.
-    with duckdb.get_connection() as conn, closing(conn):
+    with connection(duckdb) as conn:
         train, validation, facts = build_training_files(conn, config, out_dir)
     context.log.info(
         f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
