@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from fine_tuning import evaluation, features, file_checks, ingestion, openai_job, training_files
+from fine_tuning import (
+    evaluation,
+    features,
+    file_checks,
+    ingestion,
+    openai_job,
+    training_files,
+    uploads,
+)
 from fine_tuning.automation import fine_tuning_job, retune_schedule
 from fine_tuning.resources import build_resources
 
-_ASSET_MODULES = [ingestion, features, training_files, openai_job]
+_ASSET_MODULES = [ingestion, features, training_files, uploads, openai_job]
 _CHECK_MODULES = [file_checks, evaluation]
 
 defs = dg.Definitions(

@@ -20,8 +20,9 @@ from dagster_openai import OpenAIResource
 from pydantic import Field
 
 from fine_tuning import prompts
-from fine_tuning.openai_job import describe_api_error, latest_metadata
+from fine_tuning.openai_errors import describe_api_error
 from fine_tuning.tuning import TuningSettings
+from fine_tuning.upstream import latest_metadata
 from fine_tuning.warehouse import connection
 
 TOP_CONFUSIONS = 10
@@ -295,7 +296,11 @@ def fine_tuned_model_accuracy(
     tuning: TuningSettings,
 ) -> dg.AssetCheckResult:
     """Compare the fine-tuned model with its base model on every test book."""
-    model_name = latest_metadata(context, "fine_tuned_model").get("model_name")
+    produced = latest_metadata(context, "fine_tuned_model")
+    model_name = produced.get("model_name")
+    # Compare with the model this one was actually trained from, even if the tuning config
+    # has changed since.
+    base_model = str(produced.get("base_model") or tuning.base_model)
     if not model_name:
         raise dg.Failure(description="The latest fine_tuned_model materialization has no model_name metadata.")
     with connection(duckdb) as conn:
@@ -310,12 +315,12 @@ def fine_tuned_model_accuracy(
             metadata={"eval_examples": 0},
         )
     context.log.info(
-        f"Evaluating {model_name} and {tuning.base_model} on {len(examples)} test books "
+        f"Evaluating {model_name} and {base_model} on {len(examples)} test books "
         f"({config.concurrency} requests at a time)."
     )
     with openai.get_client(context) as client:
         result = evaluate_models(
-            client, examples, categories, tuning.base_model, str(model_name),
+            client, examples, categories, base_model, str(model_name),
             concurrency=config.concurrency, max_retries=config.max_retries, log=context.log.warning,
         )
     metadata = check_metadata(result, categories)

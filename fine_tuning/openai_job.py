@@ -1,10 +1,10 @@
-"""Uploads and the resumable `fine_tuned_model` job: never pay twice, never orphan a running job.
+"""`fine_tuned_model`: a resumable fine-tuning job that is never paid for twice.
 
-* Uploads are content-addressed: a file whose sha256 was already uploaded (purpose fine-tune)
-  is reused instead of uploaded again.
-* A fine-tuning job is identified by a fingerprint of everything that determines its result.
-  The fingerprint lives in the provider job's `metadata`, so the next materialization (or a
-  run retry after a crash) finds the same job again instead of paying for a new one.
+* The job is identified by a fingerprint of everything that determines its result. The
+  fingerprint lives in the provider job's `metadata`, so the next materialization (or a run
+  retry after a crash) finds the same job again instead of paying for a new one.
+* Creating the job is never blindly retried: after an ambiguous failure the job is looked up by
+  fingerprint first.
 * Terminating the Dagster run cancels the provider job it was waiting for.
 
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
@@ -16,24 +16,22 @@ import io
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import openai as openai_sdk
 from dagster_openai import OpenAIResource
-from openai.types import FileObject
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from pydantic import Field
 
+from fine_tuning.openai_errors import api_errors, describe_api_error, is_transient, redact
 from fine_tuning.tuning import TuningSettings
+from fine_tuning.uploads import GROUP, upload_training_file, upload_validation_file
+from fine_tuning.upstream import latest_metadata
 
-FILE_PURPOSE = "fine-tune"
-GROUP = "fine_tuning"
 FINGERPRINT_KEY = "dagster_fingerprint"
 ASSET_TAG_KEY = "dagster_asset"
 FINGERPRINT_VERSION = 1  # bump when the fingerprint payload changes meaning
@@ -41,196 +39,8 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 MIN_POLL_SECONDS = 0.2
 MAX_EVENTS_PER_POLL = 1000  # bounds the first fetch when attaching to a long job
 MAX_TRANSIENT_POLL_FAILURES = 5  # consecutive polls that may fail (after the client's own retries)
-_HASH_CHUNK = 1 << 20
-
-
-# --------------------------------------------------------------------------------------------
-# Small shared helpers
-# --------------------------------------------------------------------------------------------
-
-
-def latest_metadata(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext | dg.OpExecutionContext,
-    asset_key: dg.AssetKey | str | dg.AssetsDefinition,
-) -> dict[str, Any]:
-    """Plain metadata values of the latest materialization of `asset_key` on this instance.
-
-    Raises `dg.Failure` naming the asset when it has never been materialized.
-    """
-    key = asset_key.key if isinstance(asset_key, dg.AssetsDefinition) else dg.AssetKey.from_coercible(asset_key)
-    event = context.instance.get_latest_materialization_event(key)
-    materialization = event.asset_materialization if event is not None else None
-    if materialization is None:
-        raise dg.Failure(
-            description=f"Asset {key.to_user_string()} has never been materialized; materialize it first."
-        )
-    return {name: value.value for name, value in materialization.metadata.items()}
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so large files never sit in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _redact(text: str, secret: str | None) -> str:
-    """Never let an API key reach a log line or an error message."""
-    if secret and len(secret) >= 6 and secret in text:
-        return text.replace(secret, "***")
-    return text
-
-
-def describe_api_error(error: openai_sdk.APIError, action: str) -> str:
-    """A one-line, key-free explanation of an OpenAI client error."""
-    if isinstance(error, openai_sdk.APIStatusError):
-        code = getattr(error, "code", None)
-        body = error.body if isinstance(error.body, dict) else {}
-        message = body.get("message") if isinstance(body.get("message"), str) else error.message
-        return (
-            f"OpenAI API refused {action}: HTTP {error.status_code} {type(error).__name__}"
-            f"{f' ({code})' if code else ''}: {message}"
-        )
-    if isinstance(error, openai_sdk.APITimeoutError):
-        return f"OpenAI API timed out while {action}: {error.message}"
-    if isinstance(error, openai_sdk.APIConnectionError):
-        return f"Could not reach the OpenAI API while {action}: {error.message}"
-    return f"OpenAI API error while {action}: {type(error).__name__}: {error.message}"
-
-
-@contextmanager
-def api_errors(action: str, client: openai_sdk.OpenAI | None = None) -> Iterator[None]:
-    """Turn `openai.APIError`s into a clear `dg.Failure` (interrupts pass through untouched)."""
-    try:
-        yield
-    except openai_sdk.APIError as error:
-        secret = client.api_key if client is not None else None
-        raise dg.Failure(description=_redact(describe_api_error(error, action), secret)) from None
-
-
-# --------------------------------------------------------------------------------------------
-# Uploads
-# --------------------------------------------------------------------------------------------
-
-
-def upload_filename(sha256: str, kind: str) -> str:
-    """The name a file is uploaded under: content-addressed, so reuse can be found by listing."""
-    return f"{sha256[:16]}-{kind}.jsonl"
-
-
-def _content_sha256(client: openai_sdk.OpenAI, file_id: str) -> str | None:
-    """sha256 of an uploaded file's content, or None when the provider refuses to serve it.
-
-    OpenAI does not let fine-tune files be downloaded; the local backend does. When refused,
-    the match rests on the name (16 hex digits of the sha256) and the exact byte count.
-    """
-    try:
-        content = client.files.content(file_id)
-    except (openai_sdk.PermissionDeniedError, openai_sdk.BadRequestError, openai_sdk.NotFoundError):
-        return None
-    return hashlib.sha256(content.content).hexdigest()
-
-
-def find_uploaded_file(
-    client: openai_sdk.OpenAI, sha256: str, size: int, kind: str, log: Any | None = None
-) -> FileObject | None:
-    """An already uploaded fine-tune file with this content, if there is one."""
-    wanted_name = upload_filename(sha256, kind)
-    for uploaded in client.files.list(purpose=FILE_PURPOSE):  # auto-paginates
-        if uploaded.filename != wanted_name or uploaded.bytes != size or uploaded.status == "error":
-            continue
-        content_sha = _content_sha256(client, uploaded.id)
-        if content_sha is None:
-            if log is not None:
-                log.info(f"{uploaded.id}: provider does not serve fine-tune content; matched on name and size")
-            return uploaded
-        if content_sha == sha256:
-            return uploaded
-        if log is not None:
-            log.warning(f"{uploaded.id} is named {wanted_name} but its content differs; not reusing it")
-    return None
-
-
-def _verified_upstream_file(upstream: Mapping[str, Any], source: str) -> tuple[Path, str]:
-    """Path and sha256 of the upstream JSONL file, after checking the file still has that content."""
-    missing = [key for key in ("path", "sha256") if not upstream.get(key)]
-    if missing:
-        raise dg.Failure(
-            description=f"The latest materialization of {source} has no {', '.join(missing)} metadata."
-        )
-    path = Path(str(upstream["path"]))
-    expected = str(upstream["sha256"])
-    if not path.is_file():
-        raise dg.Failure(description=f"{source} file {path} is missing; re-materialize {source}.")
-    actual = file_sha256(path)
-    if actual != expected:
-        raise dg.Failure(
-            description=(
-                f"{source} file {path} changed since it was materialized and checked "
-                f"(sha256 {actual[:12]}..., recorded {expected[:12]}...); re-materialize {source}."
-            )
-        )
-    return path, expected
-
-
-def upload_or_reuse(
-    client: openai_sdk.OpenAI, path: Path, sha256: str, kind: str, log: Any | None = None
-) -> tuple[FileObject, bool]:
-    """The uploaded file for this content and whether it was reused rather than uploaded now."""
-    size = path.stat().st_size
-    with api_errors(f"listing uploaded files for {path.name}", client):
-        existing = find_uploaded_file(client, sha256, size, kind, log)
-    if existing is not None:
-        return existing, True
-    with api_errors(f"uploading {path}", client), path.open("rb") as handle:
-        uploaded = client.files.create(
-            file=(upload_filename(sha256, kind), handle, "application/jsonl"), purpose=FILE_PURPOSE
-        )
-    return uploaded, False
-
-
-def build_upload_asset(kind: str) -> dg.AssetsDefinition:
-    """`upload_{kind}_file`: uploads `{kind}_file` once per content (kind: training|validation)."""
-    source = f"{kind}_file"
-
-    @dg.asset(
-        name=f"upload_{kind}_file",
-        kinds={"openai"},
-        group_name=GROUP,
-        deps=[source],
-        description=(
-            f"Upload {source} (purpose fine-tune), reusing an already uploaded file with the same "
-            "sha256 instead of uploading it again."
-        ),
-    )
-    def _upload(context: dg.AssetExecutionContext, openai: OpenAIResource) -> dg.MaterializeResult:
-        path, sha256 = _verified_upstream_file(latest_metadata(context, source), source)
-        with openai.get_client(context) as client:
-            uploaded, reused = upload_or_reuse(client, path, sha256, kind, context.log)
-        context.log.info(f"{'Reusing' if reused else 'Uploaded'} {uploaded.id} for {path} ({sha256[:12]}...)")
-        return dg.MaterializeResult(
-            metadata={
-                "file_id": uploaded.id,
-                "bytes": int(uploaded.bytes),
-                "reused": reused,
-                "sha256": sha256,
-                "filename": uploaded.filename,
-                "path": str(path),
-            }
-        )
-
-    return _upload
-
-
-upload_training_file = build_upload_asset("training")
-upload_validation_file = build_upload_asset("validation")
-
-
-# --------------------------------------------------------------------------------------------
-# Fine-tuning job
-# --------------------------------------------------------------------------------------------
+CREATE_ATTEMPTS = 4  # tries at creating the job, each preceded by a look-up after the first
+CREATE_BACKOFF_SECONDS = 2.0
 
 
 class FineTunedModelConfig(dg.Config):
@@ -388,20 +198,13 @@ def report_progress(job: FineTuningJob, progress: JobProgress, log: Any, now: fl
     log.info(f"Job {job.id}: {job.status}, step {step_text}, train loss {loss_text}{finish}")
 
 
-def is_transient(error: openai_sdk.APIError) -> bool:
-    """Rate limits, server errors and connection problems: worth another poll."""
-    if isinstance(error, openai_sdk.APIConnectionError):
-        return True
-    return isinstance(error, openai_sdk.APIStatusError) and (error.status_code == 429 or error.status_code >= 500)
-
-
 def cancel_quietly(client: openai_sdk.OpenAI, job_id: str, log: Any) -> None:
     """Cancel a provider job on the way out; a failure to cancel is logged, not raised."""
     try:
         job = client.fine_tuning.jobs.cancel(job_id)
         log.warning(f"Run interrupted: cancelled fine-tuning job {job_id} (status {job.status}).")
     except openai_sdk.APIError as error:
-        log.error(_redact(describe_api_error(error, f"cancelling job {job_id}"), client.api_key))
+        log.error(redact(describe_api_error(error, f"cancelling job {job_id}"), client.api_key))
 
 
 def wait_for_job(
@@ -428,10 +231,10 @@ def wait_for_job(
                 transient_failures += 1
                 if not is_transient(error) or transient_failures > MAX_TRANSIENT_POLL_FAILURES:
                     raise dg.Failure(
-                        description=_redact(describe_api_error(error, f"polling fine-tuning job {job_id}"), client.api_key)
+                        description=redact(describe_api_error(error, f"polling fine-tuning job {job_id}"), client.api_key)
                         + " (the job keeps running at the provider; the next materialization attaches to it)"
                     ) from None
-                log.warning(_redact(describe_api_error(error, f"polling job {job_id}"), client.api_key) + "; retrying")
+                log.warning(redact(describe_api_error(error, f"polling job {job_id}"), client.api_key) + "; retrying")
                 sleep(next_poll_delay(poll_interval_seconds, None, clock()))
                 continue
             now = clock()
@@ -451,6 +254,50 @@ def wait_for_job(
         # The Dagster run was terminated (UI/CLI): do not leave a paid job running unattended.
         cancel_quietly(client, job_id, log)
         raise
+
+
+def _retry_after_seconds(error: openai_sdk.APIError, default: float) -> float:
+    """The provider's retry-after hint when it sent one, else `default`."""
+    response = getattr(error, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return max(float(value), 0.0) if value is not None else default
+    except ValueError:
+        return default
+
+
+def create_job_once(
+    client: openai_sdk.OpenAI,
+    fingerprint: str,
+    create_kwargs: Mapping[str, Any],
+    log: Any,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[FineTuningJob, bool]:
+    """Create the provider job without ever creating it twice; returns (job, found_existing).
+
+    The client's automatic retries are off for this one POST: when a request times out or
+    fails with a 5xx after the provider accepted it, a blind retry would start (and bill) a
+    second job. So before every new attempt the job is looked up by its fingerprint.
+    """
+    once = client.with_options(max_retries=0)
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        if attempt > 1:
+            existing = [job for job in find_jobs(client, fingerprint) if job.status not in ("failed", "cancelled")]
+            if existing:
+                log.info(f"The earlier create request did reach the provider: using job {existing[0].id}.")
+                return existing[0], True
+        try:
+            return once.fine_tuning.jobs.create(**create_kwargs), False
+        except openai_sdk.APIError as error:
+            if not is_transient(error) or attempt == CREATE_ATTEMPTS:
+                raise
+            delay = _retry_after_seconds(error, CREATE_BACKOFF_SECONDS * attempt)
+            log.warning(
+                redact(describe_api_error(error, "creating the fine-tuning job"), client.api_key)
+                + f"; checking whether it was created, then trying again in {delay:.1f} s"
+            )
+            sleep(delay)
+    raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
 def resolved_hyperparameters(job: FineTuningJob) -> dict[str, Any]:
@@ -588,18 +435,19 @@ def fine_tuned_model(
             verb = "Reusing succeeded" if job.status == "succeeded" else "Attaching to in-flight"
             context.log.info(f"{verb} fine-tuning job {job.id} ({job.status}).")
         else:
+            create_kwargs = {
+                "model": tuning.base_model,
+                "training_file": str(training["file_id"]),
+                "validation_file": str(validation["file_id"]),
+                "method": method,
+                "suffix": tuning.suffix,
+                "seed": tuning.seed,
+                "metadata": job_metadata(fingerprint),
+            }
             with api_errors("creating the fine-tuning job", client):
-                job = client.fine_tuning.jobs.create(
-                    model=tuning.base_model,
-                    training_file=str(training["file_id"]),
-                    validation_file=str(validation["file_id"]),
-                    method=method,
-                    suffix=tuning.suffix,
-                    seed=tuning.seed,
-                    metadata=job_metadata(fingerprint),
-                )
-            reused = False
-            context.log.info(f"Created fine-tuning job {job.id} on {tuning.base_model}.")
+                job, reused = create_job_once(client, fingerprint, create_kwargs, context.log)
+            if not reused:
+                context.log.info(f"Created fine-tuning job {job.id} on {tuning.base_model}.")
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:

@@ -20,17 +20,14 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from fine_tuning.file_checks import (
-    TRAINING_FILE_NAME,
-    VALIDATION_FILE_NAME,
-    TokenCounter,
-    count_example_tokens,
-    token_counter,
-    token_stats,
-)
 from fine_tuning.prompts import training_example
 from fine_tuning.settings import files_dir
+from fine_tuning.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
 from fine_tuning.warehouse import connection
+
+# Names inside files_dir(); the file checks read the files back from the same paths.
+TRAINING_FILE_NAME = "training.jsonl"
+VALIDATION_FILE_NAME = "validation.jsonl"
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 FETCH_BATCH = 1000

@@ -7,6 +7,7 @@ import math
 import pytest
 from test_local_openai_support import CATEGORIES, toy_examples, toy_prompts, train_toy_model
 
+from fine_tuning import tokens
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.prompts import parse_answer, response_format
@@ -18,7 +19,7 @@ def conversations(n: int, seed: int = 0) -> list[list[dict]]:
 
 @pytest.mark.parametrize(
     ("n_examples", "epochs"),
-    [(10, 10), (20, 5), (33, 4), (34, 3), (1000, 3), (8333, 3), (8334, 2), (30_000, 1)],
+    [(10, 10), (20, 5), (33, 3), (34, 3), (1000, 3), (8333, 3), (8334, 2), (30_000, 1)],
 )
 def test_auto_epochs_follow_the_cookbook_rule(n_examples: int, epochs: int) -> None:
     assert learner.auto_n_epochs(n_examples) == epochs
@@ -102,20 +103,19 @@ def test_token_counts_are_consistent() -> None:
     assert learner.count_text_tokens(text) > 0
     assert learner.count_text_tokens("") == 0
     messages = [{"role": "user", "content": text}]
+    # The cookbook's rule: 3 tokens per message and 3 to prime the reply.
     assert learner.count_message_tokens(messages) == learner.count_text_tokens(text) + learner.count_text_tokens(
         "user"
-    ) + learner.TOKENS_PER_MESSAGE + learner.TOKENS_REPLY_PRIMING
-    assert learner.token_counting_method() in ("tiktoken:o200k_base", "estimate:4-chars-per-token")
+    ) + 3 + 3
+    # The backend counts exactly as the pipeline's file checks do.
+    assert learner.count_message_tokens(messages) == tokens.count_example_tokens(messages, tokens.token_counter())
+    assert tokens.token_counter().method in ("exact: tiktoken o200k_base", tokens.ESTIMATED_COUNTER.method)
 
 
 def test_token_estimate_when_encoding_is_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # no o200k_base file there
-    learner._encoding.cache_clear()
-    try:
-        assert learner.token_counting_method() == "estimate:4-chars-per-token"
-        assert learner.count_text_tokens("x" * 10) == 3
-    finally:
-        learner._encoding.cache_clear()
+    assert tokens.token_counter() is tokens.ESTIMATED_COUNTER
+    assert learner.count_text_tokens("x" * 10) == 4  # ceil(10 UTF-8 bytes / 3)
 
 
 def test_fine_tuned_model_beats_base_on_held_out_examples(tmp_path) -> None:

@@ -7,6 +7,7 @@ metadata the files step records (`path`, `sha256`, `examples`).
 """
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -23,26 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx2
 import openai
 import pytest
 
 from fine_tuning import prompts
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
+from fine_tuning.local_openai.http import Router
+from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport
 from fine_tuning.openai_job import (
     FINGERPRINT_KEY,
     choose_job,
-    file_sha256,
+    create_job_once,
     fine_tuned_model,
     job_metadata,
     next_poll_delay,
     training_fingerprint,
-    upload_filename,
-    upload_training_file,
-    upload_or_reuse,
-    upload_validation_file,
     wait_for_job,
 )
+from fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
+from fine_tuning.upstream import file_sha256
 from fine_tuning.tuning import TuningSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -456,7 +458,8 @@ DEFS_FILE = """
 import os
 import dagster as dg
 from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.openai_job import fine_tuned_model, upload_training_file, upload_validation_file
+from fine_tuning.openai_job import fine_tuned_model
+from fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.tuning import TuningSettings
 
 chain_job = dg.define_asset_job(
@@ -619,3 +622,44 @@ def test_a_crash_mid_poll_loses_nothing(tmp_path: Path, cli_chain: Chain) -> Non
     metadata = cli_chain.model_metadata()
     assert metadata["job_id"] == job_id and metadata["reused"] is True
     assert len(cli_chain.jobs()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating a job never pays twice, even when the provider's answer is lost
+# ---------------------------------------------------------------------------------------------
+
+
+class _LosesFirstCreateAnswer(LocalTransport):
+    """The provider accepts the first job-create request, but its answer is lost (a 502)."""
+
+    def __init__(self, router: Router) -> None:
+        super().__init__(router)
+        self.creates = 0
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        if request.method == "POST" and request.url.path.endswith("/fine_tuning/jobs"):
+            self.creates += 1
+            if self.creates == 1:
+                return httpx2.Response(502, json={"error": {"message": "bad gateway", "type": "server_error",
+                                                            "param": None, "code": None}}, request=request)
+        return response
+
+
+def test_a_lost_create_answer_is_found_by_fingerprint_not_created_again(chain: Chain) -> None:
+    transport = _LosesFirstCreateAnswer(Router(str(chain.backend_dir), job_seconds=1.0))
+    client = openai.OpenAI(api_key="local", base_url=LOCAL_BASE_URL,
+                           http_client=httpx2.Client(transport=transport, base_url=LOCAL_BASE_URL))
+    training, _ = upload_or_reuse(client, chain.files_dir / "training.jsonl",
+                                  file_sha256(chain.files_dir / "training.jsonl"), "training")
+    fingerprint = "f" * 64
+    kwargs = {"model": chain.tuning.base_model, "training_file": training.id,
+              "metadata": job_metadata(fingerprint), "method": chain.tuning.method()}
+    sleeps: list[float] = []
+
+    job, found_existing = create_job_once(client, fingerprint, kwargs, logging.getLogger("test"), sleep=sleeps.append)
+
+    assert transport.creates == 1, "a blind retry of the create request would have started a second job"
+    assert found_existing is True
+    assert [j.id for j in chain.jobs()] == [job.id]
+    assert len(sleeps) == 1

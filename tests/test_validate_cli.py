@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tuning.file_checks import PRICING_AS_OF
+from fine_tuning.pricing import PRICING_AS_OF
 from fine_tuning.prompts import training_example
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from hmac import compare_digest
 from typing import Any
 
-from fine_tuning.local_openai.state import ApiError, LocalOpenAI, bad_request, new_id
+from fine_tuning.local_openai.errors import ApiError, bad_request
+from fine_tuning.local_openai.service import LocalOpenAI
+from fine_tuning.local_openai.state import new_id
 
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 RETRY_AFTER_MS = 100  # what injected 429/503 responses ask the client to wait
@@ -244,21 +246,25 @@ class Router:
         self._lock = threading.Lock()
         # Server-side counters: tests use them to prove injected faults really happened.
         self.stats: dict[str, int] = {"requests": 0, "faults": 0, "429": 0, "500": 0, "503": 0}
+        files, jobs, chat = self.backend.files, self.backend.jobs, self.backend.chat
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"/v1/models"), self._list_models),
-            ("GET", re.compile(r"/v1/models/(?P<model>[^/]+)"), self._get_model),
+            ("GET", re.compile(r"/v1/models/(?P<model>[^/]+)"), _by_path_param(chat.get_model, "model")),
             ("POST", re.compile(r"/v1/files"), self._create_file),
             ("GET", re.compile(r"/v1/files"), self._list_files),
-            ("GET", re.compile(r"/v1/files/(?P<file_id>[^/]+)"), self._get_file),
-            ("DELETE", re.compile(r"/v1/files/(?P<file_id>[^/]+)"), self._delete_file),
+            ("GET", re.compile(r"/v1/files/(?P<file_id>[^/]+)"), _by_path_param(files.get, "file_id")),
+            ("DELETE", re.compile(r"/v1/files/(?P<file_id>[^/]+)"), _by_path_param(files.delete, "file_id")),
             ("GET", re.compile(r"/v1/files/(?P<file_id>[^/]+)/content"), self._file_content),
-            ("POST", re.compile(r"/v1/fine_tuning/jobs"), self._create_job),
+            ("POST", re.compile(r"/v1/fine_tuning/jobs"), _by_json_body(jobs.create)),
             ("GET", re.compile(r"/v1/fine_tuning/jobs"), self._list_jobs),
-            ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)"), self._get_job),
-            ("POST", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/cancel"), self._cancel_job),
-            ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/events"), self._list_events),
-            ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/checkpoints"), self._list_checkpoints),
-            ("POST", re.compile(r"/v1/chat/completions"), self._chat_completion),
+            ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)"), _by_path_param(jobs.get, "job_id")),
+            ("POST", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/cancel"),
+             _by_path_param(jobs.cancel, "job_id")),
+            ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/events"),
+             _job_timeline(jobs.list_events, default_limit=20, max_limit=10_000)),
+            ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/checkpoints"),
+             _job_timeline(jobs.list_checkpoints, default_limit=10, max_limit=100)),
+            ("POST", re.compile(r"/v1/chat/completions"), _by_json_body(chat.chat_completion)),
         ]
 
     # -- entry point
@@ -337,14 +343,10 @@ class Router:
                 return handler, match.groupdict()
         raise ApiError(404, f"Invalid URL ({request.method.upper()} {request.path})", code="unknown_url")
 
-    # -- models
+    # -- handlers that need more than one call (the rest are built by the helpers below)
     def _list_models(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, {"object": "list", "data": self.backend.list_models()})
+        return json_response(200, {"object": "list", "data": self.backend.chat.list_models()})
 
-    def _get_model(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.get_model(params["model"]))
-
-    # -- files
     def _create_file(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith("multipart/form-data"):
@@ -357,57 +359,49 @@ class Router:
         if file_part is None or file_part.filename is None:
             raise bad_request("Missing required parameter: 'file'.", "file", "missing_required_parameter")
         purpose = purpose_part.data.decode("utf-8", "replace").strip()
-        return json_response(200, self.backend.create_file(file_part.filename, purpose, file_part.data))
+        return json_response(200, self.backend.files.create(file_part.filename, purpose, file_part.data))
 
     def _list_files(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         order = query_value(request, "order") or "desc"
         if order not in ("asc", "desc"):
             raise bad_request("Invalid 'order': must be 'asc' or 'desc'.", "order", "invalid_value")
-        items, has_more = self.backend.list_files(
+        items, has_more = self.backend.files.list(
             query_value(request, "purpose"), query_value(request, "after"),
             query_int(request, "limit", 10_000, 1, 10_000), order,
         )
         return json_response(200, list_body(items, has_more))
 
-    def _get_file(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.get_file(params["file_id"]))
-
-    def _delete_file(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.delete_file(params["file_id"]))
-
     def _file_content(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        data = self.backend.file_content(params["file_id"])
+        data = self.backend.files.content(params["file_id"])
         return LocalResponse(200, {"content-type": "application/octet-stream", "x-request-id": new_id("req")}, data)
-
-    # -- fine-tuning jobs
-    def _create_job(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.create_job(parse_json_body(request)))
 
     def _list_jobs(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         filters, only_null = metadata_filter(request)
-        items, has_more = self.backend.list_jobs(
+        items, has_more = self.backend.jobs.list(
             query_value(request, "after"), query_int(request, "limit", 20, 1, 100), filters, only_null
         )
         return json_response(200, list_body(items, has_more))
 
-    def _get_job(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.get_job(params["job_id"]))
 
-    def _cancel_job(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.cancel_job(params["job_id"]))
+def _by_path_param(call: Callable[[str], dict[str, Any]], name: str) -> Handler:
+    """A handler answering 200 with `call(<path parameter name>)` as JSON."""
+    return lambda request, params: json_response(200, call(params[name]))
 
-    def _list_events(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        items, has_more = self.backend.list_events(
-            params["job_id"], query_value(request, "after"), query_int(request, "limit", 20, 1, 10_000)
+
+def _by_json_body(call: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+    """A handler answering 200 with `call(<the JSON request body>)` as JSON."""
+    return lambda request, params: json_response(200, call(parse_json_body(request)))
+
+
+def _job_timeline(
+    call: Callable[[str, str | None, int], tuple[list[dict[str, Any]], bool]], default_limit: int, max_limit: int
+) -> Handler:
+    """A handler listing a job's events or checkpoints, paginated by `after` and `limit`."""
+
+    def handler(request: LocalRequest, params: dict[str, str]) -> LocalResponse:
+        items, has_more = call(
+            params["job_id"], query_value(request, "after"), query_int(request, "limit", default_limit, 1, max_limit)
         )
         return json_response(200, list_body(items, has_more))
 
-    def _list_checkpoints(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        items, has_more = self.backend.list_checkpoints(
-            params["job_id"], query_value(request, "after"), query_int(request, "limit", 10, 1, 100)
-        )
-        return json_response(200, list_body(items, has_more))
-
-    # -- chat
-    def _chat_completion(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, self.backend.chat_completion(parse_json_body(request)))
+    return handler

@@ -9,26 +9,25 @@ gradient descent uses lr = BASE_LEARNING_RATE * learning_rate_multiplier. That i
 classification-style fine-tuning (the pipeline's use case) to show a real learning signal:
 loss falls, validation accuracy rises, and the tuned model beats the zero-shot base model.
 
-Also here: token counting (tiktoken o200k_base when its file is cached locally, otherwise a
-labelled ~4-characters-per-token estimate), OpenAI-style "auto" hyperparameter resolution,
-zero-shot answers for base models, and mapping answers into a json_schema enum.
+Also here: token counts for `trained_tokens` and chat `usage` (delegated to fine_tuning.tokens,
+so the backend and the pipeline's file checks count alike), OpenAI-style "auto" hyperparameter
+resolution, zero-shot answers for base models, and mapping answers into a json_schema enum.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import random
 import re
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from operator import add
 from typing import Any
+
+from fine_tuning.pricing import auto_epochs
+from fine_tuning.tokens import TokenCounter, count_example_tokens, token_counter
 
 Message = dict[str, Any]
 
@@ -36,98 +35,31 @@ Message = dict[str, Any]
 # Tokens
 # ---------------------------------------------------------------------------------------------
 
-_O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
-CHARS_PER_TOKEN_ESTIMATE = 4  # used only when o200k_base cannot be loaded from a local cache
-# Chat-format overheads from OpenAI's cookbook (num_tokens_from_messages for gpt-4o family).
-TOKENS_PER_MESSAGE = 3
-TOKENS_REPLY_PRIMING = 3
+
+def count_text_tokens(text: str, counter: TokenCounter | None = None) -> int:
+    """Tokens in one string (a completion), counted as the pipeline counts them."""
+    return (counter or token_counter()).count(text)
 
 
-def _tiktoken_cache_file() -> str:
-    """Where tiktoken would look for the cached o200k_base file (mirrors tiktoken.load)."""
-    cache_dir = (
-        os.environ.get("TIKTOKEN_CACHE_DIR")
-        or os.environ.get("DATA_GYM_CACHE_DIR")
-        or os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    )
-    return os.path.join(cache_dir, hashlib.sha1(_O200K_URL.encode()).hexdigest())
+def count_message_tokens(messages: Sequence[Message], counter: TokenCounter | None = None) -> int:
+    """Tokens of a chat (prompt or training example), counted as the pipeline counts them.
 
-
-@lru_cache(maxsize=1)
-def _encoding() -> Any | None:
-    # Only load from a local cache: without network a download attempt could hang or fail late.
-    if not os.path.exists(_tiktoken_cache_file()):
-        return None
-    try:
-        import tiktoken
-
-        return tiktoken.get_encoding("o200k_base")
-    except Exception:  # noqa: BLE001 - any load failure means "estimate instead"
-        return None
-
-
-def token_counting_method() -> str:
-    """'tiktoken:o200k_base' when exact counts are available, else the estimate's label."""
-    return "tiktoken:o200k_base" if _encoding() is not None else "estimate:4-chars-per-token"
-
-
-def count_text_tokens(text: str) -> int:
-    """Tokens in one string: o200k_base if loadable, else ceil(len/4) (an estimate)."""
-    if not text:
-        return 0
-    encoding = _encoding()
-    if encoding is not None:
-        return len(encoding.encode(text, disallowed_special=()))
-    return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
-
-
-def message_text(message: Message) -> str:
-    """The text of a message's content (string, or the text parts of a content list)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def count_message_tokens(messages: Sequence[Message]) -> int:
-    """Prompt tokens of a chat, counted like OpenAI's cookbook (per-message overhead included)."""
-    total = TOKENS_REPLY_PRIMING
-    for message in messages:
-        total += TOKENS_PER_MESSAGE + count_text_tokens(message_text(message))
-        total += count_text_tokens(str(message.get("role", "")))
-        if message.get("name"):
-            total += 1 + count_text_tokens(str(message["name"]))
-    return total
+    The cookbook's rule, per-message overhead included; pass `counter` to reuse one over many chats.
+    """
+    return count_example_tokens(messages, counter or token_counter())
 
 
 # ---------------------------------------------------------------------------------------------
 # Hyperparameters
 # ---------------------------------------------------------------------------------------------
 
-# OpenAI cookbook ("chat finetuning data prep"): 3 epochs by default, more for small files and
-# fewer for large ones so that n_epochs * n_examples stays within [100, 25000].
-TARGET_EPOCHS = 3
-MIN_TARGET_EXAMPLES = 100
-MAX_TARGET_EXAMPLES = 25_000
-MIN_DEFAULT_EPOCHS = 1
-MAX_DEFAULT_EPOCHS = 25
 # The learner's base step size; the learning_rate_multiplier scales it.
 BASE_LEARNING_RATE = 1.0
 
 
 def auto_n_epochs(n_examples: int) -> int:
-    """OpenAI's documented default epoch rule."""
-    if n_examples <= 0:
-        return TARGET_EPOCHS
-    if n_examples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
-        return min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_TARGET_EXAMPLES / n_examples))
-    if n_examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
-        return max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_examples)
-    return TARGET_EPOCHS
+    """OpenAI's documented default epoch rule: the same one the pipeline's cost check prices."""
+    return auto_epochs(n_examples)
 
 
 def auto_batch_size(n_examples: int) -> int:
@@ -165,6 +97,18 @@ def resolve_hyperparameters(requested: dict[str, Any] | None, n_examples: int) -
 
 FEATURE_DIM = 1 << 20
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+
+def message_text(message: Message) -> str:
+    """The text of a message's content (string, or the text parts of a content list)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
 
 
 def words(text: str) -> list[str]:
