@@ -190,10 +190,10 @@ def evaluate_models(
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="evaluate") as pool:
         futures = [
-            (role, model, example, pool.submit(_ask, retrying, model, example, categories, gate))
+            (role, example, pool.submit(_ask, retrying, model, example, categories, gate))
             for role, model, example in tasks
         ]
-        for role, model, example, future in futures:
+        for role, example, future in futures:
             answer = future.result()
             score = scores[role]
             score.record(example.category, answer.predicted)

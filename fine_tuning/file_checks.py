@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from fine_tuning.checksums import file_sha256
 from fine_tuning.file_validation import (
     FORMAT_ERROR_KINDS,
     MIN_TRAINING_EXAMPLES,
@@ -21,7 +22,6 @@ from fine_tuning.file_validation import (
     FileReport,
     content_digest,
     example_keys,
-    file_sha256,
     find_overlap,
     validate_chat_file,
 )

@@ -200,12 +200,6 @@ class FileReport:
         return "\n".join(lines)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    with Path(path).open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _check_messages(report: FileReport, line: int, messages: list[Any]) -> None:
     roles: list[str] = []
     for message in messages:

@@ -18,7 +18,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning import settings
+from fine_tuning.checksums import file_sha256
 from fine_tuning.warehouse import connection, table_schema
 
 GROUP = "goodreads"
@@ -154,15 +154,6 @@ def compression_of(path: Path) -> str:
     """'gzip' when the file starts with the gzip magic bytes, else 'none'."""
     with open(path, "rb") as handle:
         return "gzip" if handle.read(2) == b"\x1f\x8b" else "none"
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's content (about 1 GB/s: cheap next to loading the file)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def url_version(url: str, what: str) -> str:

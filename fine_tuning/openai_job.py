@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -179,7 +179,7 @@ def stream_new_events(
 def _format_finish(estimated_finish: int | None, now: float) -> str:
     if not estimated_finish:
         return "unknown"
-    at = datetime.fromtimestamp(estimated_finish, tz=timezone.utc).strftime("%H:%M:%S UTC")
+    at = datetime.fromtimestamp(estimated_finish, tz=UTC).strftime("%H:%M:%S UTC")
     return f"{at} (in {max(estimated_finish - now, 0):.0f} s)"
 
 

@@ -4,13 +4,9 @@ Steps hand each other small facts (a file's path and sha256, an uploaded file id
 name) through materialization metadata, never through pickled outputs.
 """
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-
-_HASH_CHUNK = 1 << 20
 
 
 def latest_metadata(
@@ -31,10 +27,3 @@ def latest_metadata(
     return {name: value.value for name, value in materialization.metadata.items()}
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so large files never sit in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timezone
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -48,7 +48,7 @@ def test_fine_tuning_job_covers_every_asset_and_check() -> None:
 
 
 def test_schedule_requests_a_tagged_run_of_the_job() -> None:
-    tick = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+    tick = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
     request = retune_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
     assert isinstance(request, dg.RunRequest)
     assert request.run_key == tick.isoformat()

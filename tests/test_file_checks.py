@@ -13,6 +13,7 @@ from fine_tuning.pricing import PRICING_AS_OF
 from fine_tuning.settings import duckdb_path, files_dir
 from fine_tuning.training_files import training_files
 from fine_tuning.tuning import TuningSettings
+
 from chat_files import CATEGORIES
 
 ran_downstream: list[str] = []

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from fine_tuning.ingestion import authors, graphic_novels
+
 from goodreads_fixtures import (
     author,
     book,

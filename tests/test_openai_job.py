@@ -29,10 +29,10 @@ import openai
 import pytest
 
 from fine_tuning import prompts
-from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.local_openai.transport import local_client
+from fine_tuning.checksums import file_sha256
 from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport
+from fine_tuning.local_openai.resource import LocalOpenAIResource
+from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
 from fine_tuning.openai_job import (
     FINGERPRINT_KEY,
     choose_job,
@@ -43,9 +43,8 @@ from fine_tuning.openai_job import (
     training_fingerprint,
     wait_for_job,
 )
-from fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
-from fine_tuning.upstream import file_sha256
 from fine_tuning.tuning import TuningSettings
+from fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = ["fantasy", "horror", "romance", "mystery"]

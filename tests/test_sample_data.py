@@ -19,6 +19,7 @@ from fine_tuning.sample_data import (
     write_sample,
 )
 from fine_tuning.settings import DEFAULT_CATEGORIES, SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
+
 from goodreads_fixtures import materialization_metadata, materialize_prep, query
 
 NUMERIC_BOOK_FIELDS = ("text_reviews_count", "average_rating", "ratings_count", "book_id",

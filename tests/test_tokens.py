@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 import tiktoken
 
-from fine_tuning.file_validation import file_sha256, validate_chat_file
+from fine_tuning.checksums import file_sha256
+from fine_tuning.file_validation import validate_chat_file
 from fine_tuning.tokens import O200K_BASE_SHA256, count_example_tokens, tiktoken_cache_file, token_counter
+
 from chat_files import ASSISTANT, SYSTEM, USER, good_example, write_jsonl
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"

@@ -158,7 +158,10 @@ def test_metadata_describes_the_written_files(exact_tokens: None) -> None:
         for e in checked.get_asset_check_evaluations()
         if e.check_name.endswith("format_check")
     }
-    assert tokens == {"training_file_format_check": training["total_tokens"], "validation_file_format_check": validation["total_tokens"]}
+    assert tokens == {
+        "training_file_format_check": training["total_tokens"],
+        "validation_file_format_check": validation["total_tokens"],
+    }
 
 
 def test_books_sharing_a_prompt_never_land_in_two_splits() -> None:

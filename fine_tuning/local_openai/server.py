@@ -20,8 +20,8 @@ from typing import Any
 import anyio.to_thread
 import uvicorn
 
-from fine_tuning.local_openai.http import DEFAULT_MAX_BODY_BYTES, LocalRequest, LocalResponse, Router, error_response
 from fine_tuning.local_openai.errors import ApiError
+from fine_tuning.local_openai.http import DEFAULT_MAX_BODY_BYTES, LocalRequest, LocalResponse, Router, error_response
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8800
