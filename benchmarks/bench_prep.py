@@ -11,7 +11,9 @@ The dataset is generated once with fine_tuning.sample_data and cached under --ca
   enriched_graphic_novels into a fresh DuckDB file (ephemeral Dagster instance);
 - bare: `CREATE TABLE ... AS SELECT * FROM read_json_auto(..., ignore_errors = true)` of the same
   two files into a fresh DuckDB file (ignore_errors is needed: the files hold truncated lines,
-  on which a plain read_json_auto fails).
+  on which a plain read_json_auto fails);
+- files: prep plus the `training_files` step (split, JSONL writing, token counting), to show
+  that streaming the files out of DuckDB keeps peak memory near the prep's.
 
 Wall times are for the whole child process (interpreter start and imports included) and, inside
 it, for the work alone. The summary reports the median over --repeat runs.
@@ -37,8 +39,8 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def child_prep(workdir: Path) -> dict:
-    """Materialize the prep assets (run inside the child process)."""
+def child_prep(workdir: Path, with_training_files: bool = False) -> dict:
+    """Materialize the prep assets, optionally plus the training files (inside the child process)."""
     started = time.perf_counter()
     import dagster as dg
     from dagster_duckdb import DuckDBResource
@@ -46,10 +48,12 @@ def child_prep(workdir: Path) -> dict:
     from fine_tuning import settings
     from fine_tuning.features import PREP_ASSETS
     from fine_tuning.ingestion import goodreads_source_dataset
+    from fine_tuning.training_files import training_files
 
     imported = time.perf_counter()
+    extra = [training_files] if with_training_files else []
     result = dg.materialize(
-        [goodreads_source_dataset, *PREP_ASSETS],
+        [goodreads_source_dataset, *PREP_ASSETS, *extra],
         resources={"duckdb": DuckDBResource(database=str(settings.duckdb_path()))},
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -58,6 +62,8 @@ def child_prep(workdir: Path) -> dict:
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         rows[event.asset_key.to_user_string()] = metadata["dagster/row_count"].value
+        if "total_tokens" in metadata:
+            rows[event.asset_key.to_user_string() + "_tokens"] = metadata["total_tokens"].value
     return {"import_seconds": round(imported - started, 3),
             "work_seconds": round(done - imported, 3), "rows": rows}
 
@@ -140,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "fine_tuning_bench")
-    parser.add_argument("--child", choices=("prep", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("prep", "files", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        if args.child == "prep":
-            report = child_prep(args.workdir)
+        if args.child in ("prep", "files"):
+            report = child_prep(args.workdir, with_training_files=args.child == "files")
         else:
             report = child_bare(args.workdir, os.environ["GOODREADS_BOOKS_URL"],
                                 os.environ["GOODREADS_AUTHORS_URL"])
@@ -157,17 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     data = dataset(args.cache_dir, args.books, args.authors, args.seed)
     books, authors = Path(data.pop("books_file")), Path(data.pop("authors_file"))
-    prep_runs, bare_runs = [], []
-    for _ in range(args.repeat):  # interleaved, so drift in machine load hits both alike
+    prep_runs, bare_runs, files_runs = [], [], []
+    for _ in range(args.repeat):  # interleaved, so drift in machine load hits all alike
         bare_runs.append(measure("bare", books, authors, args.cache_dir))
         prep_runs.append(measure("prep", books, authors, args.cache_dir))
-    prep, bare = _summary(prep_runs), _summary(bare_runs)
+        files_runs.append(measure("files", books, authors, args.cache_dir))
+    prep, bare, files = _summary(prep_runs), _summary(bare_runs), _summary(files_runs)
     print(json.dumps({
         "benchmark": "prep_assets_vs_bare_duckdb_load",
         "dataset": data,
         "cpus": os.cpu_count(),
         "prep_assets": prep,
         "bare_duckdb_load": bare,
+        # The training files stream from DuckDB: peak memory should stay near the prep's.
+        "prep_plus_training_files": files,
         "wall_ratio": round(prep["wall_seconds"] / bare["wall_seconds"], 2),
         "work_ratio": round(prep["work_seconds"] / bare["work_seconds"], 2),
         "peak_rss_ratio": round(prep["peak_rss_mb"] / bare["peak_rss_mb"], 2),
