@@ -26,8 +26,12 @@ home: $(DAGSTER_HOME)/dagster.yaml
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
 
+# The demo is offline and on the shipped sample even in a shell that has an API key or other
+# inputs set: running it must never cost money.
+OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL
+
 run: setup home
-	$(BIN)/dagster job execute -m fine_tuning.definitions -j fine_tuning_job -c config/offline.yaml
+	$(OFFLINE) $(BIN)/dagster job execute -m fine_tuning.definitions -j fine_tuning_job -c config/offline.yaml
 	$(BIN)/python -m fine_tuning.summary
 
 test: setup
