@@ -4,7 +4,8 @@
   fingerprint lives in the provider job's `metadata`, so the next materialization (or a run
   retry after a crash) finds the same job again instead of paying for a new one.
 * Creating the job is never blindly retried: after an ambiguous failure the job is looked up by
-  fingerprint first.
+  fingerprint first; and if runs outside the run queue raced, all but the oldest job are
+  cancelled before they train.
 * Terminating the Dagster run cancels the provider job it was waiting for.
 
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
@@ -300,6 +301,25 @@ def create_job_once(
     raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
+def settle_concurrent_jobs(
+    client: openai_sdk.OpenAI, fingerprint: str, ours: FineTuningJob, log: Any
+) -> tuple[FineTuningJob, bool]:
+    """Keep one job when runs outside the run queue (say, two ad-hoc materializations) raced.
+
+    Every racer lists the in-flight jobs with this fingerprint and keeps the oldest (ties broken by
+    id, so all racers agree); a racer whose own job lost cancels it at once, before it trains,
+    and attaches to the keeper. Returns (job to follow, whether it is someone else's).
+    """
+    # Only jobs still in flight race; a succeeded one is there because of force_retrain.
+    live = [job for job in find_jobs(client, fingerprint) if job.status not in TERMINAL_STATUSES]
+    keeper = min(live or [ours], key=lambda job: (job.created_at, job.id))
+    if keeper.id == ours.id:
+        return ours, False
+    log.warning(f"Another run created job {keeper.id} with the same fingerprint first; cancelling {ours.id}.")
+    client.fine_tuning.jobs.cancel(ours.id)
+    return keeper, True
+
+
 def resolved_hyperparameters(job: FineTuningJob) -> dict[str, Any]:
     """Hyperparameters the provider actually used ("auto" resolved when it reports them)."""
     supervised = job.method.supervised if job.method is not None else None
@@ -446,6 +466,8 @@ def fine_tuned_model(
             }
             with api_errors("creating the fine-tuning job", client):
                 job, reused = create_job_once(client, fingerprint, create_kwargs, context.log)
+                if not reused:
+                    job, reused = settle_concurrent_jobs(client, fingerprint, job, context.log)
             if not reused:
                 context.log.info(f"Created fine-tuning job {job.id} on {tuning.base_model}.")
         if job.status == "succeeded":

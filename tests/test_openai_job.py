@@ -40,6 +40,7 @@ from fine_tuning.openai_job import (
     fine_tuned_model,
     job_metadata,
     next_poll_delay,
+    settle_concurrent_jobs,
     training_fingerprint,
     wait_for_job,
 )
@@ -662,3 +663,24 @@ def test_a_lost_create_answer_is_found_by_fingerprint_not_created_again(chain: C
     assert found_existing is True
     assert [j.id for j in chain.jobs()] == [job.id]
     assert len(sleeps) == 1
+
+
+def test_racing_runs_keep_the_oldest_job_and_cancel_their_own(chain: Chain) -> None:
+    client = chain.client(job_seconds=30)
+    training, _ = upload_or_reuse(client, chain.files_dir / "training.jsonl",
+                                  file_sha256(chain.files_dir / "training.jsonl"), "training")
+    fingerprint = "e" * 64
+    kwargs = {"model": chain.tuning.base_model, "training_file": training.id, "metadata": job_metadata(fingerprint)}
+    first = client.fine_tuning.jobs.create(**kwargs)
+    second = client.fine_tuning.jobs.create(**kwargs)
+    keeper_id = min((first, second), key=lambda job: (job.created_at, job.id)).id
+    loser = second if keeper_id == first.id else first
+    log = logging.getLogger("test")
+
+    followed, someone_elses = settle_concurrent_jobs(client, fingerprint, loser, log)
+    assert (followed.id, someone_elses) == (keeper_id, True)
+    assert client.fine_tuning.jobs.retrieve(loser.id).status == "cancelled"
+
+    kept, someone_elses = settle_concurrent_jobs(client, fingerprint, followed, log)
+    assert (kept.id, someone_elses) == (keeper_id, False)
+    assert client.fine_tuning.jobs.retrieve(keeper_id).status != "cancelled"
