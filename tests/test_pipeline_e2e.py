@@ -177,7 +177,7 @@ def test_full_run_over_http_with_a_key_never_stores_the_key(
     assert not (_isolated_environment / "local_openai").exists()
     assert provider_counts(served_dir)[0] == 1
     assert key not in run.stdout + run.stderr
-    for root in (dagster_home, _isolated_environment):
+    for root in (dagster_home, _isolated_environment, served_dir):
         for path in root.rglob("*"):
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), f"API key stored in {path}"
