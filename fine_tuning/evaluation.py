@@ -6,6 +6,8 @@ requests that still fail after the client's retries are counted as wrong answers
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
+import hashlib
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -15,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 import openai as openai_sdk
+from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
 from pydantic import Field
@@ -47,6 +50,10 @@ class EvaluationConfig(dg.Config):
     )
     max_retries: int = Field(
         default=5, ge=0, description="Client retries per request on 429/5xx/connection errors (honours retry-after)."
+    )
+    force_evaluation: bool = Field(
+        default=False,
+        description="Ask both models again even when the same models were already evaluated on the same test prompts.",
     )
 
 
@@ -279,6 +286,47 @@ def check_metadata(result: EvaluationResult, categories: Sequence[str]) -> dict[
     }
 
 
+CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("fine_tuned_model"), "fine_tuned_model_accuracy")
+FINGERPRINT_KEY = "evaluation_fingerprint"
+
+
+def evaluation_fingerprint(
+    tuned_model: str, base_model: str, examples: Sequence[Example], categories: Sequence[str]
+) -> str:
+    """sha256 of everything an evaluation's result depends on: both models and every test prompt."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([tuned_model, base_model, list(categories)]).encode())
+    for example in examples:
+        messages = prompts.build_messages(example.title, example.author, example.description, categories)
+        digest.update(json.dumps([example.book_id, example.category, messages], ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def previous_evaluation(instance: dg.DagsterInstance, fingerprint: str) -> dg.AssetCheckEvaluation | None:
+    """The latest completed evaluation, when it asked the same models about the same prompts
+    and no request failed; re-asking would only pay again for the same answers (temperature 0)."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        CHECK_KEY, limit=1, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+    )
+    if not records or records[0].event is None or records[0].event.dagster_event is None:
+        return None
+    evaluation = records[0].event.dagster_event.asset_check_evaluation_data
+    metadata = evaluation.metadata
+    same = getattr(metadata.get(FINGERPRINT_KEY), "value", None) == fingerprint
+    clean = getattr(metadata.get("failed_requests"), "value", 1) == 0
+    return evaluation if same and clean else None
+
+
+def reused_result(previous: dg.AssetCheckEvaluation) -> dg.AssetCheckResult:
+    """The previous evaluation's verdict and numbers, marked as reused."""
+    return dg.AssetCheckResult(
+        passed=previous.passed,
+        severity=previous.severity,
+        description=f"Reused the evaluation of these models on these test prompts: {previous.description}",
+        metadata={**previous.metadata, "reused_evaluation": True},
+    )
+
+
 @dg.asset_check(
     asset="fine_tuned_model",
     name="fine_tuned_model_accuracy",
@@ -314,6 +362,11 @@ def fine_tuned_model_accuracy(
             description="No test examples: book_splits has no 'test' rows joined to enriched_graphic_novels.",
             metadata={"eval_examples": 0},
         )
+    fingerprint = evaluation_fingerprint(str(model_name), base_model, examples, categories)
+    previous = None if config.force_evaluation else previous_evaluation(context.instance, fingerprint)
+    if previous is not None:
+        context.log.info("Same models, same test prompts: reusing the previous evaluation (no API calls).")
+        return reused_result(previous)
     context.log.info(
         f"Evaluating {model_name} and {base_model} on {len(examples)} test books "
         f"({config.concurrency} requests at a time)."
@@ -323,7 +376,7 @@ def fine_tuned_model_accuracy(
             client, examples, categories, base_model, str(model_name),
             concurrency=config.concurrency, max_retries=config.max_retries, log=context.log.warning,
         )
-    metadata = check_metadata(result, categories)
+    metadata = {**check_metadata(result, categories), FINGERPRINT_KEY: fingerprint, "reused_evaluation": False}
     worse = result.tuned.accuracy < result.base.accuracy
     summary = (
         f"fine-tuned {result.tuned.accuracy:.1%} vs base {result.base.accuracy:.1%} "

@@ -47,7 +47,8 @@ def main() -> int:
         value = summary.get(key)
         print(f"{label + ':':<21}{value:.3f}" if isinstance(value, float) else f"{label + ':':<21}-")
     if "eval_examples" in summary:
-        print(f"evaluated on:        {summary['eval_examples']} held-out books")
+        reused = " (same models and prompts as last time: evaluation reused)" if summary.get("reused_evaluation") else ""
+        print(f"evaluated on:        {summary['eval_examples']} held-out books{reused}")
     return 0 if summary["status"] == "SUCCESS" else 1
 
 

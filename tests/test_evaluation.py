@@ -182,10 +182,14 @@ def write_test_split(db_path: Path, examples: list[Example], extra_train: list[E
         )
 
 
-def run_check(tmp_path: Path, data_dir: str, model: str, examples: list[Example], **config: Any) -> dg.AssetCheckEvaluation:
+def run_check(
+    tmp_path: Path, data_dir: str, model: str, examples: list[Example],
+    instance: dg.DagsterInstance | None = None, **config: Any,
+) -> dg.AssetCheckEvaluation:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     db_path = tmp_path / "goodreads.duckdb"
     write_test_split(db_path, examples, extra_train=signal_books(6, start=900))
-    instance = dg.DagsterInstance.ephemeral()
+    instance = instance or dg.DagsterInstance.ephemeral()
     instance.report_runless_asset_event(
         dg.AssetMaterialization(asset_key="fine_tuned_model", metadata={"model_name": model, "job_id": "x"})
     )
@@ -230,3 +234,28 @@ def test_check_warns_when_the_fine_tuned_model_is_worse(tmp_path: Path, trained:
     assert metadata["eval_examples"] == 8
     assert metadata["fine_tuned_accuracy"] < metadata["base_accuracy"]
     assert "worse than its base" in (evaluation.description or "")
+
+
+def test_an_unchanged_evaluation_is_reused_without_asking_again(tmp_path: Path, trained: tuple[str, str]) -> None:
+    data_dir, model = trained
+    instance = dg.DagsterInstance.ephemeral()
+    first = run_check(tmp_path / "first", data_dir, model, signal_books(8), instance=instance)
+    assert first.metadata["reused_evaluation"].value is False
+
+    # A backend that has never heard of the fine-tuned model: asking it anything would fail.
+    empty_backend = str(tmp_path / "empty-backend")
+    second = run_check(tmp_path / "second", empty_backend, model, signal_books(8), instance=instance)
+    assert second.metadata["reused_evaluation"].value is True
+    for key in ("fine_tuned_accuracy", "base_accuracy", "eval_examples", "evaluation_fingerprint"):
+        assert second.metadata[key].value == first.metadata[key].value, key
+    assert second.passed == first.passed
+
+    forced = run_check(tmp_path / "forced", empty_backend, model, signal_books(8), instance=instance,
+                       force_evaluation=True)
+    assert forced.metadata["reused_evaluation"].value is False
+    assert forced.metadata["fine_tuned_failed_requests"].value == 8  # it really asked this time
+
+    # After an evaluation with failed requests nothing is reused: the next run asks again.
+    again = run_check(tmp_path / "again", data_dir, model, signal_books(8), instance=instance)
+    assert again.metadata["reused_evaluation"].value is False
+    assert again.metadata["failed_requests"].value == 0

@@ -90,6 +90,8 @@ def test_full_run_then_unchanged_rerun_costs_nothing(
     assert again["model_name"] == result["model_name"]
     assert again["job_id"] == result["job_id"]
     assert again["reused"] is True
+    assert again["reused_evaluation"] is True, "an unchanged re-run must not ask the models again"
+    assert again["fine_tuned_accuracy"] == result["fine_tuned_accuracy"]
     assert provider_counts(_isolated_environment / "local_openai") == (1, 2), "an unchanged re-run must not pay again"
 
 
