@@ -293,7 +293,7 @@ def validate_chat_file(
             if not text.strip():
                 raise ValueError("blank line")
             example = json.loads(text)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             report.add_error("invalid_json", line)
             continue
         if not isinstance(example, dict):
@@ -350,7 +350,7 @@ def example_keys(path: Path) -> Iterator[tuple[int, bytes, list[bytes]]]:
         for line, raw in enumerate(handle, start=1):
             try:
                 example = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(example, dict):
                 continue

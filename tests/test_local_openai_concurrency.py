@@ -34,9 +34,16 @@ def test_processes_share_one_store(tmp_path: Path) -> None:
     shared = parent.fine_tuning.jobs.create(
         model=BASE_MODEL, training_file=upload(parent, jsonl(toy_examples(200)))
     ).id
-    context = multiprocessing.get_context("fork")
-    with context.Pool(WORKERS) as pool:
-        results = pool.starmap(worker, [(str(store), i, shared) for i in range(WORKERS)])
+    # spawn, not fork: forked children would inherit signal handlers and locks that earlier
+    # in-process Dagster runs installed in this pytest process (seen hanging Pool shutdown).
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(WORKERS)
+    try:
+        results = pool.starmap_async(worker, [(str(store), i, shared) for i in range(WORKERS)]).get(timeout=180)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
 
     files = [f for r in results for f in r["files"]]
     jobs = [j for r in results for j in r["jobs"]]

@@ -11,6 +11,7 @@ import io
 import math
 from pathlib import Path
 
+import httpx2
 import openai
 import pytest
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
@@ -26,7 +27,8 @@ from test_local_openai_support import (
 )
 
 from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.transport import local_client
+from fine_tuning.local_openai.http import Router
+from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
 
 JOB_SECONDS = 10.0
 
@@ -202,6 +204,8 @@ def test_wrong_purpose_file_is_rejected(client: openai.OpenAI) -> None:
         (jsonl([{"prompt": "a", "completion": "b"}] * 12), "invalid_training_file", "'messages'"),
         (jsonl([{"messages": [{"role": "robot", "content": "x"}]}] * 12), "invalid_training_file", "role"),
         (b"\xff\xfe" * 10, "invalid_training_file", "UTF-8"),
+        (jsonl(toy_examples(12)) + b"[" * 100_000 + b"]" * 100_000 + b"\n", "invalid_training_file",
+         "nested too deeply"),
     ],
 )
 def test_invalid_training_data_fails_the_job(
@@ -325,3 +329,20 @@ def test_state_survives_a_restart(store: Path) -> None:
         for c in (second, third)
     }
     assert len(answers) == 1
+
+
+def test_a_deeply_nested_file_fails_its_job_and_leaves_the_store_usable(client: openai.OpenAI, clock: Clock) -> None:
+    bad = upload(client, jsonl(toy_examples(12)) + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    job = client.fine_tuning.jobs.create(model=BASE_MODEL, training_file=bad)
+    clock.now += JOB_SECONDS
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "failed"
+    assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
+    assert client.models.list().data
+
+
+def test_a_deeply_nested_request_body_is_a_400(store: Path) -> None:
+    http = httpx2.Client(transport=LocalTransport(Router(store)), base_url=LOCAL_BASE_URL)
+    response = http.post("/fine_tuning/jobs", content=b"[" * 100_000 + b"]" * 100_000,
+                         headers={"content-type": "application/json", "authorization": "Bearer local"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"

@@ -112,3 +112,11 @@ def test_without_the_encoding_the_report_says_estimated(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "Tokens (estimate:" in result.stdout and "ESTIMATED" in result.stdout
     assert list(empty.iterdir()) == []  # nothing was downloaded into the cache
+
+
+def test_absurdly_nested_json_is_a_format_error_not_a_crash(tmp_path: Path) -> None:
+    deep = write_examples(tmp_path / "deep.jsonl", 12, extra_lines=("[" * 100_000 + "]" * 100_000,))
+    result = run_cli(str(deep))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "invalid_json: 1 at lines 13" in result.stdout

@@ -168,7 +168,7 @@ def parse_json_body(request: LocalRequest) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 like OpenAI's."""
     try:
         payload = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise bad_request(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
             "HTTP library correctly. The OpenAI API expects a JSON payload.)",

@@ -404,6 +404,9 @@ class Jobs:
         except TrainingDataError as exc:
             self._fail(job, at, exc.code, exc.message, exc.param)
             return
+        except Exception as exc:  # noqa: BLE001 - unexpected input must fail this job, not every later request
+            self._fail(job, at, "invalid_training_file", f"Could not read the training data: {type(exc).__name__}", None)
+            return
         resolved = learner.resolve_hyperparameters(job["_local"]["requested"], len(conversations))
         job["hyperparameters"] = dict(resolved)
         job["method"]["supervised"]["hyperparameters"] = dict(resolved)

@@ -54,6 +54,8 @@ def _parse_example(line: str, number: int, param: str, code: str) -> list[dict[s
         example = json.loads(line)
     except json.JSONDecodeError as exc:
         raise TrainingDataError(code, f"{where} is not valid JSON ({exc.msg}).", param) from exc
+    except RecursionError as exc:  # json raises this, not JSONDecodeError, on very deep nesting
+        raise TrainingDataError(code, f"{where} is nested too deeply to be a chat example.", param) from exc
     if not isinstance(example, dict) or not isinstance(example.get("messages"), list) or not example["messages"]:
         raise TrainingDataError(code, f"{where} must be an object with a non-empty 'messages' list.", param)
     for index, message in enumerate(example["messages"]):
