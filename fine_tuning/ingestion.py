@@ -111,6 +111,18 @@ def is_url(source: str) -> bool:
     return urllib.parse.urlsplit(source).scheme in ("http", "https")
 
 
+def display_source(source: str) -> str:
+    """The source as it may be logged and stored: a URL loses its user:password and query
+    string (signed-URL tokens), a local path is shown as it is."""
+    if not is_url(source):
+        return source
+    parts = urllib.parse.urlsplit(source)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    hidden = "?<query hidden>" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
+
+
 def _local_path(source: str, what: str) -> Path:
     """The local file for a non-URL source, or a dg.Failure naming it."""
     path = Path(source).expanduser()
@@ -137,8 +149,8 @@ def download(url: str, what: str) -> Path:
         os.replace(partial, target)  # never leave a half-written file under the final name
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise dg.Failure(
-            description=f"cannot download {what} file {url}: {error}",
-            metadata={"source": url},
+            description=f"cannot download {what} file {display_source(url)}: {error}",
+            metadata={"source": display_source(url)},
         ) from error
     finally:
         partial.unlink(missing_ok=True)
@@ -173,12 +185,12 @@ def url_version(url: str, what: str) -> str:
     except urllib.error.HTTPError as error:
         if error.code not in (403, 405, 501):  # HEAD not allowed: fall back to GET below
             raise dg.Failure(
-                description=f"cannot reach {what} file {url}: HTTP {error.code}",
-                metadata={"source": url},
+                description=f"cannot reach {what} file {display_source(url)}: HTTP {error.code}",
+                metadata={"source": display_source(url)},
             ) from error
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise dg.Failure(
-            description=f"cannot reach {what} file {url}: {error}", metadata={"source": url}
+            description=f"cannot reach {what} file {display_source(url)}: {error}", metadata={"source": display_source(url)}
         ) from error
     digest = hashlib.sha256()
     try:
@@ -187,7 +199,7 @@ def url_version(url: str, what: str) -> str:
                 digest.update(chunk)
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise dg.Failure(
-            description=f"cannot download {what} file {url}: {error}", metadata={"source": url}
+            description=f"cannot download {what} file {display_source(url)}: {error}", metadata={"source": display_source(url)}
         ) from error
     return f"sha256={digest.hexdigest()}"
 
@@ -222,8 +234,8 @@ with warnings.catch_warnings():
         return dg.ObserveResult(
             data_version=dg.DataVersion(combined.hexdigest()[:32]),
             metadata={
-                "books_source": books,
-                "authors_source": authors_file,
+                "books_source": display_source(books),
+                "authors_source": display_source(authors_file),
                 "books_version": books_version,
                 "authors_version": authors_version,
             },
@@ -248,10 +260,10 @@ def load_json_lines(con, table: str, load_sql: str, key: str, source: str, what:
         if rows_loaded == 0:
             raise dg.Failure(
                 description=(
-                    f"no usable {what} in {source}: {rows_read} line(s) read, none is a JSON "
+                    f"no usable {what} in {display_source(source)}: {rows_read} line(s) read, none is a JSON "
                     f"object with a non-empty {key}"
                 ),
-                metadata={"source": source, "rows_read": rows_read},
+                metadata={"source": display_source(source), "rows_read": rows_read},
             )
         con.execute("COMMIT")
     except dg.Failure:
@@ -260,9 +272,10 @@ def load_json_lines(con, table: str, load_sql: str, key: str, source: str, what:
     except Exception as error:  # duckdb errors: corrupt gzip, unreadable file, ...
         con.execute("ROLLBACK")
         raise dg.Failure(
-            description=f"cannot load {what} file {source}: {error}", metadata={"source": source}
+            description=f"cannot load {what} file {display_source(source)}: {error}",
+            metadata={"source": display_source(source)},
         ) from error
-    return LoadStats(source=source, rows_read=rows_read, rows_loaded=rows_loaded)
+    return LoadStats(source=display_source(source), rows_read=rows_read, rows_loaded=rows_loaded)
 
 
 def _load_metadata(con, table: str, stats: LoadStats) -> dict[str, object]:

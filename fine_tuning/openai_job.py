@@ -465,9 +465,9 @@ def fine_tuned_model(
                 "metadata": job_metadata(fingerprint),
             }
             with api_errors("creating the fine-tuning job", client):
-                job, reused = create_job_once(client, fingerprint, create_kwargs, context.log)
-                if not reused:
-                    job, reused = settle_concurrent_jobs(client, fingerprint, job, context.log)
+                # A job found after a lost answer is the one this run's own request started.
+                job, _ = create_job_once(client, fingerprint, create_kwargs, context.log)
+                job, reused = settle_concurrent_jobs(client, fingerprint, job, context.log)
             if not reused:
                 context.log.info(f"Created fine-tuning job {job.id} on {tuning.base_model}.")
         if job.status == "succeeded":

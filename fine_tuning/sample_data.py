@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         paths = write_sample(args.out, args.books, args.authors, args.seed)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         parser.error(str(error))
     elapsed = time.perf_counter() - started
     for kind, path in paths.items():

@@ -325,7 +325,10 @@ def training_files(
     """Split the labelled books and write training.jsonl and validation.jsonl."""
     out_dir = files_dir()
     with connection(duckdb) as conn:
-        train, validation, facts = build_training_files(conn, config, out_dir)
+        try:
+            train, validation, facts = build_training_files(conn, config, out_dir)
+        except SplitError as error:
+            raise dg.Failure(description=f"Cannot write the training files: {error}") from error
     context.log.info(
         f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
     )

@@ -211,3 +211,27 @@ def test_http_404_fails_naming_the_url(http_files, monkeypatch):
     result = materialize_prep(LOADS, raise_on_error=False)
     assert not result.success
     assert url in failure_description(result)
+
+
+def test_urls_are_logged_and_stored_without_credentials_or_query_tokens() -> None:
+    from fine_tuning.ingestion import display_source
+
+    signed = "https://reader:s3cret@example.org:8443/goodreads/books.json.gz?X-Signature=abc123"
+    assert display_source(signed) == "https://example.org:8443/goodreads/books.json.gz?<query hidden>"
+    assert display_source("http://example.org/books.json") == "http://example.org/books.json"
+    assert display_source("/data/books.json.gz") == "/data/books.json.gz"
+
+
+def test_an_unreachable_url_fails_without_revealing_its_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://reader:s3cret@127.0.0.1:{port}/books.json.gz?token=abc"
+    monkeypatch.setenv("GOODREADS_BOOKS_URL", url)
+    result = materialize_prep([graphic_novels], raise_on_error=False)
+    assert not result.success
+    text = failure_description(result)
+    assert f"127.0.0.1:{port}/books.json.gz" in text
+    assert "s3cret" not in text and "abc" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 from fine_tuning.local_openai.server import DEFAULT_HOST, DEFAULT_PORT, serve
@@ -16,7 +17,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default: loopback only)")
     run.add_argument("--port", type=int, default=DEFAULT_PORT)
     run.add_argument("--data-dir", default=None, help="store directory (default: $FINE_TUNING_WORKDIR/local_openai)")
-    run.add_argument("--api-key", default=None, help="refuse requests without this bearer token (401)")
+    run.add_argument(
+        "--api-key",
+        default=os.environ.get("LOCAL_OPENAI_API_KEY"),
+        help="refuse requests without this bearer token (401); default $LOCAL_OPENAI_API_KEY, "
+        "which keeps the key out of the process list",
+    )
     run.add_argument("--latency-ms", type=float, default=0.0, help="delay every response by this much")
     run.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500/503")
     run.add_argument("--job-seconds", type=float, default=3.0, help="time from job creation to a final state")
