@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The project's own instance (git-ignored). `make dev` honours a DAGSTER_HOME you set yourself
+# and never overwrites its dagster.yaml; `make run`, the offline demo, always uses this one.
+LOCAL_DAGSTER_HOME := $(CURDIR)/.dagster_home
+export DAGSTER_HOME ?= $(LOCAL_DAGSTER_HOME)
 # The o200k_base tokenizer ships beside the checkout here; tiktoken must never download it.
 ifneq ($(wildcard ../shared/tiktoken),)
 export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
@@ -21,15 +24,17 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
-home: $(DAGSTER_HOME)/dagster.yaml
-
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@if [ "$(DAGSTER_HOME)" = "$(LOCAL_DAGSTER_HOME)" ] || [ ! -f "$(DAGSTER_HOME)/dagster.yaml" ]; then \
+		cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; \
+	else echo "Keeping your own $(DAGSTER_HOME)/dagster.yaml"; fi
 
 # The demo is offline and on the shipped sample even in a shell that has an API key or other
 # inputs set: running it must never cost money.
 OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL
 
+run: export DAGSTER_HOME := $(LOCAL_DAGSTER_HOME)
 run: setup home
 	$(OFFLINE) $(BIN)/dagster job execute -m fine_tuning.definitions -j fine_tuning_job -c config/offline.yaml
 	$(BIN)/python -m fine_tuning.summary

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from fine_tuning.checksums import file_sha256
 from fine_tuning.definitions import defs
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
@@ -44,16 +45,24 @@ def test_a_corrupted_training_file_stops_the_chain_before_any_upload() -> None:
     prep = _run(dg.AssetSelection.assets(*UPSTREAM, "training_file", "validation_file"), instance)
     assert prep.success
 
-    # Someone (or something) damages the checked file between the files step and the upload.
+    # The files step produced a bad training file and recorded it: its sha256 matches, so only
+    # the blocking checks stand between it and the provider.
     training = Path(files_dir()) / "training.jsonl"
     with training.open("a", encoding="utf-8") as handle:
         handle.write('{"messages": [{"role": "user", "content": "no answer"}]}\n{not json\n')
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="training_file",
+            metadata={"path": str(training), "sha256": file_sha256(training), "examples": 0},
+        )
+    )
 
     chain = dg.AssetSelection.assets(*CHAIN[2:]) | dg.AssetSelection.checks_for_assets("training_file", "validation_file")
     result = _run(chain, instance)
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["training_file_format_check"].passed is False
+    assert "invalid_json" in checks["training_file_format_check"].metadata["errors_by_kind"].value
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized.isdisjoint(CHAIN[2:]), materialized
     assert _provider_state() == (0, 0), "nothing may be uploaded or trained from a corrupted file"

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fine_tuning.automation import PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
+from fine_tuning.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
 from fine_tuning.definitions import defs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,8 +53,13 @@ def test_schedule_requests_a_tagged_run_of_the_job() -> None:
     assert isinstance(request, dg.RunRequest)
     assert request.run_key == tick.isoformat()
     assert retune_schedule.job_name == fine_tuning_job.name
-    assert retune_schedule.cron_schedule == "0 3 * * 1"
+    # Weekly by default; RETUNE_CRON (read when the code location loads) overrides it.
+    assert retune_schedule.cron_schedule == (os.environ.get("RETUNE_CRON") or DEFAULT_RETUNE_CRON)
     assert PROVIDER_JOB_TAG.items() <= defs.resolve_job_def("fine_tuning_job").tags.items()
+
+
+def test_default_cron_is_weekly() -> None:
+    assert DEFAULT_RETUNE_CRON == "0 3 * * 1"
 
 
 def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
