@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -23,6 +24,13 @@ def openai_resource() -> OpenAIResource:
     """
     if use_local_backend():
         from fine_tuning.local_openai.resource import LocalOpenAIResource
+
+        if os.environ.get("OPENAI_BASE_URL"):
+            warnings.warn(
+                "OPENAI_BASE_URL is set but OPENAI_API_KEY is not: using the in-process local backend. "
+                "Set OPENAI_API_KEY (any value the server accepts) to use that server.",
+                stacklevel=2,
+            )
 
         return LocalOpenAIResource(
             data_dir=str(local_openai_dir()),
