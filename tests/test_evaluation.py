@@ -22,14 +22,8 @@ from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.tuning import TuningSettings
 
-CATEGORIES = ["fantasy", "horror", "romance", "mystery"]
-# Signal words that never name a category: the zero-shot base model cannot use them.
-SIGNALS = {
-    "fantasy": "dragons wizards enchanted swords quest",
-    "horror": "ghouls screaming crypt blood night",
-    "romance": "kiss wedding sweetheart letters",
-    "mystery": "detective clue murder alibi",
-}
+from toy_books import CATEGORIES, SIGNALS
+
 BASE_MODEL = TuningSettings().base_model
 CHECK_OP = fine_tuned_model_accuracy.node_def.name  # run config addresses the check by its op name
 

@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
-from test_local_openai_support import BASE_MODEL, jsonl, toy_examples, upload, wait_for
 
 from fine_tuning.local_openai.server import running_server
 from fine_tuning.local_openai.transport import local_client
+
+from test_local_openai_support import BASE_MODEL, jsonl, toy_examples, upload, wait_for
 
 WORKERS = 4
 

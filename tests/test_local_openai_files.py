@@ -8,9 +8,10 @@ import httpx2
 import openai
 import pytest
 from openai.types import FileDeleted, FileObject
-from test_local_openai_support import jsonl, toy_examples, validated
 
 from fine_tuning.local_openai.transport import local_client
+
+from test_local_openai_support import jsonl, toy_examples, validated
 
 
 @pytest.fixture()

@@ -16,11 +16,12 @@ from openai.types import FileObject, Model
 from openai.types.chat import ChatCompletion
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
-from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, upload, validated, wait_for
 
 from fine_tuning.local_openai.server import RunningServer, running_server
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.prompts import parse_answer, response_format
+
+from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, upload, validated, wait_for
 
 
 @pytest.fixture()

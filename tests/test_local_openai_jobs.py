@@ -16,6 +16,11 @@ import openai
 import pytest
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+
+from fine_tuning.local_openai import learner
+from fine_tuning.local_openai.http import Router
+from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
+
 from test_local_openai_support import (
     BASE_MODEL,
     jsonl,
@@ -25,10 +30,6 @@ from test_local_openai_support import (
     validated,
     wait_for,
 )
-
-from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
 
 JOB_SECONDS = 10.0
 

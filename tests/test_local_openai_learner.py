@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_local_openai_support import CATEGORIES, toy_examples, toy_prompts, train_toy_model
 
 from fine_tuning import tokens
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.prompts import parse_answer, response_format
+
+from test_local_openai_support import CATEGORIES, toy_examples, toy_prompts, train_toy_model
 
 
 def conversations(n: int, seed: int = 0) -> list[list[dict]]:

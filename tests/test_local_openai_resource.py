@@ -4,11 +4,12 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_openai import OpenAIResource
-from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, wait_for
 
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.prompts import build_messages, parse_answer, response_format
 from fine_tuning.settings import local_openai_dir
+
+from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, wait_for
 
 
 @dg.asset

@@ -47,14 +47,9 @@ from fine_tuning.openai_job import (
 from fine_tuning.tuning import TuningSettings
 from fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
 
+from toy_books import CATEGORIES, SIGNALS
+
 REPO = Path(__file__).resolve().parents[1]
-CATEGORIES = ["fantasy", "horror", "romance", "mystery"]
-SIGNALS = {
-    "fantasy": "dragons wizards enchanted swords quest",
-    "horror": "ghouls screaming crypt blood night",
-    "romance": "kiss wedding sweetheart letters",
-    "mystery": "detective clue murder alibi",
-}
 CHAIN = [upload_training_file, upload_validation_file, fine_tuned_model]
 WAIT_LIMIT_SECONDS = 120  # upper bound for waiting on a child process; never asserted as a duration
 
@@ -146,19 +141,20 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(texts)
 
 
-@pytest.fixture()
-def chain(tmp_path: Path) -> Chain:
+def new_chain(tmp_path: Path, instance: dg.DagsterInstance) -> Chain:
+    """A world with 24 training and 12 validation examples already "materialized"."""
     files_dir = tmp_path / "files"
     files_dir.mkdir()
-    world = Chain(
-        instance=dg.DagsterInstance.ephemeral(),
-        backend_dir=tmp_path / "backend",
-        files_dir=files_dir,
-        tuning=TuningSettings(n_epochs=2),
-    )
+    world = Chain(instance=instance, backend_dir=tmp_path / "backend", files_dir=files_dir,
+                  tuning=TuningSettings(n_epochs=2))
     world.write_and_report("training", 24)
     world.write_and_report("validation", 12, start=1000)
     return world
+
+
+@pytest.fixture()
+def chain(tmp_path: Path) -> Chain:
+    return new_chain(tmp_path, dg.DagsterInstance.ephemeral())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,17 +495,7 @@ def cli_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Chain:
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     (tmp_path / "chain_defs.py").write_text(textwrap.dedent(DEFS_FILE))
-    files_dir = tmp_path / "files"
-    files_dir.mkdir()
-    world = Chain(
-        instance=dg.DagsterInstance.get(),
-        backend_dir=tmp_path / "backend",
-        files_dir=files_dir,
-        tuning=TuningSettings(n_epochs=2),
-    )
-    world.write_and_report("training", 24)
-    world.write_and_report("validation", 12, start=1000)
-    return world
+    return new_chain(tmp_path, dg.DagsterInstance.get())
 
 
 def child_env(chain: Chain, job_seconds: float) -> dict[str, str]:
