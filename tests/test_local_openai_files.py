@@ -125,3 +125,14 @@ def test_multipart_parser_handles_quoted_and_rfc5987_names(store: Path) -> None:
     created = FileObject.model_validate(response.json())
     assert created.filename == "été.jsonl"
     assert client.files.content(created.id).read() == b"line1\r\n--B-not-a-boundary\r\nline2"
+
+
+def test_deleting_while_listing_walks_every_page(tmp_path: Path) -> None:
+    client = local_client(tmp_path / "store", max_retries=0)
+    uploaded = {client.files.create(file=(f"f{i}.jsonl", b"{}\n"), purpose="fine-tune").id for i in range(7)}
+    deleted = set()
+    for file in client.files.list(limit=2):  # auto-paginates with `after` = the last id seen
+        client.files.delete(file.id)
+        deleted.add(file.id)
+    assert deleted == uploaded
+    assert list(client.files.list()) == []

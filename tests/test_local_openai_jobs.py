@@ -347,3 +347,15 @@ def test_a_deeply_nested_request_body_is_a_400(store: Path) -> None:
                          headers={"content-type": "application/json", "authorization": "Bearer local"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_an_alias_trains_its_dated_snapshot(client: openai.OpenAI) -> None:
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, jsonl(toy_examples(12))))
+    assert job.model == "gpt-4o-mini-2024-07-18"
+
+
+def test_an_absurdly_large_hyperparameter_is_a_400(client: openai.OpenAI) -> None:
+    training = upload(client, jsonl(toy_examples(12)))
+    with pytest.raises(openai.BadRequestError) as error:
+        client.fine_tuning.jobs.create(model=BASE_MODEL, training_file=training, hyperparameters={"n_epochs": 10**400})
+    assert error.value.body["param"] == "hyperparameters.n_epochs"

@@ -83,14 +83,24 @@ class Files:
 
     def delete(self, file_id: str) -> dict[str, Any]:
         """Delete a file and its contents."""
-        self.record(file_id)
+        record = self.record(file_id)
         with self.store.global_lock():
+            # A tombstone keeps the deleted id's place, so a list cursor pointing at it still works.
+            self.store.write_json(self.store.path("deleted", file_id), {"id": file_id, **record.get("_local", {})})
             for path in (self.store.path("files", file_id), self.store.blob(file_id)):
                 try:
                     path.unlink()
                 except FileNotFoundError:
                     pass
         return {"id": file_id, "object": "file", "deleted": True}
+
+    def _deleted_seq(self, file_id: str | None) -> int | None:
+        """The list position a deleted file had, from its tombstone."""
+        try:
+            tombstone = self.store.read_json(self.store.path("deleted", file_id)) if file_id else None
+        except KeyError:  # not an id at all
+            return None
+        return (tombstone or {}).get("seq")
 
     def list(
         self, purpose: str | None, after: str | None, limit: int, order: str
@@ -99,5 +109,5 @@ class Files:
         records = [r for r in self.store.all("files") if purpose is None or r.get("purpose") == purpose]
         if order == "asc":
             records.reverse()
-        page, has_more = paginate(records, after, limit)
+        page, has_more = paginate(records, after, limit, after_seq=self._deleted_seq(after))
         return [public(r) for r in page], has_more

@@ -24,6 +24,7 @@ from fine_tuning.local_openai.training_data import (
     invalid_file_code,
     parse_chat_jsonl,
 )
+from fine_tuning.pricing import MODEL_ALIASES
 from fine_tuning.tokens import token_counter
 
 ORGANIZATION_ID = "org-local"
@@ -146,7 +147,8 @@ def _hyperparameters(hyper: Any, param: str) -> dict[str, Any]:
             resolved[name] = "auto"
             continue
         number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number_ok or (kind is int and not float(value).is_integer()) or not low <= value <= high:
+        # Range first: float() of a huge int would overflow instead of being a 400.
+        if not number_ok or not low <= value <= high or (kind is int and not float(value).is_integer()):
             raise bad_request(
                 f"{name} must be 'auto' or a number between {low:g} and {high:g} (got {value!r}).",
                 f"{param}.{name}",
@@ -210,6 +212,7 @@ class Jobs:
             raise bad_request(
                 f"Model {model} is not available for fine-tuning or does not exist.", "model", "model_not_available"
             )
+        model = MODEL_ALIASES.get(model, model)  # as OpenAI does, a job trains a dated snapshot
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)
         validation_file = self._job_file(body.get("validation_file"), "validation_file", required=False)
         suffix = _suffix(body.get("suffix"))
@@ -345,7 +348,11 @@ class Jobs:
         job = record or self.record(job_id)
         if not self._due(job, self.clock()):
             return job
-        with self.store.job_lock(job_id):
+        with self.store.try_job_lock(job_id) as locked:
+            if not locked:
+                # Another request is advancing it (training can take seconds): answer with the
+                # stored state instead of making every reader of the job list wait.
+                return self.record(job_id)
             # Re-read under the lock: another thread or process may have advanced it meanwhile.
             job = self._advance(self.record(job_id), self.clock())
             self.store.put("jobs", job)

@@ -46,7 +46,7 @@ def new_id(prefix: str) -> str:
 class Store:
     """JSON records and blobs under one directory, atomic and safe across processes."""
 
-    SUBDIRS = ("files", "blobs", "jobs", "locks", "events", "checkpoints", "models")
+    SUBDIRS = ("files", "blobs", "jobs", "locks", "events", "checkpoints", "models", "deleted")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -79,6 +79,21 @@ class Store:
     def job_lock(self, job_id: str) -> AbstractContextManager[None]:
         """Exclusive lock for advancing or cancelling one job (never taken inside global_lock)."""
         return self._flock(self.path("locks", job_id, ".lock"))
+
+    @contextmanager
+    def try_job_lock(self, job_id: str) -> Iterator[bool]:
+        """The job lock if it is free right now (True), else False at once: a reader never waits
+        while another request trains the job."""
+        with open(self.path("locks", job_id, ".lock"), "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def next_seq(self) -> int:
         """Next sequence number; call only while holding global_lock."""
@@ -172,12 +187,26 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def paginate(
-    items: Sequence[dict[str, Any]], after: str | None, limit: int
+    items: Sequence[dict[str, Any]], after: str | None, limit: int, after_seq: int | None = None
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Cursor pagination over items already in list order: those after `after`, at most `limit`."""
+    """Cursor pagination over items already in list order: those after `after`, at most `limit`.
+
+    `after_seq` places a cursor that is no longer listed (a deleted object, as in a
+    delete-while-listing loop) by its sequence number, so the walk goes on where it was.
+    """
     start = 0
     if after:
         ids = [item["id"] for item in items]
-        start = ids.index(after) + 1 if after in ids else len(items)
+        if after in ids:
+            start = ids.index(after) + 1
+        elif after_seq is not None:
+            seqs = [item.get("_local", {}).get("seq", 0) for item in items]
+            descending = len(seqs) < 2 or seqs[0] >= seqs[-1]
+            start = next(
+                (i for i, seq in enumerate(seqs) if (seq < after_seq if descending else seq > after_seq)),
+                len(items),
+            )
+        else:
+            start = len(items)
     page = list(items[start : start + limit])
     return page, start + limit < len(items)
