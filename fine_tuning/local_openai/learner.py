@@ -11,12 +11,12 @@ loss falls, validation accuracy rises, and the tuned model beats the zero-shot b
 
 Also here: token counts for `trained_tokens` and chat `usage` (delegated to fine_tuning.tokens,
 so the backend and the pipeline's file checks count alike), OpenAI-style "auto" hyperparameter
-resolution, zero-shot answers for base models, and mapping answers into a json_schema enum.
+resolution and zero-shot choices for base models. Turning a prediction into a reply (plain text,
+json_object, strict json_schema) is `answers.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -463,75 +463,3 @@ def system_prompt_candidates(messages: Sequence[Message]) -> list[str]:
                 if word not in _STOPWORDS and not word.isdigit() and word not in seen:
                     seen.append(word)
     return seen
-
-
-def schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The JSON schema of a json_schema response_format, else None."""
-    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        return None
-    schema = (response_format.get("json_schema") or {}).get("schema")
-    return schema if isinstance(schema, dict) else None
-
-
-def _default_for(spec: dict[str, Any]) -> Any:
-    kind = spec.get("type")
-    kind = kind[0] if isinstance(kind, list) and kind else kind
-    return {"string": "", "number": 0, "integer": 0, "boolean": False, "array": [], "object": {}}.get(kind)
-
-
-def structured_answer(
-    schema: dict[str, Any], ranked_replies: Sequence[str], messages: Sequence[Message]
-) -> str:
-    """A compact JSON object that satisfies `schema`, enum properties always inside their enum.
-
-    For an enum property the first ranked reply whose value (a JSON object's property of that
-    name, or the bare reply text) is in the enum wins; otherwise the zero-shot choice.
-    """
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    parsed = [_parse_json(reply) for reply in ranked_replies]
-    answer: dict[str, Any] = {}
-    for name, spec in properties.items():
-        spec = spec if isinstance(spec, dict) else {}
-        enum = spec.get("enum")
-        if isinstance(enum, list) and enum:
-            answer[name] = _enum_value(name, enum, ranked_replies, parsed, messages)
-            continue
-        value = next((p[name] for p in parsed if isinstance(p, dict) and name in p), None)
-        answer[name] = value if value is not None else _default_for(spec)
-    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
-
-
-def _enum_value(
-    name: str, enum: list[Any], replies: Sequence[str], parsed: Sequence[Any], messages: Sequence[Message]
-) -> Any:
-    for reply, value in zip(replies, parsed):
-        candidate = value.get(name) if isinstance(value, dict) else reply.strip()
-        if candidate in enum:
-            return candidate
-    return zero_shot_choice(messages, enum)
-
-
-def _parse_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError):
-        return None
-
-
-def answer(
-    messages: Sequence[Message],
-    response_format: dict[str, Any] | None,
-    model: SoftmaxModel | None,
-) -> str:
-    """The reply content: a fine-tuned model's learned reply or a base model's zero-shot guess."""
-    ranked = model.ranked_replies(messages) if model is not None else []
-    schema = schema_of(response_format)
-    if schema is not None:
-        return structured_answer(schema, ranked, messages)
-    if ranked:
-        return ranked[0]
-    choice = zero_shot_choice(messages, system_prompt_candidates(messages))
-    if isinstance(response_format, dict) and response_format.get("type") == "json_object":
-        return json.dumps({"answer": choice}, separators=(",", ":"))
-    return choice or "This is a local stand-in model; it only answers with labels it was given."
-
