@@ -184,7 +184,8 @@ def _metrics_csv(steps: Sequence[learner.StepMetrics]) -> bytes:
     for s in steps:
         valid_loss = "" if s.valid_loss is None else f"{s.valid_loss:.6f}"
         valid_acc = "" if s.valid_mean_token_accuracy is None else f"{s.valid_mean_token_accuracy:.6f}"
-        lines.append(f"{s.step},{s.train_loss:.6f},{s.train_accuracy:.6f},{valid_loss},{valid_acc}")
+        # OpenAI's train_accuracy is the batch's token accuracy, like the valid column beside it.
+        lines.append(f"{s.step},{s.train_loss:.6f},{s.train_mean_token_accuracy:.6f},{valid_loss},{valid_acc}")
     return ("\n".join(lines) + "\n").encode()
 
 
