@@ -23,7 +23,7 @@ from dagster_openai import OpenAIResource
 from pydantic import Field
 
 from fine_tuning import prompts
-from fine_tuning.openai_errors import describe_api_error, redact
+from fine_tuning.openai_errors import describe_api_error
 from fine_tuning.tuning import TuningSettings
 from fine_tuning.upstream import latest_metadata
 from fine_tuning.warehouse import connection
@@ -165,7 +165,7 @@ def _ask(
                 response_format=prompts.response_format(categories),
             )
     except openai_sdk.APIError as error:
-        reason = redact(describe_api_error(error, "a chat completion"), client.api_key)
+        reason = describe_api_error(error, "a chat completion", client)
         return _Answer(None, failed=True, error=f"{model} / {example.book_id}: {reason}")
     text = response.choices[0].message.content if response.choices else None
     usage = response.usage

@@ -17,7 +17,6 @@ from dagster_duckdb import DuckDBResource
 from fine_tuning.checksums import file_sha256
 from fine_tuning.file_validation import (
     FORMAT_ERROR_KINDS,
-    MIN_TRAINING_EXAMPLES,
     MIN_VALIDATION_EXAMPLES,
     FileReport,
     content_digest,
@@ -25,7 +24,7 @@ from fine_tuning.file_validation import (
     find_overlap,
     validate_chat_file,
 )
-from fine_tuning.pricing import PRICING_AS_OF, TOKEN_LIMITS_AS_OF
+from fine_tuning.pricing import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
 from fine_tuning.prompts import user_message
 from fine_tuning.settings import files_dir
 from fine_tuning.tokens import token_counter
@@ -54,7 +53,6 @@ VALIDATION = _Split("validation", dg.AssetKey("validation_file"), VALIDATION_FIL
 class _CheckedFile:
     path: Path
     materialized_sha256: str | None
-    materialized_path: str | None
     problem: str | None  # why the file cannot be checked at all
 
 
@@ -64,12 +62,10 @@ def _checked_file(context: dg.AssetCheckExecutionContext, split: _Split) -> _Che
     event = context.instance.get_latest_materialization_event(split.key)
     metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
     sha = metadata.get("sha256")
-    recorded_path = metadata.get("path")
     problem = None if path.is_file() else f"{path} does not exist: materialize {split.key.to_user_string()} first"
     return _CheckedFile(
         path=path,
         materialized_sha256=str(sha.value) if sha is not None else None,
-        materialized_path=str(recorded_path.value) if recorded_path is not None else None,
         problem=problem,
     )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tuning.pricing import (
+    MIN_TRAINING_EXAMPLES,
     PRICING_AS_OF,
     TARGET_EPOCHS,
     TOKEN_LIMITS_AS_OF,
@@ -29,7 +30,6 @@ from fine_tuning.settings import DEFAULT_BASE_MODEL
 from fine_tuning.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
 
 # OpenAI requires at least 10 training examples; a validation file only has to be non-empty.
-MIN_TRAINING_EXAMPLES = 10
 MIN_VALIDATION_EXAMPLES = 1
 
 # Cookbook chat format: recognised message keys and roles.

@@ -14,8 +14,12 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
-def describe_api_error(error: openai_sdk.APIError, action: str) -> str:
-    """A one-line, key-free explanation of an OpenAI client error."""
+def describe_api_error(error: openai_sdk.APIError, action: str, client: openai_sdk.OpenAI | None = None) -> str:
+    """A one-line explanation of an OpenAI client error, with the client's key redacted."""
+    return redact(_describe(error, action), client.api_key if client is not None else None)
+
+
+def _describe(error: openai_sdk.APIError, action: str) -> str:
     if isinstance(error, openai_sdk.APIStatusError):
         code = getattr(error, "code", None)
         body = error.body if isinstance(error.body, dict) else {}
@@ -37,8 +41,7 @@ def api_errors(action: str, client: openai_sdk.OpenAI | None = None) -> Iterator
     try:
         yield
     except openai_sdk.APIError as error:
-        secret = client.api_key if client is not None else None
-        raise dg.Failure(description=redact(describe_api_error(error, action), secret)) from None
+        raise dg.Failure(description=describe_api_error(error, action, client)) from None
 
 
 def is_transient(error: openai_sdk.APIError) -> bool:

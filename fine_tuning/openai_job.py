@@ -28,7 +28,7 @@ from dagster_openai import OpenAIResource
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from pydantic import Field
 
-from fine_tuning.openai_errors import api_errors, describe_api_error, is_transient, redact
+from fine_tuning.openai_errors import api_errors, describe_api_error, is_transient
 from fine_tuning.tuning import TuningSettings
 from fine_tuning.uploads import GROUP, upload_training_file, upload_validation_file
 from fine_tuning.upstream import latest_metadata
@@ -205,7 +205,7 @@ def cancel_quietly(client: openai_sdk.OpenAI, job_id: str, log: Any) -> None:
         job = client.fine_tuning.jobs.cancel(job_id)
         log.warning(f"Run interrupted: cancelled fine-tuning job {job_id} (status {job.status}).")
     except openai_sdk.APIError as error:
-        log.error(redact(describe_api_error(error, f"cancelling job {job_id}"), client.api_key))
+        log.error(describe_api_error(error, f"cancelling job {job_id}", client))
 
 
 def wait_for_job(
@@ -232,10 +232,10 @@ def wait_for_job(
                 transient_failures += 1
                 if not is_transient(error) or transient_failures > MAX_TRANSIENT_POLL_FAILURES:
                     raise dg.Failure(
-                        description=redact(describe_api_error(error, f"polling fine-tuning job {job_id}"), client.api_key)
+                        description=describe_api_error(error, f"polling fine-tuning job {job_id}", client)
                         + " (the job keeps running at the provider; the next materialization attaches to it)"
                     ) from None
-                log.warning(redact(describe_api_error(error, f"polling job {job_id}"), client.api_key) + "; retrying")
+                log.warning(describe_api_error(error, f"polling job {job_id}", client) + "; retrying")
                 sleep(next_poll_delay(poll_interval_seconds, None, clock()))
                 continue
             now = clock()
@@ -294,7 +294,7 @@ def create_job_once(
                 raise
             delay = _retry_after_seconds(error, CREATE_BACKOFF_SECONDS * attempt)
             log.warning(
-                redact(describe_api_error(error, "creating the fine-tuning job"), client.api_key)
+                describe_api_error(error, "creating the fine-tuning job", client)
                 + f"; checking whether it was created, then trying again in {delay:.1f} s"
             )
             sleep(delay)

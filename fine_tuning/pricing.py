@@ -28,6 +28,9 @@ EXAMPLE_TOKEN_LIMITS: dict[str, int] = {
 UNKNOWN_MODEL_TOKEN_LIMIT = min(EXAMPLE_TOKEN_LIMITS.values())
 
 # Undated aliases the API accepts, pinned to the snapshot they pointed at on PRICING_AS_OF.
+# OpenAI refuses to fine-tune on fewer examples than this.
+MIN_TRAINING_EXAMPLES = 10
+
 MODEL_ALIASES: dict[str, str] = {
     "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
     "gpt-4o": "gpt-4o-2024-08-06",

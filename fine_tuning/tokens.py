@@ -86,11 +86,13 @@ def _load_o200k(cache_file: str, _mtime_ns: int, _size: int) -> TokenCounter:
     except Exception:  # noqa: BLE001 - any failure to load means "estimate", never a crash
         return ESTIMATED_COUNTER
     # encode_ordinary: text such as "<|endoftext|>" in a description is just text here.
-    return TokenCounter(
-        exact=True,
-        method="exact: tiktoken o200k_base",
-        _count=lambda text: len(encoding.encode_ordinary(text)),
-    )
+    # Every example repeats the system prompt, the role names and a dozen answers: memoised,
+    # those are encoded once per file instead of once per example.
+    @functools.lru_cache(maxsize=4096)
+    def count(text: str) -> int:
+        return len(encoding.encode_ordinary(text))
+
+    return TokenCounter(exact=True, method="exact: tiktoken o200k_base", _count=count)
 
 
 def count_example_tokens(messages: Sequence[Any], counter: TokenCounter) -> int:

@@ -8,7 +8,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fine_tuning.file_validation import MIN_TRAINING_EXAMPLES, validate_chat_file
+from fine_tuning.file_validation import validate_chat_file
+from fine_tuning.pricing import MIN_TRAINING_EXAMPLES
 from fine_tuning.settings import DEFAULT_BASE_MODEL
 
 

@@ -204,6 +204,7 @@ class _Schemas:
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
         self.steps = 0
+        self._targets: dict[str, Any] = {}  # $ref -> checked target: the root never changes
 
     def tick(self) -> None:
         self.steps += 1
@@ -225,6 +226,8 @@ class _Schemas:
         raise _Fatal("The schema's $ref chain loops.")
 
     def _pointer(self, ref: str) -> Any:
+        if ref in self._targets:
+            return self._targets[ref]
         if not ref.startswith("#"):
             raise _Fatal(f"Cannot resolve $ref '{ref}': only local references ('#/$defs/...') are supported.")
         node: Any = self.root
@@ -242,6 +245,7 @@ class _Schemas:
         if not isinstance(node, (dict, bool)):
             raise _Fatal(f"$ref '{ref}' does not point to a schema.")
         check_schema(node, ref)
+        self._targets[ref] = node
         return node
 
     # ------------------------------------------------------------------------ validation
@@ -593,12 +597,6 @@ class _Generator:
             if self.schemas.valid(dict(schema, type=kind), candidate):
                 return candidate
         raise SchemaError("Cannot produce a number that satisfies the schema's bounds.")
-
-
-def valid_instance(schema: dict[str, Any], value: Any) -> bool:
-    """Whether `value` is an instance of `schema` (raises SchemaError for a schema not interpreted)."""
-    check_response_schema(schema)
-    return _Schemas(schema).valid(schema, value)
 
 
 def structured_answer(

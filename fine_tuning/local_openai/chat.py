@@ -100,9 +100,10 @@ class ChatModels:
         if match:
             name, step = match.group(1), int(match.group(2))
         job_id = "ftjob-" + name.rsplit(":", 1)[-1]
-        if self.store.get("jobs", job_id) is None:
+        record = self.store.get("jobs", job_id)
+        if record is None:
             return None, None
-        job = self.jobs.observe(job_id)
+        job = self.jobs.observe(job_id, record)
         if job["status"] != "succeeded" or job.get("fine_tuned_model") != name:
             return None, None
         if step is not None and not self.store.path("models", job_id, f".step-{step}.json").exists():

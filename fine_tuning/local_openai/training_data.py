@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-MIN_TRAINING_EXAMPLES = 10
 
 
 class TrainingDataError(Exception):
