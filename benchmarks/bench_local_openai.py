@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fine_tuning.prompts import training_example  # noqa: E402
+from fine_tuning.core.prompts import training_example  # noqa: E402
 
 CATEGORIES = ("fantasy", "horror", "romance", "mystery")
 

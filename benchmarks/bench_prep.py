@@ -45,10 +45,10 @@ def child_prep(workdir: Path, with_training_files: bool = False) -> dict:
     import dagster as dg
     from dagster_duckdb import DuckDBResource
 
-    from fine_tuning import settings
-    from fine_tuning.features import PREP_ASSETS
-    from fine_tuning.ingestion import goodreads_source_dataset
-    from fine_tuning.training_files import training_files
+    from fine_tuning.core import settings
+    from fine_tuning.defs.goodreads.features import PREP_ASSETS
+    from fine_tuning.defs.goodreads.ingestion import goodreads_source_dataset
+    from fine_tuning.defs.training_data.training_files import training_files
 
     imported = time.perf_counter()
     extra = [training_files] if with_training_files else []

@@ -1,28 +1,15 @@
-"""The Dagster code location: every asset, check, job, schedule and resource of the pipeline."""
+"""The code location: every asset, check, job, schedule and resource under `fine_tuning/defs/`.
+
+`dg` finds the defs folder through `[tool.dg]` in pyproject.toml; `dagster job execute -m
+fine_tuning.definitions`, `dagster dev` and workspace.yaml load this module.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from fine_tuning import (
-    evaluation,
-    features,
-    file_checks,
-    ingestion,
-    openai_job,
-    training_files,
-    uploads,
-)
-from fine_tuning.automation import fine_tuning_job, retune_schedule
-from fine_tuning.resources import build_resources
 
-_ASSET_MODULES = [ingestion, features, training_files, uploads, openai_job]
-_CHECK_MODULES = [file_checks, evaluation]
-
-defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(_ASSET_MODULES),
-    asset_checks=dg.load_asset_checks_from_modules(_CHECK_MODULES),
-    jobs=[fine_tuning_job],
-    schedules=[retune_schedule],
-    resources=build_resources(),
-)
+# Everything the defs folder defines, discovered by Dagster's project loader.
+defs: dg.Definitions = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

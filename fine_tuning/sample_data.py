@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fine_tuning.settings import DEFAULT_CATEGORIES
+from fine_tuning.core.settings import DEFAULT_CATEGORIES
 
 BOOKS_FILE_NAME = "goodreads_books_comics_graphic.json.gz"
 AUTHORS_FILE_NAME = "goodreads_book_authors.json.gz"

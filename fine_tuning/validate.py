@@ -8,9 +8,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fine_tuning.file_validation import validate_chat_file
-from fine_tuning.pricing import MIN_TRAINING_EXAMPLES
-from fine_tuning.settings import DEFAULT_BASE_MODEL
+from fine_tuning.core.chat_files import validate_chat_file
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
+from fine_tuning.core.settings import DEFAULT_BASE_MODEL
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

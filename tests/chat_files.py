@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fine_tuning.prompts import training_example
+from fine_tuning.core.prompts import training_example
 
 CATEGORIES = ["fantasy", "horror", "humor"]
 

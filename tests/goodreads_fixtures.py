@@ -10,9 +10,9 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning import settings
-from fine_tuning.features import book_category, enriched_graphic_novels
-from fine_tuning.ingestion import authors, goodreads_source_dataset, graphic_novels
+from fine_tuning.core import settings
+from fine_tuning.defs.goodreads.features import book_category, enriched_graphic_novels
+from fine_tuning.defs.goodreads.ingestion import authors, goodreads_source_dataset, graphic_novels
 from fine_tuning.sample_data import BOOK_FIELDS
 
 PREP_ASSETS = [goodreads_source_dataset, graphic_novels, authors, book_category,

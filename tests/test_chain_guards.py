@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning.checksums import file_sha256
+from fine_tuning.core.checksums import file_sha256
 from fine_tuning.definitions import defs
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
-from fine_tuning.settings import duckdb_path, files_dir, local_openai_dir
-from fine_tuning.tuning import TuningSettings
+from fine_tuning.core.settings import duckdb_path, files_dir, local_openai_dir
+from fine_tuning.defs.resources import TuningSettings
 
 UPSTREAM = ["goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels"]
 CHAIN = ["training_file", "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fine_tuning.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
+from fine_tuning.defs.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
 from fine_tuning.definitions import defs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def test_default_cron_is_weekly() -> None:
 
 
 def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
-    code = "from fine_tuning.automation import retune_schedule as s; print(s.cron_schedule)"
+    code = "from fine_tuning.defs.automation import retune_schedule as s; print(s.cron_schedule)"
     env = {**os.environ, "RETUNE_CRON": "0 6 * * *"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0 6 * * *"

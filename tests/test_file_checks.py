@@ -8,11 +8,11 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning.file_checks import FILE_CHECKS
-from fine_tuning.pricing import PRICING_AS_OF
-from fine_tuning.settings import duckdb_path, files_dir
-from fine_tuning.training_files import training_files
-from fine_tuning.tuning import TuningSettings
+from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
+from fine_tuning.core.catalog import PRICING_AS_OF
+from fine_tuning.core.settings import duckdb_path, files_dir
+from fine_tuning.defs.training_data.training_files import training_files
+from fine_tuning.defs.resources import TuningSettings
 
 from chat_files import CATEGORIES
 

@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletion
 
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.transport import local_client
-from fine_tuning.prompts import answer_text, build_messages, response_format
+from fine_tuning.core.prompts import answer_text, build_messages, response_format
 
 from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, upload, validated, wait_for
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from fine_tuning import tokens
+from fine_tuning.core import tokens
 from fine_tuning.local_openai import answers, learner
 from fine_tuning.local_openai.transport import local_client
-from fine_tuning.prompts import parse_answer, response_format
+from fine_tuning.core.prompts import parse_answer, response_format
 
 from test_local_openai_support import CATEGORIES, toy_examples, toy_prompts, train_toy_model
 

@@ -6,8 +6,8 @@ import dagster as dg
 from dagster_openai import OpenAIResource
 
 from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.prompts import build_messages, parse_answer, response_format
-from fine_tuning.settings import local_openai_dir
+from fine_tuning.core.prompts import build_messages, parse_answer, response_format
+from fine_tuning.core.settings import local_openai_dir
 
 from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, wait_for
 

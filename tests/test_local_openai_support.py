@@ -15,7 +15,7 @@ from typing import Any
 import openai
 from openai.types.fine_tuning import FineTuningJob
 
-from fine_tuning.prompts import build_messages, training_example
+from fine_tuning.core.prompts import build_messages, training_example
 
 CATEGORIES = ("fantasy", "horror", "romance", "mystery")
 BASE_MODEL = "gpt-4o-mini-2024-07-18"

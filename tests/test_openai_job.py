@@ -28,12 +28,12 @@ import httpx2
 import openai
 import pytest
 
-from fine_tuning import prompts
-from fine_tuning.checksums import file_sha256
+from fine_tuning.core import prompts
+from fine_tuning.core.checksums import file_sha256
 from fine_tuning.local_openai.http import Router
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
-from fine_tuning.openai_job import (
+from fine_tuning.defs.fine_tuning.fine_tuned_model import (
     FINGERPRINT_KEY,
     choose_job,
     create_job_once,
@@ -44,8 +44,8 @@ from fine_tuning.openai_job import (
     training_fingerprint,
     wait_for_job,
 )
-from fine_tuning.tuning import TuningSettings
-from fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
+from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
 
 from toy_books import CATEGORIES, SIGNALS
 
@@ -454,9 +454,9 @@ DEFS_FILE = """
 import os
 import dagster as dg
 from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.openai_job import fine_tuned_model
-from fine_tuning.uploads import upload_training_file, upload_validation_file
-from fine_tuning.tuning import TuningSettings
+from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
+from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
+from fine_tuning.defs.resources import TuningSettings
 
 chain_job = dg.define_asset_job(
     "chain_job",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fine_tuning.pricing import (
+from fine_tuning.core.catalog import (
     UNKNOWN_MODEL_TOKEN_LIMIT,
     auto_epochs,
     estimate_training_cost,

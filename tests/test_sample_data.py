@@ -18,7 +18,7 @@ from fine_tuning.sample_data import (
     BOOKS_FILE_NAME,
     write_sample,
 )
-from fine_tuning.settings import DEFAULT_CATEGORIES, SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
+from fine_tuning.core.settings import DEFAULT_CATEGORIES, SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 
 from goodreads_fixtures import materialization_metadata, materialize_prep, query
 

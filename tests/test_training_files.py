@@ -12,12 +12,12 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-import fine_tuning.training_files as training_files_module
-from fine_tuning.file_checks import FILE_CHECKS
-from fine_tuning.prompts import user_message
-from fine_tuning.settings import duckdb_path, files_dir
-from fine_tuning.training_files import training_files
-from fine_tuning.tuning import TuningSettings
+import fine_tuning.defs.training_data.training_files as training_files_module
+from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
+from fine_tuning.core.prompts import user_message
+from fine_tuning.core.settings import duckdb_path, files_dir
+from fine_tuning.defs.training_data.training_files import training_files
+from fine_tuning.defs.resources import TuningSettings
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 CATEGORIES = ["fantasy", "horror", "humor", "romance"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fine_tuning.pricing import PRICING_AS_OF
-from fine_tuning.prompts import training_example
+from fine_tuning.core.catalog import PRICING_AS_OF
+from fine_tuning.core.prompts import training_example
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"

@@ -12,7 +12,7 @@ from fine_tuning.local_openai.errors import ApiError, bad_request
 from fine_tuning.local_openai.jobs import FINE_TUNABLE_MODELS, ORGANIZATION_ID, Jobs
 from fine_tuning.local_openai.state import Store, new_id
 from fine_tuning.local_openai.training_data import MESSAGE_ROLES
-from fine_tuning.tokens import token_counter
+from fine_tuning.core.tokens import token_counter
 
 CHAT_ONLY_MODELS: tuple[str, ...] = ("gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano")
 BASE_MODELS: tuple[str, ...] = FINE_TUNABLE_MODELS + CHAT_ONLY_MODELS

@@ -19,8 +19,8 @@ from fine_tuning.local_openai.errors import ApiError, bad_request
 from fine_tuning.local_openai.files import Files
 from fine_tuning.local_openai.state import Store, new_id, paginate, public
 from fine_tuning.local_openai.training_data import TrainingDataError, invalid_file_code, parse_chat_jsonl
-from fine_tuning.pricing import MIN_TRAINING_EXAMPLES, MODEL_ALIASES
-from fine_tuning.tokens import token_counter
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, MODEL_ALIASES
+from fine_tuning.core.tokens import token_counter
 
 ORGANIZATION_ID = "org-local"
 MODEL_NAME_ORG = "local"

@@ -9,7 +9,7 @@ gradient descent uses lr = BASE_LEARNING_RATE * learning_rate_multiplier. That i
 classification-style fine-tuning (the pipeline's use case) to show a real learning signal:
 loss falls, validation accuracy rises, and the tuned model beats the zero-shot base model.
 
-Also here: token counts for `trained_tokens` and chat `usage` (delegated to fine_tuning.tokens,
+Also here: token counts for `trained_tokens` and chat `usage` (delegated to fine_tuning.core.tokens,
 so the backend and the pipeline's file checks count alike), OpenAI-style "auto" hyperparameter
 resolution and zero-shot choices for base models. Turning a prediction into a reply (plain text,
 json_object, strict json_schema) is `answers.py`.
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from operator import add
 from typing import Any
 
-from fine_tuning.pricing import auto_epochs
-from fine_tuning.tokens import TokenCounter, count_example_tokens, token_counter
+from fine_tuning.core.catalog import auto_epochs
+from fine_tuning.core.tokens import TokenCounter, count_example_tokens, token_counter
 
 Message = dict[str, Any]
 

@@ -25,7 +25,7 @@ class LocalOpenAIResource(OpenAIResource):
         """The store directory actually used."""
         if self.data_dir:
             return self.data_dir
-        from fine_tuning.settings import local_openai_dir
+        from fine_tuning.core.settings import local_openai_dir
 
         return str(local_openai_dir())
 

@@ -104,7 +104,7 @@ def create_app(
 ) -> AsgiApp:
     """The ASGI app over a store (default: settings.local_openai_dir())."""
     if data_dir is None:
-        from fine_tuning.settings import local_openai_dir
+        from fine_tuning.core.settings import local_openai_dir
 
         data_dir = local_openai_dir()
     router = Router(

@@ -15,9 +15,9 @@ import openai as openai_sdk
 from dagster_openai import OpenAIResource
 from openai.types import FileObject
 
-from fine_tuning.checksums import file_sha256
-from fine_tuning.openai_errors import api_errors
-from fine_tuning.upstream import latest_metadata
+from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.openai_errors import api_errors
+from fine_tuning.defs.shared.upstream import latest_metadata
 
 FILE_PURPOSE = "fine-tune"
 GROUP = "fine_tuning"

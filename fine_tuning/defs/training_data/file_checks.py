@@ -14,8 +14,8 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning.checksums import file_sha256
-from fine_tuning.file_validation import (
+from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.chat_files import (
     FORMAT_ERROR_KINDS,
     MIN_VALIDATION_EXAMPLES,
     FileReport,
@@ -24,13 +24,13 @@ from fine_tuning.file_validation import (
     find_overlap,
     validate_chat_file,
 )
-from fine_tuning.pricing import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
-from fine_tuning.prompts import user_message
-from fine_tuning.settings import files_dir
-from fine_tuning.tokens import token_counter
-from fine_tuning.training_files import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
-from fine_tuning.tuning import TuningSettings
-from fine_tuning.warehouse import connection
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
+from fine_tuning.core.prompts import user_message
+from fine_tuning.core.settings import files_dir
+from fine_tuning.core.tokens import token_counter
+from fine_tuning.defs.training_data.training_files import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
+from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.shared.warehouse import connection
 
 _FIRST_LINES = 10
 

@@ -20,10 +20,10 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from fine_tuning.prompts import training_example
-from fine_tuning.settings import files_dir
-from fine_tuning.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
-from fine_tuning.warehouse import connection
+from fine_tuning.core.prompts import training_example
+from fine_tuning.core.settings import files_dir
+from fine_tuning.core.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
+from fine_tuning.defs.shared.warehouse import connection
 
 # Names inside files_dir(); the file checks read the files back from the same paths.
 TRAINING_FILE_NAME = "training.jsonl"

@@ -14,9 +14,9 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from fine_tuning.ingestion import GROUP, authors, graphic_novels
-from fine_tuning.settings import DEFAULT_CATEGORIES
-from fine_tuning.warehouse import connection, table_schema
+from fine_tuning.defs.goodreads.ingestion import GROUP, authors, graphic_novels
+from fine_tuning.core.settings import DEFAULT_CATEGORIES
+from fine_tuning.defs.shared.warehouse import connection, table_schema
 
 UNKNOWN_AUTHOR = "Unknown author"
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning import settings
-from fine_tuning.checksums import file_sha256
-from fine_tuning.warehouse import connection, table_schema
+from fine_tuning.core import settings
+from fine_tuning.core.checksums import file_sha256
+from fine_tuning.defs.shared.warehouse import connection, table_schema
 
 GROUP = "goodreads"
 HTTP_TIMEOUT_SECONDS = 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
 SAMPLE_BOOKS_FILE = SAMPLE_DIR / "goodreads_books_comics_graphic.json.gz"
 SAMPLE_AUTHORS_FILE = SAMPLE_DIR / "goodreads_book_authors.json.gz"

@@ -22,11 +22,11 @@ from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
-from fine_tuning import prompts
-from fine_tuning.openai_errors import describe_api_error
-from fine_tuning.tuning import TuningSettings
-from fine_tuning.upstream import latest_metadata
-from fine_tuning.warehouse import connection
+from fine_tuning.core import prompts
+from fine_tuning.core.openai_errors import describe_api_error
+from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.shared.upstream import latest_metadata
+from fine_tuning.defs.shared.warehouse import connection
 
 TOP_CONFUSIONS = 10
 MAX_FAILURE_SAMPLES = 5

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fine_tuning.pricing import (
+from fine_tuning.core.catalog import (
     MIN_TRAINING_EXAMPLES,
     PRICING_AS_OF,
     TARGET_EPOCHS,
@@ -26,8 +26,8 @@ from fine_tuning.pricing import (
     example_token_limit,
     training_price_per_million,
 )
-from fine_tuning.settings import DEFAULT_BASE_MODEL
-from fine_tuning.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
+from fine_tuning.core.settings import DEFAULT_BASE_MODEL
+from fine_tuning.core.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
 
 # OpenAI requires at least 10 training examples; a validation file only has to be non-empty.
 MIN_VALIDATION_EXAMPLES = 1

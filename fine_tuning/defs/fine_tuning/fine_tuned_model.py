@@ -28,10 +28,10 @@ from dagster_openai import OpenAIResource
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from pydantic import Field
 
-from fine_tuning.openai_errors import api_errors, describe_api_error, is_transient
-from fine_tuning.tuning import TuningSettings
-from fine_tuning.uploads import GROUP, upload_training_file, upload_validation_file
-from fine_tuning.upstream import latest_metadata
+from fine_tuning.core.openai_errors import api_errors, describe_api_error, is_transient
+from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.fine_tuning.uploads import GROUP, upload_training_file, upload_validation_file
+from fine_tuning.defs.shared.upstream import latest_metadata
 
 FINGERPRINT_KEY = "dagster_fingerprint"
 ASSET_TAG_KEY = "dagster_asset"

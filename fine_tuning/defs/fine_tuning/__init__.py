@@ -1,0 +1,1 @@
+"""Group `fine_tuning`: uploads, the provider job, its evaluation and the production model."""

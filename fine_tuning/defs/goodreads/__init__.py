@@ -1,0 +1,1 @@
+"""Group `goodreads`: the observed source files and the DuckDB tables built from them."""

@@ -1,0 +1,91 @@
+"""Resources: DuckDB under the workdir, OpenAI or the shipped local backend, and what is tuned how."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from dagster_openai import OpenAIResource
+
+from pydantic import Field
+
+from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_path, local_openai_dir, use_local_backend
+
+LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
+
+
+class TuningSettings(dg.ConfigurableResource):
+    """Base model, hyperparameters and budget.
+
+    A resource rather than per-asset config because the cost check on the training files and
+    the `fine_tuned_model` asset must price and train the very same model and epochs.
+    """
+
+    base_model: str = Field(default=DEFAULT_BASE_MODEL, description="Model to fine-tune.")
+    suffix: str = Field(default="goodreads", description="Suffix of the fine-tuned model name (<= 64 chars).")
+    seed: int = Field(default=42, description="Provider-side training seed.")
+    n_epochs: int | None = Field(default=None, description="Epochs; null means 'auto'.")
+    batch_size: int | None = Field(default=None, description="Batch size; null means 'auto'.")
+    learning_rate_multiplier: float | None = Field(
+        default=None, description="Learning-rate multiplier; null means 'auto'."
+    )
+    max_cost_usd: float = Field(
+        default=5.0, description="Training files whose estimated training cost exceeds this are blocked."
+    )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Supervised hyperparameters as the API takes them ("auto" where unset)."""
+        return {
+            "n_epochs": "auto" if self.n_epochs is None else self.n_epochs,
+            "batch_size": "auto" if self.batch_size is None else self.batch_size,
+            "learning_rate_multiplier": (
+                "auto" if self.learning_rate_multiplier is None else self.learning_rate_multiplier
+            ),
+        }
+
+    def method(self) -> dict[str, Any]:
+        """The `method` argument of `fine_tuning.jobs.create` (the `hyperparameters` one is deprecated)."""
+        return {"type": "supervised", "supervised": {"hyperparameters": self.hyperparameters()}}
+
+
+
+def openai_resource() -> OpenAIResource:
+    """OpenAI (or OPENAI_BASE_URL) when OPENAI_API_KEY is set, else the in-process local backend.
+
+    The key is passed as an EnvVar so Dagster resolves it at run time and never stores it in
+    run config, the UI or the event log.
+    """
+    if use_local_backend():
+        from fine_tuning.local_openai.resource import LocalOpenAIResource
+
+        if os.environ.get("OPENAI_BASE_URL"):
+            warnings.warn(
+                "OPENAI_BASE_URL is set but OPENAI_API_KEY is not: using the in-process local backend. "
+                "Set OPENAI_API_KEY (any value the server accepts) to use that server.",
+                stacklevel=2,
+            )
+
+        return LocalOpenAIResource(
+            data_dir=str(local_openai_dir()),
+            job_seconds=float(os.environ.get(LOCAL_JOB_SECONDS_ENV, "3")),
+        )
+    base_url = dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None
+    return OpenAIResource(api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=base_url)
+
+
+def build_resources() -> dict[str, Any]:
+    """Every resource the assets need, resolved from the environment at call time."""
+    return {
+        "duckdb": DuckDBResource(database=str(duckdb_path())),
+        "openai": openai_resource(),
+        "tuning": TuningSettings(),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The project's resources, handed to every definition in the defs folder."""
+    return dg.Definitions(resources=build_resources())

@@ -1,0 +1,1 @@
+"""Dagster helpers the asset groups share: DuckDB access and metadata hand-off between steps."""

@@ -1,0 +1,1 @@
+"""Group `training_data`: the chat-format JSONL files and their blocking checks."""
