@@ -17,7 +17,8 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core import prompts
-from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import Example, evaluate_models, fine_tuned_model_accuracy
+from fine_tuning.core.scoring import Example, evaluate_models
+from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.defs.resources import TuningSettings

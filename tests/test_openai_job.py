@@ -33,17 +33,16 @@ from fine_tuning.core.checksums import file_sha256
 from fine_tuning.local_openai.http import Router
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
-from fine_tuning.defs.fine_tuning.fine_tuned_model import (
+from fine_tuning.core.job_polling import next_poll_delay
+from fine_tuning.core.provider_jobs import (
     FINGERPRINT_KEY,
     choose_job,
     create_job_once,
-    fine_tuned_model,
     job_metadata,
-    next_poll_delay,
     settle_concurrent_jobs,
     training_fingerprint,
-    wait_for_job,
 )
+from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model, wait_for_job
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
 

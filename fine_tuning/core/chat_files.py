@@ -26,6 +26,7 @@ from fine_tuning.core.catalog import (
     example_token_limit,
     training_price_per_million,
 )
+from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL
 from fine_tuning.core.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
 
@@ -147,11 +148,11 @@ class FileReport:
         wanted = [k for k in (kinds or FORMAT_ERROR_KINDS + TOKEN_ERROR_KINDS) if self.error_counts[k]]
         if not wanted:
             return "No errors."
-        rows = ["| kind | examples | first lines | meaning |", "|---|---:|---|---|"]
+        rows = []
         for kind in wanted:
             lines = ", ".join(str(n) for n in self.error_lines.get(kind, [])[:limit]) or "-"
-            rows.append(f"| {kind} | {self.error_counts[kind]} | {lines} | {ERROR_DESCRIPTIONS[kind]} |")
-        return "\n".join(rows)
+            rows.append((kind, self.error_counts[kind], lines, ERROR_DESCRIPTIONS[kind]))
+        return markdown_table(("kind", "examples", "first lines", "meaning"), rows, align="lrll")
 
     def text(self) -> str:
         """A human-readable report (what `python -m fine_tuning.validate` prints)."""

@@ -1,9 +1,5 @@
-"""OpenAI client errors turned into clear, key-free Dagster failures."""
+"""OpenAI client errors described in one clear, key-free line, and which of them are worth a retry."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import dagster as dg
 import openai as openai_sdk
 
 
@@ -33,15 +29,6 @@ def _describe(error: openai_sdk.APIError, action: str) -> str:
     if isinstance(error, openai_sdk.APIConnectionError):
         return f"Could not reach the OpenAI API while {action}: {error.message}"
     return f"OpenAI API error while {action}: {type(error).__name__}: {error.message}"
-
-
-@contextmanager
-def api_errors(action: str, client: openai_sdk.OpenAI | None = None) -> Iterator[None]:
-    """Turn `openai.APIError`s into a clear `dg.Failure` (interrupts pass through untouched)."""
-    try:
-        yield
-    except openai_sdk.APIError as error:
-        raise dg.Failure(description=describe_api_error(error, action, client)) from None
 
 
 def is_transient(error: openai_sdk.APIError) -> bool:

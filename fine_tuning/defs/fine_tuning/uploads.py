@@ -16,7 +16,7 @@ from dagster_openai import OpenAIResource
 from openai.types import FileObject
 
 from fine_tuning.core.checksums import file_sha256
-from fine_tuning.core.openai_errors import api_errors
+from fine_tuning.defs.shared.failures import api_errors
 from fine_tuning.defs.shared.upstream import latest_metadata
 
 FILE_PURPOSE = "fine-tune"

@@ -1,1 +1,1 @@
-"""Dagster helpers the asset groups share: DuckDB access and metadata hand-off between steps."""
+"""Dagster helpers the asset groups share: DuckDB access, SQL files, metadata hand-off, failures."""

@@ -1,0 +1,160 @@
+"""Waiting for a provider fine-tuning job: jittered polls, its events logged once each, and the
+job cancelled when the caller is interrupted (no Dagster here)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import openai as openai_sdk
+from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+
+from fine_tuning.core.openai_errors import describe_api_error, is_transient
+from fine_tuning.core.provider_jobs import TERMINAL_STATUSES, Log, ProviderJobError
+
+MIN_POLL_SECONDS = 0.2
+MAX_EVENTS_PER_POLL = 1000  # bounds the first fetch when attaching to a long job
+MAX_TRANSIENT_POLL_FAILURES = 5  # consecutive polls that may fail (after the client's own retries)
+
+
+def next_poll_delay(
+    interval: float, estimated_finish: int | None, now: float, rng: random.Random | None = None
+) -> float:
+    """Jittered (+/-20%) poll delay that never sleeps past a known estimated finish."""
+    jittered = interval * (rng or random).uniform(0.8, 1.2)
+    if estimated_finish:
+        # The floor only bounds how fast we poll once the estimate is (nearly) reached.
+        jittered = min(jittered, max(estimated_finish - now, MIN_POLL_SECONDS))
+    return jittered
+
+
+def _log_event(log: Log, job_id: str, event: FineTuningJobEvent) -> None:
+    message = f"[{job_id}] {event.message}"
+    if event.level == "error":
+        log.error(message)
+    elif event.level == "warn":
+        log.warning(message)
+    else:
+        log.info(message)
+
+
+@dataclass
+class JobProgress:
+    """What the poll loop has seen so far: events already logged, the latest metrics."""
+
+    last_event_id: str | None = None
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    last_report: tuple[Any, ...] | None = None
+
+
+def stream_new_events(
+    client: openai_sdk.OpenAI, job_id: str, progress: JobProgress, log: Log
+) -> list[FineTuningJobEvent]:
+    """Log the job events not logged yet, oldest first (only the newest metrics event); returns them."""
+    fresh: list[FineTuningJobEvent] = []
+    for event in client.fine_tuning.jobs.list_events(job_id, limit=100):  # newest first
+        if event.id == progress.last_event_id or len(fresh) >= MAX_EVENTS_PER_POLL:
+            break
+        fresh.append(event)
+    fresh.reverse()
+    metrics = [event for event in fresh if event.type == "metrics"]
+    for event in fresh:
+        if event.type == "metrics":
+            if isinstance(event.data, dict):
+                progress.last_metrics = dict(event.data)
+            # One metrics line per poll: a long job has thousands of steps, the log needs a trend.
+            if event is not metrics[-1]:
+                continue
+            if len(metrics) > 1:
+                log.info(f"[{job_id}] ({len(metrics) - 1} earlier metric steps not shown)")
+        _log_event(log, job_id, event)
+    if fresh:
+        progress.last_event_id = fresh[-1].id
+    return fresh
+
+
+def _format_finish(estimated_finish: int | None, now: float) -> str:
+    if not estimated_finish:
+        return "unknown"
+    at = datetime.fromtimestamp(estimated_finish, tz=UTC).strftime("%H:%M:%S UTC")
+    return f"{at} (in {max(estimated_finish - now, 0):.0f} s)"
+
+
+def report_progress(job: FineTuningJob, progress: JobProgress, log: Log, now: float) -> None:
+    """One progress line (status, step, train loss, estimated finish) whenever any of them changes."""
+    metrics = progress.last_metrics
+    step, total = metrics.get("step"), metrics.get("total_steps")
+    loss = metrics.get("train_loss")
+    state = (job.status, step, loss, job.estimated_finish)
+    if state == progress.last_report:
+        return
+    progress.last_report = state
+    step_text = f"{step}/{total}" if step is not None and total else (str(step) if step is not None else "-")
+    loss_text = f"{float(loss):.4f}" if isinstance(loss, (int, float)) else "-"
+    finish = "" if job.status in TERMINAL_STATUSES else f", estimated finish {_format_finish(job.estimated_finish, now)}"
+    log.info(f"Job {job.id}: {job.status}, step {step_text}, train loss {loss_text}{finish}")
+
+
+def cancel_quietly(client: openai_sdk.OpenAI, job_id: str, log: Log) -> None:
+    """Cancel a provider job on the way out; a failure to cancel is logged, not raised."""
+    try:
+        job = client.fine_tuning.jobs.cancel(job_id)
+        log.warning(f"Run interrupted: cancelled fine-tuning job {job_id} (status {job.status}).")
+    except openai_sdk.APIError as error:
+        log.error(describe_api_error(error, f"cancelling job {job_id}", client))
+
+
+def wait_for_job(
+    client: openai_sdk.OpenAI,
+    job_id: str,
+    log: Log,
+    poll_interval_seconds: float,
+    timeout_seconds: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
+) -> tuple[FineTuningJob, JobProgress]:
+    """Poll until the job is final, streaming its events; cancel it when one of `interrupts` arrives.
+
+    Raises ProviderJobError when polling keeps failing or `timeout_seconds` pass; the job keeps
+    running at the provider either way, so the next attempt attaches to it.
+    """
+    progress = JobProgress()
+    started = clock()
+    transient_failures = 0
+    try:
+        while True:
+            try:
+                job = client.fine_tuning.jobs.retrieve(job_id)
+                stream_new_events(client, job_id, progress, log)
+                transient_failures = 0
+            except openai_sdk.APIError as error:
+                # The client already retried; a flaky poll should not abandon a paid job's wait.
+                transient_failures += 1
+                if not is_transient(error) or transient_failures > MAX_TRANSIENT_POLL_FAILURES:
+                    raise ProviderJobError(
+                        describe_api_error(error, f"polling fine-tuning job {job_id}", client)
+                        + " (the job keeps running at the provider; the next materialization attaches to it)"
+                    ) from None
+                log.warning(describe_api_error(error, f"polling job {job_id}", client) + "; retrying")
+                sleep(next_poll_delay(poll_interval_seconds, None, clock()))
+                continue
+            now = clock()
+            report_progress(job, progress, log, now)
+            if job.status in TERMINAL_STATUSES:
+                return job, progress
+            if timeout_seconds is not None and now - started > timeout_seconds:
+                raise ProviderJobError(
+                    f"Fine-tuning job {job_id} is still {job.status} after {timeout_seconds / 3600:.2f} h; "
+                    "it keeps running at the provider and the next materialization attaches to it.",
+                    {"job_id": job_id, "status": job.status},
+                )
+            sleep(next_poll_delay(poll_interval_seconds, job.estimated_finish, now))
+    except interrupts:
+        # The caller was stopped (a terminated run, Ctrl-C): do not leave a paid job running unattended.
+        cancel_quietly(client, job_id, log)
+        raise

@@ -1,0 +1,14 @@
+-- Statements every asset group uses: the table probe, table schemas and the configured categories.
+
+-- name: tables
+SELECT table_name FROM duckdb_tables();
+
+-- name: table_columns
+SELECT column_name, data_type
+FROM information_schema.columns
+WHERE table_name = $table AND table_schema = current_schema()
+ORDER BY ordinal_position;
+
+-- name: categories
+-- Written by book_category; position is the configured order (prompts, tie-breaking).
+SELECT category FROM categories ORDER BY position;
