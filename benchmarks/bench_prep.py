@@ -46,14 +46,17 @@ def child_prep(workdir: Path, with_training_files: bool = False) -> dict:
     from dagster_duckdb import DuckDBResource
 
     from fine_tuning.core import settings
-    from fine_tuning.defs.goodreads.features import PREP_ASSETS
-    from fine_tuning.defs.goodreads.ingestion import goodreads_source_dataset
+    from fine_tuning.defs.goodreads.authors import authors
+    from fine_tuning.defs.goodreads.book_category import book_category
+    from fine_tuning.defs.goodreads.enriched_graphic_novels import enriched_graphic_novels
+    from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
+    from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
     from fine_tuning.defs.training_data.training_files import training_files
 
     imported = time.perf_counter()
     extra = [training_files] if with_training_files else []
     result = dg.materialize(
-        [goodreads_source_dataset, *PREP_ASSETS, *extra],
+        [goodreads_source_dataset, graphic_novels, authors, book_category, enriched_graphic_novels, *extra],
         resources={"duckdb": DuckDBResource(database=str(settings.duckdb_path()))},
         instance=dg.DagsterInstance.ephemeral(),
     )

@@ -11,8 +11,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core import settings
-from fine_tuning.defs.goodreads.features import book_category, enriched_graphic_novels
-from fine_tuning.defs.goodreads.ingestion import authors, goodreads_source_dataset, graphic_novels
+from fine_tuning.defs.goodreads.authors import authors
+from fine_tuning.defs.goodreads.book_category import book_category
+from fine_tuning.defs.goodreads.enriched_graphic_novels import enriched_graphic_novels
+from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
+from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
 from fine_tuning.sample_data import BOOK_FIELDS
 
 PREP_ASSETS = [goodreads_source_dataset, graphic_novels, authors, book_category,

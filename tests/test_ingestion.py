@@ -12,7 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fine_tuning.defs.goodreads.ingestion import authors, graphic_novels
+from fine_tuning.defs.goodreads.authors import authors
+from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
 
 from goodreads_fixtures import (
     author,
@@ -214,7 +215,7 @@ def test_http_404_fails_naming_the_url(http_files, monkeypatch):
 
 
 def test_urls_are_logged_and_stored_without_credentials_or_query_tokens() -> None:
-    from fine_tuning.defs.goodreads.ingestion import display_source
+    from fine_tuning.defs.goodreads.source_files import display_source
 
     signed = "https://reader:s3cret@example.org:8443/goodreads/books.json.gz?X-Signature=abc123"
     assert display_source(signed) == "https://example.org:8443/goodreads/books.json.gz?<query hidden>"

@@ -1,1 +1,3 @@
 """Group `goodreads`: the observed source files and the DuckDB tables built from them."""
+
+GROUP = "goodreads"

@@ -2,7 +2,7 @@
 
 -- name: test_examples
 -- The books of one split of book_splits (the check asks for 'test'), by book_id;
--- $limit NULL means all of them.
+-- a NULL limit means all of them.
 SELECT e.book_id, e.title, e.author, e.description, e.category
 FROM book_splits AS s
 JOIN enriched_graphic_novels AS e USING (book_id)

@@ -1,0 +1,88 @@
+"""`enriched_graphic_novels`: the cleaned, one-row-per-book table the training files are built from.
+
+All work happens in DuckDB SQL (`sql/enriched_graphic_novels.sql`; no Python loop over rows);
+configuration reaches SQL only as parameters. Duplicate book ids are resolved as in
+`book_category` (the temp view `canonical_book_rows`).
+"""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from fine_tuning.defs.goodreads import GROUP
+from fine_tuning.defs.goodreads.authors import authors
+from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
+from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
+from fine_tuning.defs.shared.sql import sql_statements
+from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
+
+SQL = sql_statements(__package__, "enriched_graphic_novels")
+UNKNOWN_AUTHOR = "Unknown author"
+DROP_REASONS: tuple[str, ...] = ("no_description", "no_category", "no_title")
+
+
+class EnrichedConfig(dg.Config):
+    """Bounds on usable descriptions."""
+
+    min_description_chars: int = Field(
+        default=10, description="Cleaned descriptions shorter than this are dropped."
+    )
+    max_description_chars: int = Field(
+        default=4000,
+        description="Cleaned descriptions are cut to this many characters (bounds token cost).",
+    )
+
+
+@dg.asset(
+    deps=[graphic_novels, authors, book_category],
+    kinds={"duckdb"},
+    group_name=GROUP,
+    description=(
+        "One row per book_id (book_id, title, author, description, category), the input of the "
+        "training files. Duplicate ids keep the row with a description, then the most ratings. "
+        "Titles and descriptions are plain text (HTML tags and breaks removed, entities decoded, "
+        "whitespace collapsed; descriptions cut to max_description_chars). author is the first "
+        "author with an empty role, else the first listed; unknown author ids and books without "
+        f"authors are kept with author '{UNKNOWN_AUTHOR}'. Dropped and counted: no usable "
+        "description (shorter than min_description_chars), no category, no title."
+    ),
+)
+def enriched_graphic_novels(
+    context: dg.AssetExecutionContext, config: EnrichedConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Write the `enriched_graphic_novels` table and report what was dropped and why."""
+    params = {
+        "unknown_author": UNKNOWN_AUTHOR,
+        "min_description_chars": config.min_description_chars,
+        "max_description_chars": config.max_description_chars,
+    }
+    with connection(duckdb) as con:
+        con.execute(SQL["clean_text_macros"])
+        create_canonical_rows_view(con)
+        # One transaction: a run that keeps no book leaves the previous table in place.
+        with transaction(con):
+            con.execute(SQL["candidates"], params)
+            con.execute(SQL["enriched"])
+            candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
+            dropped = dict(con.execute(SQL["dropped"]).fetchall())
+            distribution = con.execute(SQL["distribution"]).fetchall()
+            schema = table_schema(con, "enriched_graphic_novels")
+            con.execute(SQL["drop_candidates"])
+            if kept == 0:
+                raise dg.Failure(
+                    description=f"no usable books: all {candidates} books were dropped ({dropped})",
+                    metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
+                )
+    context.log.info(f"enriched_graphic_novels: kept {kept} of {candidates}, dropped {dropped}")
+    metadata: dict[str, object] = {
+        "dagster/row_count": kept,
+        "dagster/column_schema": schema,
+        "books": candidates,
+        "rows_dropped": candidates - kept,
+        "unknown_author_rows": unknown,
+        "truncated_descriptions": truncated,
+        "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
+    }
+    metadata.update({f"dropped_{reason}": dropped.get(reason, 0) for reason in DROP_REASONS})
+    return dg.MaterializeResult(metadata=metadata)
+
