@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
+from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 from fine_tuning.core.catalog import PRICING_AS_OF
 from fine_tuning.core.settings import duckdb_path, files_dir
 from fine_tuning.defs.training_data.training_files import training_files

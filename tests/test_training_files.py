@@ -12,8 +12,8 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-import fine_tuning.defs.training_data.training_files as training_files_module
-from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
+import fine_tuning.core.splits as training_files_module
+from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import duckdb_path, files_dir
 from fine_tuning.defs.training_data.training_files import training_files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 from contextlib import closing, contextmanager
 
 import dagster as dg
@@ -12,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 from fine_tuning.defs.shared.sql import sql_statements
 
 SQL = sql_statements(__package__, "warehouse")
+FETCH_BATCH = 1000
 
 
 @contextmanager
@@ -56,3 +58,9 @@ def missing_tables(con: duckdb_lib.DuckDBPyConnection, tables: Iterable[str]) ->
 def configured_categories(con: duckdb_lib.DuckDBPyConnection) -> list[str]:
     """The categories `book_category` wrote, in their configured order (empty when none)."""
     return [row[0] for row in con.execute(SQL["categories"]).fetchall()]
+
+
+def stream_rows(cursor: duckdb_lib.DuckDBPyConnection, batch: int = FETCH_BATCH) -> Iterator[tuple[Any, ...]]:
+    """The rows of an executed query, fetched `batch` at a time so no result sits whole in memory."""
+    while rows := cursor.fetchmany(batch):
+        yield from rows

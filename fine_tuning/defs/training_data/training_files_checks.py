@@ -1,9 +1,9 @@
 """Blocking Dagster asset checks on the training and validation files.
 
-The rules themselves live in fine_tuning/file_validation.py (format, tokens, cost, overlap),
-fine_tuning/tokens.py and fine_tuning/pricing.py; this module only reads the materialized files,
-applies those rules and turns the reports into check results. Every check is a module-level
-attribute so that `load_asset_checks_from_modules` finds it.
+The rules themselves live in the Dagster-free core (`core.chat_files`: format, tokens, cost,
+overlap; `core.tokens`; `core.catalog`); this module only reads the materialized files, applies
+those rules and turns the reports into check results. Every check is a module-level attribute
+so that the defs-folder loader finds it.
 """
 
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.chat_files import (
     FORMAT_ERROR_KINDS,
@@ -24,14 +25,15 @@ from fine_tuning.core.chat_files import (
     find_overlap,
     validate_chat_file,
 )
-from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.tokens import token_counter
-from fine_tuning.defs.training_data.training_files import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.defs.shared.warehouse import connection
+from fine_tuning.defs.shared.sql import sql_statements
+from fine_tuning.defs.shared.warehouse import connection, missing_tables, stream_rows
+from fine_tuning.defs.training_data.training_files import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
 
+SQL = sql_statements(__package__, "training_files_checks")
 _FIRST_LINES = 10
 
 
@@ -324,32 +326,21 @@ def training_file_splits_disjoint_check(
             for digest in user_digests:
                 file_users.setdefault(digest, f"{split.label}:{line}")
     with connection(duckdb) as conn:
-        tables = {row[0] for row in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if not {"book_splits", "enriched_graphic_novels"} <= tables:
+        if missing_tables(conn, ("book_splits", "enriched_graphic_novels")):
             return dg.AssetCheckResult(
                 asset_key=TRAINING.key,
                 passed=False,
                 severity=dg.AssetCheckSeverity.ERROR,
                 description="book_splits or enriched_graphic_novels is missing: materialize training_file first",
             )
-        repeated = conn.execute(
-            "SELECT count(*) FROM (SELECT book_id FROM book_splits GROUP BY book_id HAVING count(*) > 1)"
-        ).fetchone()[0]
-        cursor = conn.execute(
-            """
-            SELECT s.book_id, coalesce(e.title, ''), coalesce(e.author, ''), coalesce(e.description, '')
-            FROM book_splits s JOIN enriched_graphic_novels e USING (book_id)
-            WHERE s.split = 'test'
-            """
-        )
+        repeated = conn.execute(SQL["books_in_several_splits"]).fetchone()[0]
         test_books = 0
         leaked: list[str] = []
-        while rows := cursor.fetchmany(1000):
-            for book_id, title, author, description in rows:
-                test_books += 1
-                where = file_users.get(content_digest(user_message(title, author, description)["content"]))
-                if where is not None:
-                    leaked.append(f"{book_id} -> {where}")
+        for book_id, title, author, description in stream_rows(conn.execute(SQL["split_books"], {"split": "test"})):
+            test_books += 1
+            where = file_users.get(content_digest(user_message(title, author, description)["content"]))
+            if where is not None:
+                leaked.append(f"{book_id} -> {where}")
     passed = repeated == 0 and not leaked
     return dg.AssetCheckResult(
         asset_key=TRAINING.key,

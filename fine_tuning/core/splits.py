@@ -1,0 +1,120 @@
+"""Train / validation / test splits written out as chat-format JSONL files (no Dagster here).
+
+The splits themselves are assigned in SQL by the `training_files` step; this module checks the
+split configuration and sizes, turns each split's rows into the shared prompt format, writes
+both files so that they are published together or not at all, and measures them on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from fine_tuning.core.markdown import markdown_table
+from fine_tuning.core.prompts import training_example
+from fine_tuning.core.tokens import TokenCounter, count_example_tokens
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
+# (title, author, description, category) of one book
+BookRow = tuple[str, str, str, str]
+
+
+class SplitError(Exception):
+    """The input tables cannot produce usable splits."""
+
+
+@dataclass
+class WrittenFile:
+    """A JSONL file written from one split, with what was measured while writing it."""
+
+    split: str
+    path: Path
+    examples: int = 0
+    bytes: int = 0
+    sha256: str = ""
+    token_counts: list[int] = field(default_factory=list)
+
+
+def check_fractions(validation_fraction: float, test_fraction: float) -> None:
+    """SplitError unless some share of every category is left for training."""
+    if validation_fraction + test_fraction >= 1.0:
+        raise SplitError(
+            f"validation_fraction + test_fraction = {validation_fraction + test_fraction} "
+            "leaves nothing for training (must be < 1)"
+        )
+
+
+def check_sizes(sizes: Mapping[str, int]) -> None:
+    """SplitError when any split would be empty."""
+    empty = [split for split, n in sizes.items() if n == 0]
+    if empty:
+        raise SplitError(
+            f"split(s) {', '.join(empty)} would be empty (sizes {dict(sizes)}): enriched_graphic_novels "
+            "has too few labelled books for these fractions/caps"
+        )
+
+
+def write_examples(
+    rows: Iterable[BookRow],
+    handle: IO[bytes],
+    written: WrittenFile,
+    categories: Sequence[str],
+    counter: TokenCounter,
+) -> None:
+    """Write one split's books to `handle` as training examples, measuring as it goes."""
+    digest = hashlib.sha256()
+    for title, author, description, category in rows:
+        example = training_example(title, author, description, category, categories)
+        data = (json.dumps(example, ensure_ascii=False) + "\n").encode("utf-8")
+        handle.write(data)
+        digest.update(data)
+        written.examples += 1
+        written.bytes += len(data)
+        written.token_counts.append(count_example_tokens(example["messages"], counter))
+    written.sha256 = digest.hexdigest()
+
+
+def _temp_file_beside(target: Path) -> IO[bytes]:
+    """An open temp file in the target's folder, so that os.replace onto the target is atomic."""
+    return tempfile.NamedTemporaryFile(
+        "wb", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+    )
+
+
+def publish_together(targets: Mapping[str, Path], write: Callable[[str, IO[bytes]], None]) -> None:
+    """Write every target through `write(name, handle)`, then publish them all, or none.
+
+    Each file is written to a temp file beside its target and synced; only when all are complete
+    do they replace their targets. After a failure no partial file is left behind and the
+    previous files are untouched.
+    """
+    temps: dict[str, Path] = {}
+    try:
+        for name, target in targets.items():
+            with _temp_file_beside(target) as handle:
+                temps[name] = Path(handle.name)
+                write(name, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temps[name], 0o644)  # temp files are created 0600; the published file is not secret
+        for name, target in targets.items():
+            os.replace(temps[name], target)
+    finally:
+        for temp in temps.values():  # after a failure: no partial file is left behind
+            temp.unlink(missing_ok=True)
+
+
+def label_distribution(counts: Mapping[tuple[str, str], int], categories: Sequence[str]) -> str:
+    """Markdown table: examples per category and split, from {(category, split): examples}."""
+    rows: list[Sequence[object]] = [
+        (category, *(counts.get((category, split), 0) for split in SPLITS)) for category in categories
+    ]
+    rows.append(("**total**", *(sum(n for (_, s), n in counts.items() if s == split) for split in SPLITS)))
+    return markdown_table(("category", *SPLITS), rows, align="lrrr")
