@@ -32,7 +32,8 @@ from fine_tuning.core.provider_jobs import (
     settle_concurrent_jobs,
     training_fingerprint,
 )
-from fine_tuning.defs.fine_tuning.uploads import GROUP, upload_training_file, upload_validation_file
+from fine_tuning.defs.fine_tuning import GROUP
+from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.shared.failures import api_errors, job_failure, provider_job_failures
 from fine_tuning.defs.shared.upstream import latest_metadata

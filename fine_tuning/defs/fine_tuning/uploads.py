@@ -16,11 +16,11 @@ from dagster_openai import OpenAIResource
 from openai.types import FileObject
 
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.defs.shared.failures import api_errors
 from fine_tuning.defs.shared.upstream import latest_metadata
 
 FILE_PURPOSE = "fine-tune"
-GROUP = "fine_tuning"
 TRAINING_FILES = ["training_file", "validation_file"]
 
 

@@ -35,9 +35,9 @@ from fine_tuning.defs.shared.warehouse import (
     stream_rows,
     transaction,
 )
+from fine_tuning.defs.training_data import GROUP
 
 SQL = sql_statements(__package__, "training_files")
-GROUP = "training_data"
 # Names inside files_dir(); the file checks read the files back from the same paths.
 TRAINING_FILE_NAME = "training.jsonl"
 VALIDATION_FILE_NAME = "validation.jsonl"

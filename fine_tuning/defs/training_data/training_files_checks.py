@@ -15,7 +15,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
-from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.chat_files import (
     FORMAT_ERROR_KINDS,
     MIN_VALIDATION_EXAMPLES,
@@ -25,6 +24,7 @@ from fine_tuning.core.chat_files import (
     find_overlap,
     validate_chat_file,
 )
+from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.tokens import token_counter
