@@ -1,6 +1,6 @@
 """Validation of a chat-format fine-tuning JSONL file: pure functions, no Dagster.
 
-Used by the blocking Dagster checks (fine_tuning/file_checks.py) and by the CLI
+Used by the blocking Dagster checks (defs/training_data/training_files_checks.py) and by the CLI
 (`python -m fine_tuning.validate`). The rules follow OpenAI's cookbook "Data preparation and
 analysis for chat model fine-tuning" (format errors, token counting, the "auto" epochs rule,
 billing tokens) and add what the cookbook leaves out: role order, weights, blank content, invalid
