@@ -9,13 +9,14 @@ from typing import Any
 
 from fine_tuning.local_openai import answers, learner
 from fine_tuning.local_openai.errors import ApiError, bad_request
-from fine_tuning.local_openai.jobs import FINE_TUNABLE_MODELS, ORGANIZATION_ID, Jobs
+from fine_tuning.local_openai.jobs import ORGANIZATION_ID, Jobs
 from fine_tuning.local_openai.state import Store, new_id
 from fine_tuning.local_openai.training_data import MESSAGE_ROLES
+from fine_tuning.core.catalog import MODELS
 from fine_tuning.core.tokens import token_counter
 
-CHAT_ONLY_MODELS: tuple[str, ...] = ("gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano")
-BASE_MODELS: tuple[str, ...] = FINE_TUNABLE_MODELS + CHAT_ONLY_MODELS
+# Every catalog name (snapshot and alias) is a base model that answers chat requests zero-shot.
+BASE_MODELS: tuple[str, ...] = tuple(name for model in MODELS for name in model.names)
 BASE_MODEL_CREATED = 1_721_172_741  # a fixed, plausible "created" for base models
 MODEL_CACHE_SIZE = 8
 

@@ -19,20 +19,11 @@ from fine_tuning.local_openai.errors import ApiError, bad_request
 from fine_tuning.local_openai.files import Files
 from fine_tuning.local_openai.state import Store, new_id, paginate, public
 from fine_tuning.local_openai.training_data import TrainingDataError, invalid_file_code, parse_chat_jsonl
-from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, MODEL_ALIASES
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, catalog_model
 from fine_tuning.core.tokens import token_counter
 
 ORGANIZATION_ID = "org-local"
 MODEL_NAME_ORG = "local"
-FINE_TUNABLE_MODELS: tuple[str, ...] = (
-    "gpt-4o-mini-2024-07-18",
-    "gpt-4o-mini",
-    "gpt-4o-2024-08-06",
-    "gpt-4.1-2025-04-14",
-    "gpt-4.1-mini-2025-04-14",
-    "gpt-4.1-nano-2025-04-14",
-    "gpt-3.5-turbo-0125",
-)
 MAX_SUFFIX_CHARS = 64
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
@@ -204,11 +195,12 @@ class Jobs:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
-        if model not in FINE_TUNABLE_MODELS:
+        entry = catalog_model(model)
+        if entry is None or not entry.fine_tunable:
             raise bad_request(
                 f"Model {model} is not available for fine-tuning or does not exist.", "model", "model_not_available"
             )
-        model = MODEL_ALIASES.get(model, model)  # as OpenAI does, a job trains a dated snapshot
+        model = entry.snapshot  # as OpenAI does, a job trains (and reports) the dated snapshot
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)
         validation_file = self._job_file(body.get("validation_file"), "validation_file", required=False)
         suffix = _suffix(body.get("suffix"))
