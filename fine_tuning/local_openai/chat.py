@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fine_tuning.local_openai import answers, learner
+from fine_tuning.local_openai import learner, structured_outputs
 from fine_tuning.local_openai.errors import ApiError, bad_request
 from fine_tuning.local_openai.jobs import ORGANIZATION_ID, Jobs
 from fine_tuning.local_openai.state import Store, new_id
@@ -51,13 +51,13 @@ def _response_format(response_format: Any) -> dict[str, Any] | None:
                 "'response_format.json_schema.schema' must be a JSON schema object.", "response_format.json_schema"
             )
         try:
-            answers.check_response_schema(spec["schema"])
-        except answers.SchemaError as exc:
+            structured_outputs.check_response_schema(spec["schema"])
+        except structured_outputs.SchemaError as exc:
             raise _invalid_schema(exc) from None
     return response_format
 
 
-def _invalid_schema(error: answers.SchemaError) -> ApiError:
+def _invalid_schema(error: structured_outputs.SchemaError) -> ApiError:
     return bad_request(f"Invalid schema for response_format: {error}", "response_format")
 
 
@@ -152,8 +152,8 @@ class ChatModels:
         response_format = _response_format(body.get("response_format"))
         model = self._chat_model(model_name)
         try:
-            content = answers.answer(messages, response_format, model)
-        except answers.SchemaError as exc:  # $ref, recursion or constraints it cannot satisfy
+            content = structured_outputs.answer(messages, response_format, model)
+        except structured_outputs.SchemaError as exc:  # $ref, recursion or constraints it cannot satisfy
             raise _invalid_schema(exc) from None
         counter = token_counter()
         prompt_tokens = learner.count_message_tokens(messages, counter)
