@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from fine_tuning.local_openai import learner, structured_outputs
-from fine_tuning.local_openai.errors import ApiError, bad_request
+from fine_tuning.local_openai.exceptions import (
+    InvalidRequest,
+    MissingRequiredParameter,
+    ModelNotFound,
+    UnsupportedParameter,
+)
 from fine_tuning.local_openai.jobs import ORGANIZATION_ID, Jobs
 from fine_tuning.local_openai.state import Store, new_id
 from fine_tuning.local_openai.training_data import MESSAGE_ROLES
@@ -30,24 +35,17 @@ def _tuned_model(job: dict[str, Any]) -> dict[str, Any]:
             "owned_by": ORGANIZATION_ID}
 
 
-def _model_not_found(model: str) -> ApiError:
-    return ApiError(
-        404, f"The model `{model}` does not exist or you do not have access to it.", param="model",
-        code="model_not_found",
-    )
-
-
 def _response_format(response_format: Any) -> dict[str, Any] | None:
     if response_format is None:
         return None
     if not isinstance(response_format, dict) or response_format.get("type") not in (
         "text", "json_object", "json_schema"
     ):
-        raise bad_request("'response_format.type' must be text, json_object or json_schema.", "response_format")
+        raise InvalidRequest("'response_format.type' must be text, json_object or json_schema.", "response_format")
     if response_format["type"] == "json_schema":
         spec = response_format.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-            raise bad_request(
+            raise InvalidRequest(
                 "'response_format.json_schema.schema' must be a JSON schema object.", "response_format.json_schema"
             )
         try:
@@ -57,8 +55,8 @@ def _response_format(response_format: Any) -> dict[str, Any] | None:
     return response_format
 
 
-def _invalid_schema(error: structured_outputs.SchemaError) -> ApiError:
-    return bad_request(f"Invalid schema for response_format: {error}", "response_format")
+def _invalid_schema(error: structured_outputs.SchemaError) -> InvalidRequest:
+    return InvalidRequest(f"Invalid schema for response_format: {error}", "response_format")
 
 
 class ChatModels:
@@ -86,7 +84,7 @@ class ChatModels:
             return _base_model(model)
         job, step = self._tuned_job(model)
         if job is None:
-            raise _model_not_found(model)
+            raise ModelNotFound(model)
         entry = _tuned_model(job)
         if step is not None:
             entry["id"] = model
@@ -128,7 +126,7 @@ class ChatModels:
             return None
         job, step = self._tuned_job(model_name)
         if job is None:
-            raise _model_not_found(model_name)
+            raise ModelNotFound(model_name)
         suffix = ".json" if step is None else f".step-{step}.json"
         return self._load_model(self.store.path("models", job["id"], suffix))
 
@@ -137,18 +135,18 @@ class ChatModels:
         """A chat completion from a base model (zero-shot) or a fine-tuned model."""
         model_name = body.get("model")
         if not isinstance(model_name, str) or not model_name:
-            raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+            raise MissingRequiredParameter("model")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise bad_request("'messages' must be a non-empty array.", "messages", "missing_required_parameter")
+            raise MissingRequiredParameter("messages", "'messages' must be a non-empty array.")
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
-                raise bad_request(f"Invalid message at messages[{index}]: needs a valid 'role'.", f"messages[{index}]")
+                raise InvalidRequest(f"Invalid message at messages[{index}]: needs a valid 'role'.", f"messages[{index}]")
         if body.get("stream"):
-            raise bad_request("Streaming is not supported by the local backend.", "stream", "unsupported_parameter")
+            raise UnsupportedParameter("Streaming is not supported by the local backend.", "stream")
         n = body.get("n", 1) if body.get("n") is not None else 1
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8:
-            raise bad_request("'n' must be an integer between 1 and 8.", "n")
+            raise InvalidRequest("'n' must be an integer between 1 and 8.", "n")
         response_format = _response_format(body.get("response_format"))
         model = self._chat_model(model_name)
         try:

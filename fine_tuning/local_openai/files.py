@@ -6,15 +6,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fine_tuning.local_openai.errors import ApiError, bad_request
+from fine_tuning.local_openai.exceptions import InvalidFileFormat, InvalidRequest, NoSuchFile
 from fine_tuning.local_openai.state import Store, new_id, paginate, public
 
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data")
 MAX_FILENAME_CHARS = 255
-
-
-def _no_such_file(file_id: str) -> ApiError:
-    return ApiError(404, f"No such File object: {file_id}", param="id", code=None)
 
 
 class Files:
@@ -27,14 +23,10 @@ class Files:
     def create(self, filename: str, purpose: str, content: bytes) -> dict[str, Any]:
         """Store an uploaded file; the name is kept as data (its last path component)."""
         if purpose not in FILE_PURPOSES:
-            raise bad_request(f"Invalid purpose '{purpose}'. Expected one of {', '.join(FILE_PURPOSES)}.", "purpose")
+            raise InvalidRequest(f"Invalid purpose '{purpose}'. Expected one of {', '.join(FILE_PURPOSES)}.", "purpose")
         name = re.split(r"[\\/]", filename or "")[-1][:MAX_FILENAME_CHARS] or "upload"
         if purpose == "fine-tune" and not name.lower().endswith(".jsonl"):
-            raise bad_request(
-                f"Invalid file format for Fine-Tuning API. Must be .jsonl (got '{name}').",
-                "file",
-                "invalid_file_format",
-            )
+            raise InvalidFileFormat(f"Invalid file format for Fine-Tuning API. Must be .jsonl (got '{name}').", "file")
         return self.add(name, purpose, content, created_at=int(self.clock()))
 
     def add(
@@ -66,7 +58,7 @@ class Files:
         """A file's stored record, or 404."""
         record = self.store.get("files", file_id)
         if record is None:
-            raise _no_such_file(file_id)
+            raise NoSuchFile(file_id)
         return record
 
     def get(self, file_id: str) -> dict[str, Any]:
@@ -79,7 +71,7 @@ class Files:
         try:
             return self.store.blob(file_id).read_bytes()
         except FileNotFoundError as exc:
-            raise _no_such_file(file_id) from exc
+            raise NoSuchFile(file_id) from exc
 
     def delete(self, file_id: str) -> dict[str, Any]:
         """Delete a file and its contents."""

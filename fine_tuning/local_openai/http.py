@@ -24,7 +24,21 @@ from dataclasses import dataclass, field
 from hmac import compare_digest
 from typing import Any
 
-from fine_tuning.local_openai.errors import ApiError, bad_request
+from fine_tuning.local_openai.exceptions import (
+    InvalidApiKey,
+    InvalidContentType,
+    InvalidJson,
+    InvalidMultipart,
+    InvalidValue,
+    MissingApiKey,
+    MissingRequiredParameter,
+    OpenAIError,
+    RateLimitExceeded,
+    RequestTooLarge,
+    ServerError,
+    ServiceUnavailable,
+    UnknownUrl,
+)
 from fine_tuning.local_openai.service import LocalOpenAI
 from fine_tuning.local_openai.state import new_id
 
@@ -63,8 +77,8 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
     return LocalResponse(status, {**base, **(headers or {})}, json.dumps(payload).encode("utf-8"))
 
 
-def error_response(error: ApiError) -> LocalResponse:
-    """An ApiError in OpenAI's envelope."""
+def error_response(error: OpenAIError) -> LocalResponse:
+    """An error in OpenAI's envelope."""
     return json_response(error.status, error.envelope(), error.headers)
 
 
@@ -119,12 +133,12 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, FormPart]:
     """Parts of a multipart/form-data body by field name; 400 on anything malformed."""
     boundary = header_params(content_type).get("boundary")
     if not boundary or len(boundary) > 200:
-        raise bad_request("Invalid multipart/form-data request: missing boundary.", None, "invalid_multipart")
+        raise InvalidMultipart("missing boundary")
     parts: dict[str, FormPart] = {}
     for chunk in _multipart_chunks(b"\r\n" + body, b"\r\n--" + boundary.encode("latin-1")):
         head, separator, data = chunk.partition(b"\r\n\r\n")
         if not separator:
-            raise bad_request("Invalid multipart/form-data request: part without headers.", None, "invalid_multipart")
+            raise InvalidMultipart("part without headers")
         headers = {}
         for line in head.decode("utf-8", "replace").split("\r\n"):
             name, colon, value = line.partition(":")
@@ -133,7 +147,7 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, FormPart]:
         disposition = headers.get("content-disposition", "")
         params = header_params(disposition)
         if not disposition.lower().startswith("form-data") or "name" not in params:
-            raise bad_request("Invalid multipart/form-data request: part without a name.", None, "invalid_multipart")
+            raise InvalidMultipart("part without a name")
         parts[params["name"]] = FormPart(params["name"], params.get("filename"), data)
     return parts
 
@@ -161,7 +175,7 @@ def _multipart_chunks(data: bytes, delimiter: bytes) -> list[bytes]:
                 chunks.append(data[start:position])
             start = line_end + 2
         position = data.find(delimiter, after)
-    raise bad_request("Invalid multipart/form-data request: body is not terminated.", None, "invalid_multipart")
+    raise InvalidMultipart("body is not terminated")
 
 
 def parse_json_body(request: LocalRequest) -> dict[str, Any]:
@@ -169,14 +183,12 @@ def parse_json_body(request: LocalRequest) -> dict[str, Any]:
     try:
         payload = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
-        raise bad_request(
+        raise InvalidJson(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
-            "HTTP library correctly. The OpenAI API expects a JSON payload.)",
-            None,
-            "invalid_json",
+            "HTTP library correctly. The OpenAI API expects a JSON payload.)"
         ) from exc
     if not isinstance(payload, dict):
-        raise bad_request("The request body must be a JSON object.", None, "invalid_json")
+        raise InvalidJson("The request body must be a JSON object.")
     return payload
 
 
@@ -197,9 +209,9 @@ def query_int(request: LocalRequest, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError as exc:
-        raise bad_request(f"Invalid '{name}': expected an integer, got '{raw[:40]}'.", name, "invalid_value") from exc
+        raise InvalidValue(f"Invalid '{name}': expected an integer, got '{raw[:40]}'.", name) from exc
     if not low <= value <= high:
-        raise bad_request(f"Invalid '{name}': must be between {low} and {high}.", name, "invalid_value")
+        raise InvalidValue(f"Invalid '{name}': must be between {low} and {high}.", name)
     return value
 
 
@@ -280,13 +292,11 @@ class Router:
             self._check_auth(request)
             handler, params = self._route(request)
             return handler(request, params)
-        except ApiError as error:
+        except OpenAIError as error:
             return error_response(error)
         except Exception:  # noqa: BLE001 - report, answer 500, keep serving
             traceback.print_exc(file=sys.stderr)
-            return error_response(
-                ApiError(500, "The server had an error while processing your request.", type="server_error")
-            )
+            return error_response(ServerError())
 
     def _injected_fault(self) -> LocalResponse | None:
         with self._lock:
@@ -298,28 +308,23 @@ class Router:
             self.stats[str(status)] += 1
         retry = {"retry-after": "1", "retry-after-ms": str(RETRY_AFTER_MS), "x-local-fault": "injected"}
         if status == 429:
-            return error_response(ApiError(
-                429, "Rate limit reached for requests (injected by the local backend).",
-                type="requests", code="rate_limit_exceeded", headers=retry,
-            ))
+            return error_response(
+                RateLimitExceeded("Rate limit reached for requests (injected by the local backend).", headers=retry)
+            )
         if status == 503:
-            return error_response(ApiError(
-                503, "The server is overloaded or not ready yet (injected by the local backend).",
-                type="server_error", code="service_unavailable", headers=retry,
+            return error_response(ServiceUnavailable(
+                "The server is overloaded or not ready yet (injected by the local backend).", headers=retry
             ))
-        return error_response(ApiError(
-            500, "The server had an error while processing your request (injected by the local backend).",
-            type="server_error", headers={"x-local-fault": "injected"},
+        return error_response(ServerError(
+            "The server had an error while processing your request (injected by the local backend).",
+            headers={"x-local-fault": "injected"},
         ))
 
     def _check_size(self, request: LocalRequest) -> None:
         declared = request.headers.get("content-length", "")
         size = max(len(request.body), int(declared) if declared.isdigit() else 0)
         if size > self.max_body_bytes:
-            raise ApiError(
-                413, f"Request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes.",
-                code="request_too_large",
-            )
+            raise RequestTooLarge(self.max_body_bytes, size)
 
     def _check_auth(self, request: LocalRequest) -> None:
         if self.api_key is None:
@@ -327,13 +332,10 @@ class Router:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(
-                401, "You didn't provide an API key. Send it as an 'Authorization: Bearer' header.",
-                code="missing_api_key",
-            )
+            raise MissingApiKey()
         # Constant-time comparison; the key is never echoed in the message.
         if not compare_digest(token.strip().encode(), self.api_key.encode()):
-            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+            raise InvalidApiKey()
 
     def _route(self, request: LocalRequest) -> tuple[Handler, dict[str, str]]:
         path = request.path.rstrip("/") or "/"
@@ -341,7 +343,7 @@ class Router:
             match = pattern.fullmatch(path)
             if match and method == request.method.upper():
                 return handler, match.groupdict()
-        raise ApiError(404, f"Invalid URL ({request.method.upper()} {request.path})", code="unknown_url")
+        raise UnknownUrl(request.method, request.path)
 
     # -- handlers that need more than one call (the rest are built by the helpers below)
     def _list_models(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
@@ -350,21 +352,21 @@ class Router:
     def _create_file(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith("multipart/form-data"):
-            raise bad_request("Uploads must be multipart/form-data.", None, "invalid_content_type")
+            raise InvalidContentType("Uploads must be multipart/form-data.")
         parts = parse_multipart(request.body, content_type)
         purpose_part = parts.get("purpose")
         if purpose_part is None:
-            raise bad_request("Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter")
+            raise MissingRequiredParameter("purpose")
         file_part = parts.get("file")
         if file_part is None or file_part.filename is None:
-            raise bad_request("Missing required parameter: 'file'.", "file", "missing_required_parameter")
+            raise MissingRequiredParameter("file")
         purpose = purpose_part.data.decode("utf-8", "replace").strip()
         return json_response(200, self.backend.files.create(file_part.filename, purpose, file_part.data))
 
     def _list_files(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         order = query_value(request, "order") or "desc"
         if order not in ("asc", "desc"):
-            raise bad_request("Invalid 'order': must be 'asc' or 'desc'.", "order", "invalid_value")
+            raise InvalidValue("Invalid 'order': must be 'asc' or 'desc'.", "order")
         items, has_more = self.backend.files.list(
             query_value(request, "purpose"), query_value(request, "after"),
             query_int(request, "limit", 10_000, 1, 10_000), order,

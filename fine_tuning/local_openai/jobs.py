@@ -15,7 +15,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.errors import ApiError, bad_request
+from fine_tuning.local_openai.exceptions import (
+    FileNotFound,
+    InvalidFilePurpose,
+    InvalidHyperparameters,
+    InvalidMetadata,
+    InvalidRequest,
+    InvalidSuffix,
+    JobNotCancellable,
+    JobNotFound,
+    MissingRequiredParameter,
+    ModelNotAvailable,
+    OpenAIError,
+    UnsupportedMethod,
+)
 from fine_tuning.local_openai.files import Files
 from fine_tuning.local_openai.state import Store, new_id, paginate, public
 from fine_tuning.local_openai.training_data import TrainingDataError, invalid_file_code, parse_chat_jsonl
@@ -44,19 +57,21 @@ def fine_tuned_model_name(base: str, suffix: str | None, job_id: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_length(value: str, maximum: int, subject: str, param: str, code: str, unit: str = "characters") -> None:
+def _check_length(
+    value: str, maximum: int, subject: str, param: str, error: type[OpenAIError], unit: str = "characters"
+) -> None:
     if len(value) > maximum:
-        raise bad_request(f"{subject} is {len(value)} {unit}; the maximum is {maximum}.", param, code)
+        raise error(f"{subject} is {len(value)} {unit}; the maximum is {maximum}.", param)
 
 
 def _suffix(suffix: Any) -> str | None:
     if suffix is None:
         return None
     if not isinstance(suffix, str):
-        raise bad_request("'suffix' must be a string.", "suffix")
-    _check_length(suffix, MAX_SUFFIX_CHARS, "suffix", "suffix", "invalid_suffix", unit="characters long")
+        raise InvalidRequest("'suffix' must be a string.", "suffix")
+    _check_length(suffix, MAX_SUFFIX_CHARS, "suffix", "suffix", InvalidSuffix, unit="characters long")
     if ":" in suffix or any(ch.isspace() for ch in suffix):
-        raise bad_request("suffix may not contain ':' or whitespace.", "suffix", "invalid_suffix")
+        raise InvalidSuffix("suffix may not contain ':' or whitespace.", "suffix")
     return suffix or None
 
 
@@ -64,19 +79,15 @@ def _metadata(metadata: Any) -> dict[str, str] | None:
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
-        raise bad_request("'metadata' must be an object of string keys and values.", "metadata")
+        raise InvalidRequest("'metadata' must be an object of string keys and values.", "metadata")
     if len(metadata) > MAX_METADATA_KEYS:
-        raise bad_request(
-            f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed.",
-            "metadata",
-            "invalid_metadata",
-        )
+        raise InvalidMetadata(f"metadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are allowed.", "metadata")
     for key, value in metadata.items():
         if not isinstance(value, str):
-            raise bad_request(f"metadata value for '{key}' must be a string.", f"metadata.{key}", "invalid_metadata")
-        _check_length(key, MAX_METADATA_KEY_CHARS, f"metadata key '{key[:20]}...'", "metadata", "invalid_metadata")
+            raise InvalidMetadata(f"metadata value for '{key}' must be a string.", f"metadata.{key}")
+        _check_length(key, MAX_METADATA_KEY_CHARS, f"metadata key '{key[:20]}...'", "metadata", InvalidMetadata)
         _check_length(
-            value, MAX_METADATA_VALUE_CHARS, f"metadata value for '{key}'", f"metadata.{key}", "invalid_metadata"
+            value, MAX_METADATA_VALUE_CHARS, f"metadata value for '{key}'", f"metadata.{key}", InvalidMetadata
         )
     return dict(metadata)
 
@@ -85,7 +96,7 @@ def _seed(seed: Any) -> int:
     if seed is None:
         return secrets.randbelow(2**31)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2**31 - 1:
-        raise bad_request("'seed' must be an integer between 0 and 2147483647.", "seed")
+        raise InvalidRequest("'seed' must be an integer between 0 and 2147483647.", "seed")
     return seed
 
 
@@ -95,17 +106,15 @@ def _method(body: dict[str, Any]) -> tuple[str, Any, str]:
     if method is None:
         return "supervised", body.get("hyperparameters"), "hyperparameters"
     if not isinstance(method, dict):
-        raise bad_request("'method' must be an object.", "method")
+        raise InvalidRequest("'method' must be an object.", "method")
     method_type = method.get("type", "supervised")
     if method_type != "supervised":
-        raise bad_request(
-            f"method.type '{method_type}' is not supported by the local backend (only 'supervised').",
-            "method.type",
-            "unsupported_method",
+        raise UnsupportedMethod(
+            f"method.type '{method_type}' is not supported by the local backend (only 'supervised').", "method.type"
         )
     supervised = method.get("supervised") or {}
     if not isinstance(supervised, dict):
-        raise bad_request("'method.supervised' must be an object.", "method.supervised")
+        raise InvalidRequest("'method.supervised' must be an object.", "method.supervised")
     hyper = supervised.get("hyperparameters")
     if hyper is None:
         hyper = body.get("hyperparameters")
@@ -117,7 +126,7 @@ def _hyperparameters(hyper: Any, param: str) -> dict[str, Any]:
     if hyper is None:
         hyper = {}
     if not isinstance(hyper, dict):
-        raise bad_request(f"'{param}' must be an object.", param)
+        raise InvalidRequest(f"'{param}' must be an object.", param)
     limits: dict[str, tuple[type, float, float]] = {
         "n_epochs": (int, 1, 50),
         "batch_size": (int, 1, 256),
@@ -125,7 +134,7 @@ def _hyperparameters(hyper: Any, param: str) -> dict[str, Any]:
     }
     unknown = set(hyper) - set(limits)
     if unknown:
-        raise bad_request(f"Unknown hyperparameter(s): {', '.join(sorted(unknown))}.", param)
+        raise InvalidRequest(f"Unknown hyperparameter(s): {', '.join(sorted(unknown))}.", param)
     resolved: dict[str, Any] = {}
     for name, (kind, low, high) in limits.items():
         value = hyper.get(name, "auto")
@@ -135,10 +144,8 @@ def _hyperparameters(hyper: Any, param: str) -> dict[str, Any]:
         number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         # Range first: float() of a huge int would overflow instead of being a 400.
         if not number_ok or not low <= value <= high or (kind is int and not float(value).is_integer()):
-            raise bad_request(
-                f"{name} must be 'auto' or a number between {low:g} and {high:g} (got {value!r}).",
-                f"{param}.{name}",
-                "invalid_hyperparameters",
+            raise InvalidHyperparameters(
+                f"{name} must be 'auto' or a number between {low:g} and {high:g} (got {value!r}).", f"{param}.{name}"
             )
         resolved[name] = int(value) if kind is int else float(value)
     return resolved
@@ -194,12 +201,10 @@ class Jobs:
         """Validate a create request synchronously; the training data is checked later."""
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+            raise MissingRequiredParameter("model")
         entry = catalog_model(model)
         if entry is None or not entry.fine_tunable:
-            raise bad_request(
-                f"Model {model} is not available for fine-tuning or does not exist.", "model", "model_not_available"
-            )
+            raise ModelNotAvailable(model)
         model = entry.snapshot  # as OpenAI does, a job trains (and reports) the dated snapshot
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)
         validation_file = self._job_file(body.get("validation_file"), "validation_file", required=False)
@@ -247,15 +252,13 @@ class Jobs:
         if file_id is None and not required:
             return None
         if not isinstance(file_id, str) or not file_id:
-            raise bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+            raise MissingRequiredParameter(param)
         record = self.store.get("files", file_id)
         if record is None:
-            raise bad_request(f"invalid {param}: {file_id} (no such file)", param, "file_not_found")
+            raise FileNotFound(param, file_id)
         if record.get("purpose") != "fine-tune":
-            raise bad_request(
-                f"File {file_id} has purpose '{record.get('purpose')}'; {param} needs purpose 'fine-tune'.",
-                param,
-                "invalid_file_purpose",
+            raise InvalidFilePurpose(
+                f"File {file_id} has purpose '{record.get('purpose')}'; {param} needs purpose 'fine-tune'.", param
             )
         return file_id
 
@@ -290,11 +293,7 @@ class Jobs:
             job = self._advance(self.record(job_id), now)
             if job["status"] in TERMINAL_STATUSES:
                 self.store.put("jobs", job)
-                raise bad_request(
-                    f"Cannot cancel job {job_id}: it has already {job['status']}.",
-                    "fine_tuning_job_id",
-                    "job_not_cancellable",
-                )
+                raise JobNotCancellable(job_id, job["status"])
             job["status"] = "cancelled"
             job["finished_at"] = int(now)
             job["estimated_finish"] = None
@@ -326,9 +325,7 @@ class Jobs:
         """A job's stored record as last written (not advanced), or 404."""
         record = self.store.get("jobs", job_id)
         if record is None:
-            raise ApiError(
-                404, f"Could not find fine-tuning job: {job_id}", param="fine_tuning_job_id", code="not_found"
-            )
+            raise JobNotFound(job_id)
         return record
 
     def observe(self, job_id: str, record: dict[str, Any] | None = None) -> dict[str, Any]:

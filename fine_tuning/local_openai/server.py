@@ -20,7 +20,7 @@ from typing import Any
 import anyio.to_thread
 import uvicorn
 
-from fine_tuning.local_openai.errors import ApiError
+from fine_tuning.local_openai.exceptions import RequestTooLarge
 from fine_tuning.local_openai.http import DEFAULT_MAX_BODY_BYTES, LocalRequest, LocalResponse, Router, error_response
 
 DEFAULT_HOST = "127.0.0.1"
@@ -41,9 +41,7 @@ class AsgiApp:
             return
         body = await self._read_body(scope, receive)
         if body is None:
-            response = error_response(ApiError(
-                413, f"Request body exceeds the limit of {self.router.max_body_bytes} bytes.", code="request_too_large"
-            ))
+            response = error_response(RequestTooLarge(self.router.max_body_bytes))
         else:
             request = LocalRequest(
                 method=scope["method"],
