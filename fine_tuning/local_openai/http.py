@@ -40,7 +40,7 @@ from fine_tuning.local_openai.exceptions import (
     UnknownUrl,
 )
 from fine_tuning.local_openai.service import LocalOpenAI
-from fine_tuning.local_openai.state import new_id
+from fine_tuning.local_openai.store import new_id
 
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 RETRY_AFTER_MS = 100  # what injected 429/503 responses ask the client to wait
@@ -258,10 +258,10 @@ class Router:
         self._lock = threading.Lock()
         # Server-side counters: tests use them to prove injected faults really happened.
         self.stats: dict[str, int] = {"requests": 0, "faults": 0, "429": 0, "500": 0, "503": 0}
-        files, jobs, chat = self.backend.files, self.backend.jobs, self.backend.chat
+        files, jobs, models, chat = self.backend.files, self.backend.jobs, self.backend.models, self.backend.chat
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"/v1/models"), self._list_models),
-            ("GET", re.compile(r"/v1/models/(?P<model>[^/]+)"), _by_path_param(chat.get_model, "model")),
+            ("GET", re.compile(r"/v1/models/(?P<model>[^/]+)"), _by_path_param(models.get, "model")),
             ("POST", re.compile(r"/v1/files"), self._create_file),
             ("GET", re.compile(r"/v1/files"), self._list_files),
             ("GET", re.compile(r"/v1/files/(?P<file_id>[^/]+)"), _by_path_param(files.get, "file_id")),
@@ -276,7 +276,7 @@ class Router:
              _job_timeline(jobs.list_events, default_limit=20, max_limit=10_000)),
             ("GET", re.compile(r"/v1/fine_tuning/jobs/(?P<job_id>[^/]+)/checkpoints"),
              _job_timeline(jobs.list_checkpoints, default_limit=10, max_limit=100)),
-            ("POST", re.compile(r"/v1/chat/completions"), _by_json_body(chat.chat_completion)),
+            ("POST", re.compile(r"/v1/chat/completions"), _by_json_body(chat.create)),
         ]
 
     # -- entry point
@@ -347,7 +347,7 @@ class Router:
 
     # -- handlers that need more than one call (the rest are built by the helpers below)
     def _list_models(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        return json_response(200, {"object": "list", "data": self.backend.chat.list_models()})
+        return json_response(200, self.backend.models.list().to_api())
 
     def _create_file(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         content_type = request.headers.get("content-type", "")
@@ -361,17 +361,17 @@ class Router:
         if file_part is None or file_part.filename is None:
             raise MissingRequiredParameter("file")
         purpose = purpose_part.data.decode("utf-8", "replace").strip()
-        return json_response(200, self.backend.files.create(file_part.filename, purpose, file_part.data))
+        return json_response(200, self.backend.files.create(file_part.filename, purpose, file_part.data).to_api())
 
     def _list_files(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         order = query_value(request, "order") or "desc"
         if order not in ("asc", "desc"):
             raise InvalidValue("Invalid 'order': must be 'asc' or 'desc'.", "order")
-        items, has_more = self.backend.files.list(
+        page = self.backend.files.list(
             query_value(request, "purpose"), query_value(request, "after"),
             query_int(request, "limit", 10_000, 1, 10_000), order,
         )
-        return json_response(200, list_body(items, has_more))
+        return json_response(200, page.to_api())
 
     def _file_content(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         data = self.backend.files.content(params["file_id"])
@@ -379,20 +379,20 @@ class Router:
 
     def _list_jobs(self, request: LocalRequest, params: dict[str, str]) -> LocalResponse:
         filters, only_null = metadata_filter(request)
-        items, has_more = self.backend.jobs.list(
+        page = self.backend.jobs.list(
             query_value(request, "after"), query_int(request, "limit", 20, 1, 100), filters, only_null
         )
-        return json_response(200, list_body(items, has_more))
+        return json_response(200, page.to_api())
 
 
 def _by_path_param(call: Callable[[str], dict[str, Any]], name: str) -> Handler:
     """A handler answering 200 with `call(<path parameter name>)` as JSON."""
-    return lambda request, params: json_response(200, call(params[name]))
+    return lambda request, params: json_response(200, call(params[name]).to_api())
 
 
 def _by_json_body(call: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
     """A handler answering 200 with `call(<the JSON request body>)` as JSON."""
-    return lambda request, params: json_response(200, call(parse_json_body(request)))
+    return lambda request, params: json_response(200, call(parse_json_body(request)).to_api())
 
 
 def _job_timeline(
@@ -401,9 +401,9 @@ def _job_timeline(
     """A handler listing a job's events or checkpoints, paginated by `after` and `limit`."""
 
     def handler(request: LocalRequest, params: dict[str, str]) -> LocalResponse:
-        items, has_more = call(
+        page = call(
             params["job_id"], query_value(request, "after"), query_int(request, "limit", default_limit, 1, max_limit)
         )
-        return json_response(200, list_body(items, has_more))
+        return json_response(200, page.to_api())
 
     return handler
