@@ -42,9 +42,13 @@ class Files:
         self.table.insert(record)
         return record
 
+    def find(self, file_id: str) -> FileObject | None:
+        """A file, or None."""
+        return self.table.get(file_id)
+
     def get(self, file_id: str) -> FileObject:
         """A file, or 404."""
-        record = self.table.get(file_id)
+        record = self.find(file_id)
         if record is None:
             raise NoSuchFile(file_id)
         return record

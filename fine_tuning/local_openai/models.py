@@ -73,7 +73,7 @@ class Models:
         if match:
             name, step = match.group(1), int(match.group(2))
         job_id = "ftjob-" + name.rsplit(":", 1)[-1]
-        record = self.jobs.table.get(job_id)
+        record = self.jobs.find(job_id)
         if record is None:
             return None, None
         job = self.jobs.observe(job_id, record)

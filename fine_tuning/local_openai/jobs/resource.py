@@ -64,7 +64,7 @@ class Jobs:
             return None
         if not isinstance(file_id, str) or not file_id:
             raise MissingRequiredParameter(param)
-        record = self.files.table.get(file_id)
+        record = self.files.find(file_id)
         if record is None:
             raise FileNotFound(param, file_id)
         if record.purpose != "fine-tune":
@@ -122,9 +122,13 @@ class Jobs:
         return Page(page, has_more)
 
     # ----------------------------------------------------------------------------- lifecycle
+    def find(self, job_id: str) -> Job | None:
+        """A job as last written (not advanced), or None."""
+        return self.table.get(job_id)
+
     def record(self, job_id: str) -> Job:
         """A job as last written (not advanced), or 404."""
-        job = self.table.get(job_id)
+        job = self.find(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
