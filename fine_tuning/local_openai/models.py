@@ -72,14 +72,10 @@ class Models:
         match = _CHECKPOINT_RE.match(model)
         if match:
             name, step = match.group(1), int(match.group(2))
-        job_id = "ftjob-" + name.rsplit(":", 1)[-1]
-        record = self.jobs.find(job_id)
-        if record is None:
+        job = self.jobs.tuned_job(name)
+        if job is None:
             return None, None
-        job = self.jobs.observe(job_id, record)
-        if job.status != "succeeded" or job.fine_tuned_model != name:
-            return None, None
-        if step is not None and not self.store.path("models", job_id, f".step-{step}.json").exists():
+        if step is not None and not self.store.path("models", job.id, f".step-{step}.json").exists():
             return None, None
         return job, step
 

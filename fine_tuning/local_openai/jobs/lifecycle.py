@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, resolve_model
 from fine_tuning.core.tokens import token_counter
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.files import Files
@@ -152,6 +152,7 @@ class Lifecycle:
                 learning_rate_multiplier=hyper["learning_rate_multiplier"],
                 seed=job.seed,
                 validation=validation,
+                initial=self._continued_weights(job),
             )
         except TrainingDataError as exc:
             self._fail(job, started, exc.code, exc.message, exc.param)
@@ -159,7 +160,8 @@ class Lifecycle:
         except Exception as exc:  # noqa: BLE001 - a learner bug must fail the job, not the server
             self._fail(job, started, "training_failed", f"Training failed: {type(exc).__name__}: {exc}", None)
             return
-        model_name = fine_tuned_model_name(job.model, job.suffix, job.id)
+        # A continued model is named after the snapshot at the root of its lineage, as OpenAI does.
+        model_name = fine_tuned_model_name(resolve_model(job.model), job.suffix, job.id)
         window = max(finished - started, 0.0)
 
         def step_time(step: int) -> float:
@@ -182,6 +184,13 @@ class Lifecycle:
         job.result_file = new_id("file")
         self.store.write_bytes(self.store.blob(job.result_file), metrics_csv(result.steps))
         job.model_name = model_name
+
+    def _continued_weights(self, job: Job) -> learner.SoftmaxModel | None:
+        """The weights a continued job starts from (those of the fine-tuned model it names)."""
+        if not job.model.startswith("ft:"):
+            return None
+        parent = "ftjob-" + job.model.rsplit(":", 1)[-1]
+        return learner.SoftmaxModel.from_json(self.store.read_json(self.store.path("models", parent)))
 
     @staticmethod
     def _checkpoint(job_id: str, model_name: str, checkpoint: learner.EpochCheckpoint, at: float) -> JobCheckpoint:

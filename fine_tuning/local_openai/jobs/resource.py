@@ -11,6 +11,7 @@ from fine_tuning.local_openai.exceptions import (
     JobNotCancellable,
     JobNotFound,
     MissingRequiredParameter,
+    ModelNotAvailable,
 )
 from fine_tuning.local_openai.files import Files
 from fine_tuning.local_openai.jobs import requests
@@ -37,7 +38,7 @@ class Jobs:
     # ----------------------------------------------------------------------------- requests
     def create(self, body: dict[str, Any]) -> Job:
         """Validate a create request synchronously (in OpenAI's order); the training data is checked later."""
-        model = requests.base_model(body.get("model"))
+        model = self._model_to_train(body.get("model"))
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)
         validation_file = self._job_file(body.get("validation_file"), "validation_file", required=False)
         suffix = requests.suffix(body.get("suffix"))
@@ -58,6 +59,22 @@ class Jobs:
         self.events.write(job.id, [JobEvent.new(now, f"Created fine-tuning job: {job.id}"), JobEvent.new(now, validating)])
         self.table.insert(job)
         return job
+
+    def _model_to_train(self, model: Any) -> str:
+        """A catalog model's dated snapshot, or a fine-tuned model of this store to train further."""
+        if isinstance(model, str) and model.startswith("ft:"):
+            if self.tuned_job(model) is None:
+                raise ModelNotAvailable(model)
+            return model  # as OpenAI does, a continued job reports the model it continues
+        return requests.base_model(model)
+
+    def tuned_job(self, model: str) -> Job | None:
+        """The succeeded job whose fine-tuned model is `model` (`ft:...:{job id}`), else None."""
+        job = self.find("ftjob-" + model.rsplit(":", 1)[-1])
+        if job is None:
+            return None
+        job = self.observe(job.id, job)
+        return job if job.status == "succeeded" and job.fine_tuned_model == model else None
 
     def _job_file(self, file_id: Any, param: str, required: bool) -> str | None:
         if file_id is None and not required:

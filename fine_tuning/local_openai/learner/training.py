@@ -128,23 +128,25 @@ def train(
     bigrams: bool = False,
     min_feature_count: int = 2,
     checkpoints_kept: int = 3,
+    initial: SoftmaxModel | None = None,
 ) -> TrainingResult:
     """Mini-batch gradient descent on the softmax cross-entropy; deterministic for a seed.
 
     Each step reports the batch's loss and accuracy *before* the update (as OpenAI's train
     loss is), and the loss on the next validation batch; the last `checkpoints_kept` epochs
-    end with a checkpoint carrying full-validation metrics.
+    end with a checkpoint carrying full-validation metrics. With `initial` (continued
+    fine-tuning) training starts from its weights and keeps its replies and features.
     """
-    labels: list[str] = []
+    labels: list[str] = list(initial.labels) if initial else []
     for messages in conversations:
         reply = assistant_reply(messages) or ""
         if reply not in labels:
             labels.append(reply)
-    vocabulary = _vocabulary(conversations, bigrams, min_feature_count)
+    bigrams = initial.bigrams if initial else bigrams
+    vocabulary = _vocabulary(conversations, bigrams, min_feature_count) | set(initial.weights if initial else ())
     train_examples = _prepare(conversations, labels, bigrams, vocabulary)
     valid_examples = _prepare(validation, labels, bigrams, vocabulary)
-    n_labels = len(labels)
-    model = SoftmaxModel(labels=labels, bias=[0.0] * n_labels, weights={}, bigrams=bigrams)
+    model = _starting_model(labels, bigrams, initial)
     scorer = _Scorer(model)
     rng = random.Random(seed)
     learning_rate = BASE_LEARNING_RATE * learning_rate_multiplier
@@ -171,6 +173,15 @@ def train(
                 EpochCheckpoint(epoch, len(steps), copy_model(model), steps[-1], full_loss, full_acc)
             )
     return TrainingResult(model=model, steps=steps, checkpoints=checkpoints, total_steps=total_steps)
+
+
+def _starting_model(labels: list[str], bigrams: bool, initial: SoftmaxModel | None) -> SoftmaxModel:
+    """Zero weights, or a copy of `initial` with a zero column for each reply it did not know."""
+    if initial is None:
+        return SoftmaxModel(labels=labels, bias=[0.0] * len(labels), weights={}, bigrams=bigrams)
+    padding = [0.0] * (len(labels) - len(initial.labels))
+    weights = {feature: [*row, *padding] for feature, row in initial.weights.items()}
+    return SoftmaxModel(labels=labels, bias=[*initial.bias, *padding], weights=weights, bigrams=bigrams)
 
 
 def _sgd_step(
