@@ -1,7 +1,7 @@
 """The fine-tuning jobs resource.
 
 - `resource`: `Jobs` (create, retrieve, list, cancel, events, checkpoints).
-- `requests`: each field of a create request, checked synchronously as OpenAI does.
+- `create_request`: each field of a create request, checked synchronously as OpenAI does.
 - `lifecycle`: how a job advances from elapsed time, trains once, and fails or succeeds.
 - `training_data`: parsing of the uploaded chat JSONL (a problem fails the job, not the request).
 """

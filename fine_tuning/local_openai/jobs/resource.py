@@ -14,7 +14,7 @@ from fine_tuning.local_openai.exceptions import (
     ModelNotAvailable,
 )
 from fine_tuning.local_openai.files import Files
-from fine_tuning.local_openai.jobs import requests
+from fine_tuning.local_openai.jobs import create_request
 from fine_tuning.local_openai.jobs.lifecycle import Lifecycle
 from fine_tuning.local_openai.records import Job, JobCheckpoint, JobEvent, Page
 from fine_tuning.local_openai.store import Store, Table, Timeline, TimelineItem, new_id, paginate
@@ -41,12 +41,12 @@ class Jobs:
         model = self._model_to_train(body.get("model"))
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)
         validation_file = self._job_file(body.get("validation_file"), "validation_file", required=False)
-        suffix = requests.suffix(body.get("suffix"))
-        metadata = requests.metadata(body.get("metadata"))
-        seed = requests.seed(body.get("seed"))
-        method_type, hyper, hyper_param = requests.method(body)
+        suffix = create_request.suffix(body.get("suffix"))
+        metadata = create_request.metadata(body.get("metadata"))
+        seed = create_request.seed(body.get("seed"))
+        method_type, hyper, hyper_param = create_request.method(body)
         now = self.clock()
-        requested = requests.hyperparameters(hyper, hyper_param)
+        requested = create_request.hyperparameters(hyper, hyper_param)
         job = Job(
             id=new_id("ftjob"), created_at=int(now), model=model, training_file=training_file,
             validation_file=validation_file, seed=seed, suffix=suffix, metadata=metadata, method_type=method_type,
@@ -66,7 +66,7 @@ class Jobs:
             if self.tuned_job(model) is None:
                 raise ModelNotAvailable(model)
             return model  # as OpenAI does, a continued job reports the model it continues
-        return requests.base_model(model)
+        return create_request.base_model(model)
 
     def tuned_job(self, model: str) -> Job | None:
         """The succeeded job whose fine-tuned model is `model` (`ft:...:{job id}`), else None."""
