@@ -1,4 +1,4 @@
-"""The local backend's learner: a small, deterministic, pure-Python text classifier.
+"""The local backend's learner: a small, deterministic text classifier (numpy for the arithmetic).
 
 It is *not* a language model. A fine-tuning "model" here is a softmax regression over hashed
 word features of an example's non-assistant messages, predicting the assistant reply string as
@@ -9,6 +9,7 @@ accuracy rises, and the tuned model beats the zero-shot base model.
 - `features`: what a conversation looks like to the model (hashed words, the reply, token accuracy).
 - `model`: `SoftmaxModel`, the trained weights, and how they rank replies.
 - `training`: mini-batch gradient descent with per-step metrics and epoch checkpoints.
+- `arrays`: the examples as a sparse matrix and the weights as a dense one, while training.
 - `hyperparameters`: OpenAI-style "auto" epochs, batch size and learning-rate multiplier.
 - `zero_shot`: how a base model (no weights) picks an answer.
 - `tokens`: token counts for `trained_tokens` and chat `usage`, counted as the pipeline counts.
