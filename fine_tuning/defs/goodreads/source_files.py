@@ -6,8 +6,9 @@ plain or gzip (detected from the file's first bytes, not its name). URLs are dow
 urllib to `workdir()/downloads` first so DuckDB only ever reads local files (no httpfs extension,
 which would need a network install).
 
-Tables are rebuilt with CREATE OR REPLACE on every materialization, inside one transaction:
-a file with no usable rows fails the asset and leaves the previous table untouched.
+Tables are rebuilt on every materialization: the file is loaded into a staging table, and one
+transaction drops its unusable rows and puts it in the table's place. A file with no usable rows
+fails the asset and leaves the previous table untouched.
 """
 
 import hashlib
@@ -156,20 +157,21 @@ class JsonLinesTable:
     what: str  # how messages name the file: "books", "authors"
     key: str  # rows without a non-blank key are dropped
     columns: Mapping[str, str]  # the file's fields and their DuckDB types, in file order
-    sql: Mapping[str, str]  # statements `load`, `count_rows`, `drop_rows_without_key`
+    sql: Mapping[str, str]  # statements `load`, `count_rows`, `drop_rows_without_key`, `publish`, `drop_staging`
 
 
 def load_json_lines(con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, source: str) -> LoadStats:
     """Replace the table with the source's rows that have a non-blank key.
 
-    Runs in one transaction: when no row is usable the previous table survives and a
-    dg.Failure names the file.
+    The rows land in a staging table first; one transaction then drops those without a key and
+    renames the staging table into place. When no row is usable the previous table survives and
+    a dg.Failure names the file.
     """
     path = local_input(source, table.what)
     params = {"path": str(path), "compression": compression_of(path), "columns": dict(table.columns)}
     try:
+        con.execute(table.sql["load"], params)
         with transaction(con):
-            con.execute(table.sql["load"], params)
             rows_read = con.execute(table.sql["count_rows"]).fetchone()[0]
             con.execute(table.sql["drop_rows_without_key"])
             rows_loaded = con.execute(table.sql["count_rows"]).fetchone()[0]
@@ -181,6 +183,7 @@ def load_json_lines(con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, s
                     ),
                     metadata={"source": display_source(source), "rows_read": rows_read},
                 )
+            con.execute(table.sql["publish"])
     except dg.Failure:
         raise
     except Exception as error:  # duckdb errors: corrupt gzip, unreadable file, ...
@@ -188,6 +191,8 @@ def load_json_lines(con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, s
             description=f"cannot load {table.what} file {display_source(source)}: {error}",
             metadata={"source": display_source(source)},
         ) from error
+    finally:
+        con.execute(table.sql["drop_staging"])  # after a failure; a no-op after success
     return LoadStats(source=display_source(source), rows_read=rows_read, rows_loaded=rows_loaded)
 
 

@@ -1,8 +1,10 @@
 -- The authors table, loaded from the authors file with its ratings cast to numbers.
 
 -- name: load
--- Malformed lines become all-NULL rows (ignore_errors); rows without an author_id are dropped afterwards.
-CREATE OR REPLACE TABLE authors AS
+-- Into a staging table committed on its own (see graphic_novels.sql: why not one transaction).
+-- Malformed lines become all-NULL rows (ignore_errors); rows without an author_id are dropped
+-- before the table is published.
+CREATE OR REPLACE TABLE authors_loading AS
 SELECT
     author_id,
     name,
@@ -15,7 +17,15 @@ FROM read_json(
 );
 
 -- name: count_rows
-SELECT count(*) FROM authors;
+SELECT count(*) FROM authors_loading;
 
 -- name: drop_rows_without_key
-DELETE FROM authors WHERE nullif(trim(author_id), '') IS NULL;
+DELETE FROM authors_loading WHERE nullif(trim(author_id), '') IS NULL;
+
+-- name: publish
+-- Inside the caller's transaction: the previous table is replaced only when the load is usable.
+DROP TABLE IF EXISTS authors;
+ALTER TABLE authors_loading RENAME TO authors;
+
+-- name: drop_staging
+DROP TABLE IF EXISTS authors_loading;
