@@ -24,11 +24,19 @@ MAX_TRANSIENT_POLL_FAILURES = 5  # consecutive polls that may fail (after the cl
 def next_poll_delay(
     interval: float, estimated_finish: int | None, now: float, rng: random.Random | None = None
 ) -> float:
-    """Jittered (+/-20%) poll delay that never sleeps past a known estimated finish."""
+    """Jittered (+/-20%) poll delay that never sleeps past a known estimated finish.
+
+    Once the estimate has passed and the job is still running, the delay doubles from
+    MIN_POLL_SECONDS with the time overdue back up to the interval: a job that ends just after
+    its estimate is seen at once, one that overruns it by hours costs one poll per interval,
+    not five a second.
+    """
     jittered = interval * (rng or random).uniform(0.8, 1.2)
     if estimated_finish:
-        # The floor only bounds how fast we poll once the estimate is (nearly) reached.
-        jittered = min(jittered, max(estimated_finish - now, MIN_POLL_SECONDS))
+        if estimated_finish > now:
+            # The floor only bounds how fast we poll once the estimate is (nearly) reached.
+            return min(jittered, max(estimated_finish - now, MIN_POLL_SECONDS))
+        return min(jittered, max(now - estimated_finish, MIN_POLL_SECONDS))
     return jittered
 
 
