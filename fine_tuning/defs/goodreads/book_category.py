@@ -11,7 +11,9 @@ from pydantic import Field
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import DEFAULT_CATEGORIES
 from fine_tuning.defs.goodreads import GROUP
+from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, distinct_book_ids, graphic_novels
+from fine_tuning.defs.shared.builds import build_fingerprint, forget_build, kept_build, record_build, recorded_fingerprint
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
 
@@ -62,9 +64,18 @@ def category_distribution_markdown(rows: list[tuple[str, int]]) -> str:
 def book_category(
     context: dg.AssetExecutionContext, config: BookCategoryConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Write the `categories` and `book_category` tables."""
+    """Write the `categories` and `book_category` tables (kept when books, configuration and SQL are unchanged)."""
     categories = normalized_categories(config.categories)
     with connection(duckdb) as con:
+        fingerprint = build_fingerprint(
+            "book_category", recorded_fingerprint(con, "graphic_novels"), categories,
+            config.min_shelf_count_exclusive, dict(SQL), dict(BOOKS_SQL),
+        )
+        kept = kept_build(con, "book_category", fingerprint, ["book_category", "categories"])
+        if kept is not None:
+            context.log.info("book_category: books and configuration unchanged since the table was built; kept it")
+            return dg.MaterializeResult(metadata=kept)
+        forget_build(con, "book_category")
         create_canonical_rows_view(con)
         with transaction(con):
             con.execute(SQL["categories"], {"categories": categories})
@@ -72,18 +83,15 @@ def book_category(
         labeled = con.execute(SQL["labeled_books"]).fetchone()[0]
         books = distinct_book_ids(con)
         distribution = con.execute(SQL["distribution"]).fetchall()
-        schema = table_schema(con, "book_category")
-    context.log.info(f"book_category: {labeled} of {books} books labeled")
-    return dg.MaterializeResult(
-        metadata={
+        metadata = {
             "dagster/row_count": labeled,
-            "dagster/column_schema": schema,
+            "dagster/column_schema": table_schema(con, "book_category"),
             "books": books,
             "books_without_category": books - labeled,
             "categories": ", ".join(categories),
             "min_shelf_count_exclusive": config.min_shelf_count_exclusive,
-            "category_distribution": dg.MetadataValue.md(
-                category_distribution_markdown(distribution)
-            ),
+            "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
         }
-    )
+        metadata = record_build(con, "book_category", fingerprint, metadata)
+    context.log.info(f"book_category: {labeled} of {books} books labeled")
+    return dg.MaterializeResult(metadata=metadata)

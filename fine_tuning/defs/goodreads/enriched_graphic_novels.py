@@ -6,13 +6,16 @@ configuration reaches SQL only as parameters. Duplicate book ids are resolved as
 """
 
 import dagster as dg
+import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.authors import authors
 from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
+from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
+from fine_tuning.defs.shared.builds import build_fingerprint, forget_build, kept_build, record_build, recorded_fingerprint
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
 
@@ -50,29 +53,46 @@ class EnrichedConfig(dg.Config):
 def enriched_graphic_novels(
     context: dg.AssetExecutionContext, config: EnrichedConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Write the `enriched_graphic_novels` table and report what was dropped and why."""
+    """Write the `enriched_graphic_novels` table and report what was dropped and why.
+
+    Kept as it is when the books, authors, labels, configuration and SQL it was built from are unchanged.
+    """
     params = {
         "unknown_author": UNKNOWN_AUTHOR,
         "min_description_chars": config.min_description_chars,
         "max_description_chars": config.max_description_chars,
     }
     with connection(duckdb) as con:
-        con.execute(SQL["clean_text_macros"])
-        create_canonical_rows_view(con)
-        # One transaction: a run that keeps no book leaves the previous table in place.
-        with transaction(con):
-            con.execute(SQL["candidates"], params)
-            con.execute(SQL["enriched"])
-            candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
-            dropped = dict(con.execute(SQL["dropped"]).fetchall())
-            distribution = con.execute(SQL["distribution"]).fetchall()
-            schema = table_schema(con, "enriched_graphic_novels")
-            con.execute(SQL["drop_candidates"])
-            if kept == 0:
-                raise dg.Failure(
-                    description=f"no usable books: all {candidates} books were dropped ({dropped})",
-                    metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
-                )
+        upstream = [recorded_fingerprint(con, target) for target in ("graphic_novels", "authors", "book_category")]
+        fingerprint = build_fingerprint("enriched_graphic_novels", *upstream, params, dict(SQL), dict(BOOKS_SQL))
+        kept = kept_build(con, "enriched_graphic_novels", fingerprint, ["enriched_graphic_novels"])
+        if kept is not None:
+            context.log.info("enriched_graphic_novels: its inputs are unchanged since the table was built; kept it")
+            return dg.MaterializeResult(metadata=kept)
+        forget_build(con, "enriched_graphic_novels")
+        metadata = _build(context, con, params)
+        metadata = record_build(con, "enriched_graphic_novels", fingerprint, metadata)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _build(context: dg.AssetExecutionContext, con: duckdb_lib.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
+    """Rebuild the table in one transaction; its metadata."""
+    con.execute(SQL["clean_text_macros"])
+    create_canonical_rows_view(con)
+    # One transaction: a run that keeps no book leaves the previous table in place.
+    with transaction(con):
+        con.execute(SQL["candidates"], params)
+        con.execute(SQL["enriched"])
+        candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
+        dropped = dict(con.execute(SQL["dropped"]).fetchall())
+        distribution = con.execute(SQL["distribution"]).fetchall()
+        schema = table_schema(con, "enriched_graphic_novels")
+        con.execute(SQL["drop_candidates"])
+        if kept == 0:
+            raise dg.Failure(
+                description=f"no usable books: all {candidates} books were dropped ({dropped})",
+                metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
+            )
     context.log.info(f"enriched_graphic_novels: kept {kept} of {candidates}, dropped {dropped}")
     metadata: dict[str, object] = {
         "dagster/row_count": kept,
@@ -84,5 +104,4 @@ def enriched_graphic_novels(
         "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
     }
     metadata.update({f"dropped_{reason}": dropped.get(reason, 0) for reason in DROP_REASONS})
-    return dg.MaterializeResult(metadata=metadata)
-
+    return metadata

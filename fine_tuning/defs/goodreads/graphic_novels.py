@@ -10,7 +10,8 @@ from dagster_duckdb import DuckDBResource
 from fine_tuning.core import settings
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
-from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata
+from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata, source_version
+from fine_tuning.defs.shared.builds import build_fingerprint, forget_build, kept_build, record_build
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection
 
@@ -68,19 +69,27 @@ def create_canonical_rows_view(con: duckdb_lib.DuckDBPyConnection) -> None:
     group_name=GROUP,
     description=(
         "Raw Goodreads comics & graphic novels (UCSD Book Graph columns; numbers stay strings), "
-        "replaced on every run. Malformed lines and rows without a book_id are skipped and "
+        "rebuilt when the books file (or the loading SQL) changed, else kept (rebuilt=false). Malformed lines and rows without a book_id are skipped and "
         "counted (rows_skipped); duplicate book ids are kept here and resolved downstream."
     ),
 )
 def graphic_novels(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Load the books file into the `graphic_novels` table."""
+    """Load the books file into the `graphic_novels` table (kept when the file and the SQL are unchanged)."""
+    source = settings.books_source()
+    fingerprint = build_fingerprint("graphic_novels", source_version(source, "books"), BOOK_COLUMNS, dict(SQL))
     with connection(duckdb) as con:
-        stats = load_json_lines(con, BOOKS_TABLE, settings.books_source())
+        kept = kept_build(con, "graphic_novels", fingerprint, ["graphic_novels"])
+        if kept is not None:
+            context.log.info("graphic_novels: the books file is unchanged since the table was built; kept it")
+            return dg.MaterializeResult(metadata=kept)
+        forget_build(con, "graphic_novels")
+        stats = load_json_lines(con, BOOKS_TABLE, source)
         distinct_ids = distinct_book_ids(con)
         metadata = load_metadata(con, BOOKS_TABLE, stats)
-    metadata["distinct_book_ids"] = distinct_ids
-    metadata["duplicate_book_id_rows"] = stats.rows_loaded - distinct_ids
+        metadata["distinct_book_ids"] = distinct_ids
+        metadata["duplicate_book_id_rows"] = stats.rows_loaded - distinct_ids
+        metadata = record_build(con, "graphic_novels", fingerprint, metadata)
     context.log.info(f"graphic_novels: {stats}")
     return dg.MaterializeResult(metadata=metadata)

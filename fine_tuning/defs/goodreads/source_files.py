@@ -6,8 +6,9 @@ plain or gzip (detected from the file's first bytes, not its name). URLs are dow
 urllib to `workdir()/downloads` first so DuckDB only ever reads local files (no httpfs extension,
 which would need a network install).
 
-Tables are rebuilt on every materialization: the file is loaded into a staging table, and one
-transaction drops its unusable rows and puts it in the table's place. A file with no usable rows
+A table is rebuilt when its file changed (`defs.shared.builds` keeps it otherwise): the file is
+loaded into a staging table, and one transaction drops its unusable rows and puts it in the
+table's place. A file with no usable rows
 fails the asset and leaves the previous table untouched.
 """
 

@@ -15,6 +15,8 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.prompts import TrainingExampleLines
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.splits import (
     SPLITS,
@@ -27,6 +29,7 @@ from fine_tuning.core.splits import (
     write_examples,
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
+from fine_tuning.defs.shared.builds import REBUILT, build_fingerprint, forget_build, kept_build, record_build, recorded_fingerprint
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import (
     configured_categories,
@@ -176,20 +179,57 @@ def build_training_files(
 def training_files(
     context: dg.AssetExecutionContext, config: SplitConfig, duckdb: DuckDBResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Split the labelled books and write training.jsonl and validation.jsonl."""
+    """Split the labelled books and write training.jsonl and validation.jsonl.
+
+    Both files (and `book_splits`) are kept as they are when the table, the categories, the
+    configuration, the SQL and the example format they were written from are unchanged.
+    """
     out_dir = files_dir()
     with connection(duckdb) as conn:
-        try:
-            train, validation, facts = build_training_files(conn, config, out_dir)
-        except SplitError as error:
-            raise dg.Failure(description=f"Cannot write the training files: {error}") from error
-    context.log.info(
-        f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
+        fingerprint = files_fingerprint(conn, config)
+        metadata = kept_files(conn, fingerprint, out_dir)
+        if metadata is not None:
+            context.log.info("training files: their inputs are unchanged since they were written; kept both")
+        else:
+            forget_build(conn, BUILD_TARGET)
+            try:
+                train, validation, facts = build_training_files(conn, config, out_dir)
+            except SplitError as error:
+                raise dg.Failure(description=f"Cannot write the training files: {error}") from error
+            context.log.info(
+                f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
+            )
+            files = {
+                key: _file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config, facts["excluded"])
+                for key, written in (("training_file", train), ("validation_file", validation))
+            }
+            metadata = record_build(conn, BUILD_TARGET, fingerprint, files)
+    for key in ("training_file", "validation_file"):
+        yield dg.MaterializeResult(asset_key=key, metadata={**metadata[key], REBUILT: metadata[REBUILT]})
+
+
+BUILD_TARGET = "training_files"
+
+
+def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> str | None:
+    """What both files are written from: the table and labels, the configuration, the SQL, the
+    exact example format (one rendered line per category) and how tokens are counted."""
+    categories = configured_categories(conn) if not missing_tables(conn, ["categories"]) else []
+    lines = TrainingExampleLines(categories)
+    formats = [lines.line("", category) for category in categories]
+    return build_fingerprint(
+        BUILD_TARGET, recorded_fingerprint(conn, "enriched_graphic_novels"), recorded_fingerprint(conn, "book_category"),
+        config.model_dump(), dict(SQL), formats or None, token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
     )
-    for key, written in (("training_file", train), ("validation_file", validation)):
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata=_file_metadata(
-                written, facts["sizes"], facts["distribution"], facts["counter"], config, facts["excluded"]
-            ),
-        )
+
+
+def kept_files(conn: duckdb_lib.DuckDBPyConnection, fingerprint: str | None, out_dir: Path) -> dict[str, Any] | None:
+    """The recorded metadata of both files when they were written from `fingerprint` and are intact on disk."""
+    kept = kept_build(conn, BUILD_TARGET, fingerprint, ["book_splits"])
+    if kept is None:
+        return None
+    for key, name in (("training_file", TRAINING_FILE_NAME), ("validation_file", VALIDATION_FILE_NAME)):
+        path = out_dir / name
+        if not path.is_file() or file_sha256(path) != kept[key]["sha256"] or str(path.resolve()) != kept[key]["path"]:
+            return None
+    return kept
