@@ -26,18 +26,20 @@ def next_poll_delay(
 ) -> float:
     """Jittered (+/-20%) poll delay that never sleeps past a known estimated finish.
 
-    Once the estimate has passed and the job is still running, the delay doubles from
-    MIN_POLL_SECONDS with the time overdue back up to the interval: a job that ends just after
-    its estimate is seen at once, one that overruns it by hours costs one poll per interval,
-    not five a second.
+    An estimate within 1.5 intervals is waited for directly (one poll at the finish instead of
+    one more before it). Once the estimate has passed and the job is still running, the delay
+    doubles from MIN_POLL_SECONDS with the time overdue back up to the interval: a job that ends
+    just after its estimate is seen at once, one that overruns it by hours costs one poll per
+    interval, not five a second.
     """
     jittered = interval * (rng or random).uniform(0.8, 1.2)
-    if estimated_finish:
-        if estimated_finish > now:
-            # The floor only bounds how fast we poll once the estimate is (nearly) reached.
-            return min(jittered, max(estimated_finish - now, MIN_POLL_SECONDS))
-        return min(jittered, max(now - estimated_finish, MIN_POLL_SECONDS))
-    return jittered
+    if not estimated_finish:
+        return jittered
+    until_finish = estimated_finish - now
+    if until_finish > 0:
+        # The floor only bounds how fast we poll once the estimate is (nearly) reached.
+        return max(until_finish, MIN_POLL_SECONDS) if until_finish <= 1.5 * interval else min(jittered, until_finish)
+    return min(jittered, max(-until_finish, MIN_POLL_SECONDS))
 
 
 def _log_event(log: Log, job_id: str, event: FineTuningJobEvent) -> None:

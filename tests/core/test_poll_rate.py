@@ -29,6 +29,8 @@ def test_a_job_overrunning_its_estimate_costs_about_one_poll_per_interval(overru
     # After it: a few quick looks (doubling from the floor), then one per interval.
     after = [t for t in times if t >= estimate]
     assert len(after) <= overrun / (0.8 * interval) + 8
+    if overrun == 0:  # a right estimate is waited for: one poll at the finish, none just before it
+        assert after == [estimate] and estimate - before[-1] > 0.4 * interval
     # And the job is seen soon after it ends: within the floor just after the estimate,
     # otherwise within one interval.
     assert times[-1] - (estimate + overrun) <= max(MIN_POLL_SECONDS, min(1.2 * interval, overrun + MIN_POLL_SECONDS))
