@@ -15,6 +15,11 @@ from pydantic import Field
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_path, local_openai_dir, use_local_backend
 
 LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
+# DuckDB's own default is 80% of the machine's memory, and its temp tables (the cleaned text of
+# every book while enriched_graphic_novels is built) stay in memory up to it: 2.3 GB at 894k
+# books. Capped, DuckDB spills to `<database>.tmp` instead and the run's memory stays flat in
+# the data size (measured: docs/performance.md). A run can raise it: resources.duckdb.config.
+DUCKDB_CONNECTION_CONFIG = {"memory_limit": "1GB"}
 
 
 class TuningSettings(dg.ConfigurableResource):
@@ -79,7 +84,7 @@ def openai_resource() -> OpenAIResource:
 def build_resources() -> dict[str, Any]:
     """Every resource the assets need, resolved from the environment at call time."""
     return {
-        "duckdb": DuckDBResource(database=str(duckdb_path())),
+        "duckdb": DuckDBResource(database=str(duckdb_path()), connection_config=DUCKDB_CONNECTION_CONFIG),
         "openai": openai_resource(),
         "tuning": TuningSettings(),
     }
