@@ -127,11 +127,15 @@ def wait_for_job(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
+    current: FineTuningJob | None = None,
 ) -> tuple[FineTuningJob, JobProgress]:
     """Poll until the job is final, streaming its events; cancel it when one of `interrupts` arrives.
 
-    Raises ProviderJobError when polling keeps failing or `timeout_seconds` pass; the job keeps
-    running at the provider either way, so the next attempt attaches to it.
+    `current` is the job as the caller just received it (created, or found by a list): it
+    stands for the first poll, so the first status request waits one poll delay instead of
+    asking again at once. Raises ProviderJobError when polling keeps failing or
+    `timeout_seconds` pass; the job keeps running at the provider either way, so the next
+    attempt attaches to it.
     """
     progress = JobProgress()
     started = clock()
@@ -139,8 +143,11 @@ def wait_for_job(
     try:
         while True:
             try:
-                job = client.fine_tuning.jobs.retrieve(job_id)
-                stream_new_events(client, job_id, progress, log)
+                if current is not None:
+                    job, current = current, None
+                else:
+                    job = client.fine_tuning.jobs.retrieve(job_id)
+                    stream_new_events(client, job_id, progress, log)
                 transient_failures = 0
             except openai_sdk.APIError as error:
                 # The client already retried; a flaky poll should not abandon a paid job's wait.

@@ -66,12 +66,16 @@ def wait_for_job(
     timeout_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    current: FineTuningJob | None = None,
 ) -> tuple[FineTuningJob, JobProgress]:
-    """Poll until the job is final; a terminated run cancels the job, a failed wait is a `dg.Failure`."""
+    """Poll until the job is final; a terminated run cancels the job, a failed wait is a `dg.Failure`.
+
+    `current`: the job as just created or found, which stands for the first poll.
+    """
     with provider_job_failures():
         return job_polling.wait_for_job(
             client, job_id, log, poll_interval_seconds, timeout_seconds, sleep=sleep, clock=clock,
-            interrupts=RUN_INTERRUPTS,
+            interrupts=RUN_INTERRUPTS, current=current,
         )
 
 
@@ -177,7 +181,9 @@ def fine_tuned_model(
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:
             timeout = config.timeout_hours * 3600 if config.timeout_hours else None
-            job, progress = wait_for_job(client, job.id, context.log, config.poll_interval_seconds, timeout)
+            job, progress = wait_for_job(
+                client, job.id, context.log, config.poll_interval_seconds, timeout, current=job
+            )
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)
