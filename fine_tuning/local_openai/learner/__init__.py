@@ -18,6 +18,8 @@ Turning a prediction into a reply (plain text, json_object, strict json_schema) 
 of `structured_outputs`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from fine_tuning.local_openai.learner.features import Message
 from fine_tuning.local_openai.learner.hyperparameters import (
     auto_batch_size,
@@ -27,8 +29,22 @@ from fine_tuning.local_openai.learner.hyperparameters import (
 )
 from fine_tuning.local_openai.learner.model import SoftmaxModel
 from fine_tuning.local_openai.learner.tokens import count_message_tokens, count_text_tokens
-from fine_tuning.local_openai.learner.training import EpochCheckpoint, StepMetrics, TrainingResult, train
 from fine_tuning.local_openai.learner.zero_shot import system_prompt_candidates, zero_shot_choice
+
+if TYPE_CHECKING:
+    from fine_tuning.local_openai.learner.training import EpochCheckpoint, StepMetrics, TrainingResult, train
+
+# Training needs numpy (0.3 s to import); answering chat does not. Every `dagster` command that
+# loads the definitions offline builds the local backend, so training is imported on first use.
+_TRAINING_NAMES = ("EpochCheckpoint", "StepMetrics", "TrainingResult", "train")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINING_NAMES:
+        from fine_tuning.local_openai.learner import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "EpochCheckpoint",
