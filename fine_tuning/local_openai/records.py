@@ -46,6 +46,7 @@ class FileObject:
     created_at: int
     filename: str
     purpose: str
+    expires_at: int | None = None  # after this the file is gone (batch files expire by default)
     seq: int = 0  # list position; backend state
 
     def to_api(self) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class FileObject:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "expires_at": None,
+            "expires_at": self.expires_at,
             "status_details": None,
         }
 
@@ -75,6 +76,7 @@ class FileObject:
             created_at=document["created_at"],
             filename=document["filename"],
             purpose=document["purpose"],
+            expires_at=document.get("expires_at"),
             seq=document.get(STATE_KEY, {}).get("seq", 0),
         )
 

@@ -46,9 +46,9 @@ def retrieve_model(backend: LocalOpenAI, request: LocalRequest, path: dict[str, 
 
 # -- files
 def create_file(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
-    """POST /v1/files (multipart/form-data: file, purpose)"""
+    """POST /v1/files (multipart/form-data: file, purpose, expires_after)"""
     upload = parse_upload(request)
-    return ok(backend.files.create(upload.filename, upload.purpose, upload.data))
+    return ok(backend.files.create(upload.filename, upload.purpose, upload.data, upload.expires_after))
 
 
 def list_files(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
