@@ -72,8 +72,8 @@ class ChatCompletions:
         self.models = models
         self.clock = clock
 
-    def create(self, body: dict[str, Any]) -> ChatCompletion:
-        """A chat completion from a base model (zero-shot) or a fine-tuned model."""
+    def create(self, body: dict[str, Any], now: float | None = None) -> ChatCompletion:
+        """A chat completion from a base model (zero-shot) or a fine-tuned model (`now`: its time)."""
         model_name = _model_name(body.get("model"))
         messages = _messages(body.get("messages"))
         if body.get("stream"):
@@ -88,7 +88,7 @@ class ChatCompletions:
         counter = token_counter()
         return ChatCompletion(
             id=new_id("chatcmpl"),
-            created=int(self.clock()),
+            created=int(self.clock() if now is None else now),
             model=model_name,
             content=content,
             n=n,

@@ -80,6 +80,15 @@ class UnsupportedParameter(OpenAIError):
     code = "unsupported_parameter"
 
 
+class UnknownParameter(OpenAIError):
+    """A body field the endpoint does not define."""
+
+    code = "unknown_parameter"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(f"Unknown parameter: '{param}'.", param)
+
+
 class InvalidFileFormat(OpenAIError):
     """A fine-tune upload that is not a .jsonl file."""
 
@@ -143,6 +152,15 @@ class JobNotCancellable(OpenAIError):
         super().__init__(f"Cannot cancel job {job_id}: it has already {status}.", "fine_tuning_job_id")
 
 
+class BatchNotCancellable(OpenAIError):
+    """Cancelling a batch that has already reached a final state."""
+
+    code = "batch_not_cancellable"
+
+    def __init__(self, batch_id: str, status: str) -> None:
+        super().__init__(f"Cannot cancel batch {batch_id}: its status is '{status}'.", "batch_id")
+
+
 # ---------------------------------------------------------------------------------------------
 # 401, 404, 413: who asks, for what, how much
 # ---------------------------------------------------------------------------------------------
@@ -195,6 +213,16 @@ class JobNotFound(OpenAIError):
 
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Could not find fine-tuning job: {job_id}", "fine_tuning_job_id")
+
+
+class BatchNotFound(OpenAIError):
+    """A batch id that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"No batch found with id '{batch_id}'.", "batch_id")
 
 
 class ModelNotFound(OpenAIError):

@@ -26,6 +26,7 @@ FILES_PAGE = (10_000, 10_000)
 JOBS_PAGE = (20, 100)
 EVENTS_PAGE = (20, 10_000)
 CHECKPOINTS_PAGE = (10, 100)
+BATCHES_PAGE = (20, 100)
 
 
 def _limit(request: LocalRequest, page: tuple[int, int]) -> int:
@@ -111,3 +112,24 @@ def list_job_checkpoints(backend: LocalOpenAI, request: LocalRequest, path: dict
 def create_chat_completion(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
     """POST /v1/chat/completions"""
     return ok(backend.chat.create(parse_json_body(request)))
+
+
+# -- batches
+def create_batch(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/batches"""
+    return ok(backend.batches.create(parse_json_body(request)))
+
+
+def list_batches(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """GET /v1/batches?after=&limit="""
+    return ok(backend.batches.list(query_value(request, "after"), _limit(request, BATCHES_PAGE)))
+
+
+def retrieve_batch(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """GET /v1/batches/{batch_id}"""
+    return ok(backend.batches.get(path["batch_id"]))
+
+
+def cancel_batch(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/batches/{batch_id}/cancel"""
+    return ok(backend.batches.cancel(path["batch_id"]))

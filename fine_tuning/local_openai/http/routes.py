@@ -52,6 +52,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/fine_tuning/jobs/{job_id}/events", handlers.list_job_events),
     Route("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints", handlers.list_job_checkpoints),
     Route("POST", "/v1/chat/completions", handlers.create_chat_completion),
+    Route("POST", "/v1/batches", handlers.create_batch),
+    Route("GET", "/v1/batches", handlers.list_batches),
+    Route("GET", "/v1/batches/{batch_id}", handlers.retrieve_batch),
+    Route("POST", "/v1/batches/{batch_id}/cancel", handlers.cancel_batch),
 )
 
 
