@@ -152,6 +152,15 @@ class JobNotCancellable(OpenAIError):
         super().__init__(f"Cannot cancel job {job_id}: it has already {status}.", "fine_tuning_job_id")
 
 
+class JobStateConflict(OpenAIError):
+    """Pausing a job that is not running, or resuming one that is not paused."""
+
+    code = "invalid_job_status"
+
+    def __init__(self, job_id: str, action: str, status: str) -> None:
+        super().__init__(f"Cannot {action} job {job_id}: its status is '{status}'.", "fine_tuning_job_id")
+
+
 class BatchNotCancellable(OpenAIError):
     """Cancelling a batch that has already reached a final state."""
 
@@ -233,6 +242,18 @@ class ModelNotFound(OpenAIError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist or you do not have access to it.", "model")
+
+
+class ModelNotDeletable(OpenAIError):
+    """Deleting a model the organization does not own (a base model)."""
+
+    status = 403
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"You do not have permission to delete the model '{model}': only fine-tuned models can be deleted.",
+            "model",
+        )
 
 
 class RequestTooLarge(OpenAIError):

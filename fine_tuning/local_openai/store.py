@@ -253,8 +253,8 @@ class Timeline(Generic[T]):
         self.store.write_list(self.kind, job_id, [item.to_store() for item in items])
 
     def append(self, job_id: str, items: Sequence[T]) -> None:
-        """Add items after those already there."""
-        self.write(job_id, [*self.read(job_id), *items])
+        """Add items, keeping the list in time order (stable: items of one time keep their order)."""
+        self.write(job_id, sorted([*self.read(job_id), *items], key=lambda item: item.at))
 
     def until(self, job_id: str, now: float) -> list[T]:
         """The items dated by `now`, oldest first (later ones are not visible yet)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from typing import Any
 
 import openai
 
-from fine_tuning.core.prompts import build_messages
+from fine_tuning.core.prompts import build_messages, training_example
 
 CATEGORIES = ("fantasy", "horror", "romance", "mystery")
 BASE_MODEL = "gpt-4o-mini-2024-07-18"
@@ -56,3 +57,35 @@ def validated(model_type: Any, raw: Any) -> Any:
 def error_of(exc_info: Any) -> dict[str, Any]:
     """The `error` object of an APIStatusError the client raised."""
     return exc_info.value.response.json()["error"]
+
+
+def toy_examples(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """n chat-format training examples whose category shows in cue words of the description."""
+    cues = {
+        "fantasy": ["dragon", "wizard", "sword", "quest"], "horror": ["ghost", "blood", "haunted", "scream"],
+        "romance": ["kiss", "love", "wedding", "heart"], "mystery": ["detective", "clue", "murder", "alibi"],
+    }
+    rng = random.Random(seed)
+    examples = []
+    for index in range(n):
+        category = CATEGORIES[index % len(CATEGORIES)]
+        words = rng.sample(cues[category], 3) + rng.sample("the old city story life world friends".split(), 4)
+        rng.shuffle(words)
+        examples.append(training_example(f"Book {index}", "An author", " ".join(words), category, CATEGORIES))
+    return examples
+
+
+def start_job(client: openai.OpenAI, n: int = 40, **kwargs: Any) -> Any:
+    """Upload toy training data and create a job (not waited for)."""
+    file_id = client.files.create(file=("train.jsonl", jsonl(toy_examples(n))), purpose="fine-tune").id
+    kwargs.setdefault("model", BASE_MODEL)
+    kwargs.setdefault("seed", 7)
+    kwargs.setdefault("suffix", "conf")
+    return client.fine_tuning.jobs.create(training_file=file_id, **kwargs)
+
+
+def trained_job(client: openai.OpenAI, clock: Any, **kwargs: Any) -> Any:
+    """A job run to its end by stepping the backend's clock past job_seconds."""
+    job = start_job(client, **kwargs)
+    clock.advance(60.0)
+    return client.fine_tuning.jobs.retrieve(job.id)

@@ -45,6 +45,11 @@ def retrieve_model(backend: LocalOpenAI, request: LocalRequest, path: dict[str, 
     return ok(backend.models.get(path["model"]))
 
 
+def delete_model(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """DELETE /v1/models/{model}"""
+    return ok(backend.models.delete(path["model"]))
+
+
 # -- files
 def create_file(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
     """POST /v1/files (multipart/form-data: file, purpose, expires_after)"""
@@ -94,6 +99,16 @@ def retrieve_job(backend: LocalOpenAI, request: LocalRequest, path: dict[str, st
 def cancel_job(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
     """POST /v1/fine_tuning/jobs/{job_id}/cancel"""
     return ok(backend.jobs.cancel(path["job_id"]))
+
+
+def pause_job(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/fine_tuning/jobs/{job_id}/pause"""
+    return ok(backend.jobs.pause(path["job_id"]))
+
+
+def resume_job(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/fine_tuning/jobs/{job_id}/resume"""
+    return ok(backend.jobs.resume(path["job_id"]))
 
 
 def list_job_events(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:

@@ -14,7 +14,7 @@ from fine_tuning.local_openai.exceptions import (
 )
 from fine_tuning.local_openai.jobs.training_data import MESSAGE_ROLES
 from fine_tuning.local_openai.models import Models
-from fine_tuning.local_openai.records import ChatCompletion
+from fine_tuning.local_openai.chat.records import ChatCompletion
 from fine_tuning.local_openai.store import new_id
 
 RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
