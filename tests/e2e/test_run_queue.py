@@ -23,7 +23,8 @@ import pytest
 
 from fine_tuning.local_openai.transport import local_client
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.project import REPO
+
 STARTUP_LIMIT_SECONDS = 180  # bounds for waiting on a child process; never asserted as durations
 RUNS_LIMIT_SECONDS = 300
 

@@ -11,7 +11,8 @@ import pytest
 from fine_tuning.core.catalog import PRICING_AS_OF
 from fine_tuning.core.prompts import training_example
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.project import REPO
+
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 CATEGORIES = ["fantasy", "horror", "humor"]
 

@@ -11,7 +11,7 @@ import pytest
 from fine_tuning.local_openai.server import running_server
 from fine_tuning.local_openai.transport import local_client
 
-from test_local_openai_support import BASE_MODEL, jsonl, toy_examples, upload, wait_for
+from tests.support.local_openai import BASE_MODEL, jsonl, toy_examples, upload, wait_for
 
 
 def test_every_request_fails_at_error_rate_one_and_nothing_is_done(tmp_path: Path) -> None:

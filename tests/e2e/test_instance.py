@@ -14,7 +14,8 @@ import dagster as dg
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.project import REPO
+
 PG = {"host": os.environ.get("PGHOST_TEST", "127.0.0.1"), "port": 5432, "user": "postgres"}
 
 

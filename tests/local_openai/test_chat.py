@@ -13,7 +13,7 @@ from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.prompts import answer_text, build_messages, response_format
 
-from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, upload, validated, wait_for
+from tests.support.local_openai import BASE_MODEL, CATEGORIES, jsonl, upload, validated, wait_for
 
 FORMAT = response_format(CATEGORIES)
 

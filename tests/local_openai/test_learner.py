@@ -11,7 +11,7 @@ from fine_tuning.local_openai import answers, learner
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.prompts import parse_answer, response_format
 
-from test_local_openai_support import CATEGORIES, toy_examples, toy_prompts, train_toy_model
+from tests.support.local_openai import CATEGORIES, toy_examples, toy_prompts, train_toy_model
 
 
 def conversations(n: int, seed: int = 0) -> list[list[dict]]:

@@ -15,7 +15,8 @@ import pytest
 from fine_tuning.defs.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
 from fine_tuning.definitions import defs
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.project import REPO
+
 ASSETS = {
     "graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file",
     "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model",

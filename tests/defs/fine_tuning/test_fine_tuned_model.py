@@ -47,9 +47,8 @@ from fine_tuning.defs.fine_tuning.fine_tuned_model import (
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
 
-from toy_books import CATEGORIES, SIGNALS
+from tests.support.toy_books import CATEGORIES, SIGNALS
 
-REPO = Path(__file__).resolve().parents[1]
 CHAIN = [upload_training_file, upload_validation_file, fine_tuned_model]
 WAIT_LIMIT_SECONDS = 120  # upper bound for waiting on a child process; never asserted as a duration
 

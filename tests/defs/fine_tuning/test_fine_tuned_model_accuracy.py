@@ -22,7 +22,7 @@ from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.defs.resources import TuningSettings
 
-from toy_books import CATEGORIES, SIGNALS
+from tests.support.toy_books import CATEGORIES, SIGNALS
 
 BASE_MODEL = TuningSettings().base_model
 CHECK_OP = fine_tuned_model_accuracy.node_def.name  # run config addresses the check by its op name

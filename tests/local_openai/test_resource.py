@@ -9,7 +9,7 @@ from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.core.prompts import build_messages, parse_answer, response_format
 from fine_tuning.core.settings import local_openai_dir
 
-from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, wait_for
+from tests.support.local_openai import BASE_MODEL, CATEGORIES, jsonl, toy_examples, wait_for
 
 
 @dg.asset

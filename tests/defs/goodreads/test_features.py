@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from goodreads_fixtures import (
+from tests.support.goodreads import (
     GOOD_DESCRIPTION,
     author,
     book,

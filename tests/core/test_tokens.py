@@ -11,7 +11,7 @@ from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.chat_files import validate_chat_file
 from fine_tuning.core.tokens import O200K_BASE_SHA256, count_example_tokens, tiktoken_cache_file, token_counter
 
-from chat_files import ASSISTANT, SYSTEM, USER, good_example, write_jsonl
+from tests.support.chat_files import ASSISTANT, SYSTEM, USER, good_example, write_jsonl
 
 SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 

@@ -25,7 +25,8 @@ from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 from fine_tuning.summary import latest_run_summary
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.project import REPO
+
 BIN = Path(sys.executable).parent
 FAST_RUN_CONFIG = "ops:\n  fine_tuned_model:\n    config:\n      poll_interval_seconds: 0.2\n"
 

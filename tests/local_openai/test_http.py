@@ -21,7 +21,7 @@ from fine_tuning.local_openai.server import RunningServer, running_server
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.prompts import parse_answer, response_format
 
-from test_local_openai_support import BASE_MODEL, CATEGORIES, jsonl, toy_examples, upload, validated, wait_for
+from tests.support.local_openai import BASE_MODEL, CATEGORIES, jsonl, toy_examples, upload, validated, wait_for
 
 
 @pytest.fixture()

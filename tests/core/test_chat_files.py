@@ -10,7 +10,7 @@ from fine_tuning.core.chat_files import find_overlap, validate_chat_file
 from fine_tuning.core.catalog import PRICING_AS_OF
 from fine_tuning.core.prompts import training_example
 
-from chat_files import ASSISTANT, CATEGORIES, SYSTEM, USER, good_example, with_bad_line, write_jsonl
+from tests.support.chat_files import ASSISTANT, CATEGORIES, SYSTEM, USER, good_example, with_bad_line, write_jsonl
 
 BAD_LINES: list[tuple[str, Any]] = [
     ("invalid_json", '{"messages": [}'),

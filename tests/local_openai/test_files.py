@@ -11,7 +11,7 @@ from openai.types import FileDeleted, FileObject
 
 from fine_tuning.local_openai.transport import local_client
 
-from test_local_openai_support import jsonl, toy_examples, validated
+from tests.support.local_openai import jsonl, toy_examples, validated
 
 
 @pytest.fixture()

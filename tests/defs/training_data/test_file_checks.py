@@ -14,7 +14,7 @@ from fine_tuning.core.settings import duckdb_path, files_dir
 from fine_tuning.defs.training_data.training_files import training_files
 from fine_tuning.defs.resources import TuningSettings
 
-from chat_files import CATEGORIES
+from tests.support.chat_files import CATEGORIES
 
 ran_downstream: list[str] = []
 

@@ -20,7 +20,7 @@ from fine_tuning.sample_data import (
 )
 from fine_tuning.core.settings import DEFAULT_CATEGORIES, SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 
-from goodreads_fixtures import materialization_metadata, materialize_prep, query
+from tests.support.goodreads import materialization_metadata, materialize_prep, query
 
 NUMERIC_BOOK_FIELDS = ("text_reviews_count", "average_rating", "ratings_count", "book_id",
                        "work_id", "publication_year")

@@ -21,7 +21,7 @@ from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.http import Router
 from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
 
-from test_local_openai_support import (
+from tests.support.local_openai import (
     BASE_MODEL,
     jsonl,
     toy_examples,

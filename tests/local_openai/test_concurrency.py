@@ -12,7 +12,7 @@ import openai
 from fine_tuning.local_openai.server import running_server
 from fine_tuning.local_openai.transport import local_client
 
-from test_local_openai_support import BASE_MODEL, jsonl, toy_examples, upload, wait_for
+from tests.support.local_openai import BASE_MODEL, jsonl, toy_examples, upload, wait_for
 
 WORKERS = 4
 

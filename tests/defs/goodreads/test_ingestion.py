@@ -14,7 +14,7 @@ import pytest
 
 from fine_tuning.defs.goodreads.ingestion import authors, graphic_novels
 
-from goodreads_fixtures import (
+from tests.support.goodreads import (
     author,
     book,
     failure_description,
