@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fine_tuning.core.settings import DEFAULT_CATEGORIES, SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 from fine_tuning.sample_data import (
     AUTHOR_FIELDS,
     AUTHORS_FILE_NAME,
@@ -18,9 +19,9 @@ from fine_tuning.sample_data import (
     BOOKS_FILE_NAME,
     write_sample,
 )
-from fine_tuning.core.settings import DEFAULT_CATEGORIES, SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 
-from tests.support.goodreads import materialization_metadata, materialize_prep, query
+from tests.support.dagster_runs import materialization_metadata
+from tests.support.goodreads import materialize_prep, query
 
 NUMERIC_BOOK_FIELDS = ("text_reviews_count", "average_rating", "ratings_count", "book_id",
                        "work_id", "publication_year")
@@ -142,6 +143,7 @@ def test_bag_of_words_beats_label_name_matching(sample):
     assert bow > baseline + 0.3, (bow, baseline)
 
 
+@pytest.mark.slow
 def test_cli_writes_both_files(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "fine_tuning.sample_data", "--out", str(tmp_path),
@@ -153,6 +155,7 @@ def test_cli_writes_both_files(tmp_path):
     assert len(read_lines(tmp_path / AUTHORS_FILE_NAME)) == 40
 
 
+@pytest.mark.slow
 def test_shipped_sample_is_what_the_readme_command_writes(tmp_path):
     readme = (SAMPLE_BOOKS_FILE.parent / "README.md").read_text()
     command = re.search(r"python -m fine_tuning\.sample_data --out \S+ (.*)", readme)

@@ -1,6 +1,5 @@
 """`python -m fine_tuning.validate`: the report and the exit codes, run as a real subprocess."""
 
-import json
 import os
 import subprocess
 import sys
@@ -9,40 +8,30 @@ from pathlib import Path
 import pytest
 
 from fine_tuning.core.catalog import PRICING_AS_OF
-from fine_tuning.core.prompts import training_example
 
+from tests.support.chat_files import good_example, write_jsonl
 from tests.support.project import REPO
 
-SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
-CATEGORIES = ["fantasy", "horror", "humor"]
+pytestmark = pytest.mark.slow  # every test starts the CLI in a fresh interpreter
 
 
 def write_examples(path: Path, count: int, extra_lines: tuple[str, ...] = (), description: str = "A tale") -> Path:
     """`count` valid examples followed by `extra_lines` verbatim."""
-    lines = [
-        json.dumps(training_example(f"Book {n}", "Someone", f"{description} {n}.", CATEGORIES[n % 3], CATEGORIES))
-        for n in range(count)
-    ]
-    path.write_text("\n".join([*lines, *extra_lines]) + "\n", "utf-8")
-    return path
+    return write_jsonl(path, [*(good_example(n, description) for n in range(count)), *extra_lines])
 
 
 def run_cli(*args: str, cache_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a fresh interpreter; tiktoken's cache is the shared one unless `cache_dir` is given."""
+    """Run the CLI in a fresh interpreter; tiktoken's cache is the environment's unless `cache_dir` is given."""
     env = dict(os.environ)
     if cache_dir is not None:
         env["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
-    elif SHARED_TIKTOKEN.is_dir():
-        env["TIKTOKEN_CACHE_DIR"] = str(SHARED_TIKTOKEN)
     return subprocess.run(
         [sys.executable, "-m", "fine_tuning.validate", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
 
 
-def test_a_good_file_exits_0_with_tokens_and_a_dated_cost(tmp_path: Path) -> None:
-    if not SHARED_TIKTOKEN.is_dir():
-        pytest.skip("no shared tiktoken cache")
+def test_a_good_file_exits_0_with_tokens_and_a_dated_cost(tmp_path: Path, exact_tokens: None) -> None:
     result = run_cli(str(write_examples(tmp_path / "good.jsonl", 12)))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

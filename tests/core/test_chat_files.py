@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from fine_tuning.core.checksums import file_sha256
-from fine_tuning.core.chat_files import find_overlap, validate_chat_file
 from fine_tuning.core.catalog import PRICING_AS_OF
+from fine_tuning.core.chat_files import find_overlap, validate_chat_file
+from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.prompts import training_example
 
 from tests.support.chat_files import ASSISTANT, CATEGORIES, SYSTEM, USER, good_example, with_bad_line, write_jsonl

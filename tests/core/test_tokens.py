@@ -7,21 +7,11 @@ from typing import Any
 import pytest
 import tiktoken
 
-from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.chat_files import validate_chat_file
+from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.tokens import O200K_BASE_SHA256, count_example_tokens, tiktoken_cache_file, token_counter
 
 from tests.support.chat_files import ASSISTANT, SYSTEM, USER, good_example, write_jsonl
-
-SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
-
-
-@pytest.fixture
-def exact_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point tiktoken at the shared o200k_base cache (skip when it is not there)."""
-    if not SHARED_TIKTOKEN.is_dir():
-        pytest.skip("no shared tiktoken cache")
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(SHARED_TIKTOKEN))
 
 
 @pytest.fixture
@@ -77,7 +67,7 @@ def test_a_corrupt_cached_encoding_is_not_replaced_from_the_network(
     assert no_network == []
 
 
-def test_the_shared_cache_file_is_o200k_base(exact_tokens: None) -> None:
+def test_the_cached_file_is_o200k_base(exact_tokens: None) -> None:
     path = tiktoken_cache_file()
     assert path is not None and path.name == "fb374d419588a4632f3f557e76b4b70aebbca790"
     assert file_sha256(path) == O200K_BASE_SHA256

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.settings import files_dir, local_openai_dir
 from fine_tuning.definitions import defs
-from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
-from fine_tuning.core.settings import duckdb_path, files_dir, local_openai_dir
-from fine_tuning.defs.resources import TuningSettings
 
 UPSTREAM = ["goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels"]
 CHAIN = ["training_file", "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model"]
 
 
-def _resources() -> dict[str, object]:
-    return {
-        "duckdb": DuckDBResource(database=str(duckdb_path())),
-        "openai": LocalOpenAIResource(data_dir=str(local_openai_dir()), job_seconds=0.5),
-        "tuning": TuningSettings(),
-    }
-
-
-def _run(selection: dg.AssetSelection, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _run(selection: dg.AssetSelection, instance: dg.DagsterInstance, resources: dict[str, Any]) -> dg.ExecuteInProcessResult:
     job = dg.define_asset_job("guarded", selection=selection, executor_def=dg.in_process_executor)
     scoped = dg.Definitions(
         assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []),
-        jobs=[job], resources=_resources(),
+        jobs=[job], resources=resources,
     )
     return scoped.resolve_job_def("guarded").execute_in_process(instance=instance, raise_on_error=False)
 
@@ -40,9 +30,9 @@ def _provider_state() -> tuple[int, int]:
     return len(list(client.files.list())), len(list(client.fine_tuning.jobs.list()))
 
 
-def test_a_corrupted_training_file_stops_the_chain_before_any_upload() -> None:
+def test_a_corrupted_training_file_stops_the_chain_before_any_upload(resources: dict[str, Any]) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    prep = _run(dg.AssetSelection.assets(*UPSTREAM, "training_file", "validation_file"), instance)
+    prep = _run(dg.AssetSelection.assets(*UPSTREAM, "training_file", "validation_file"), instance, resources)
     assert prep.success
 
     # The files step produced a bad training file and recorded it: its sha256 matches, so only
@@ -58,7 +48,7 @@ def test_a_corrupted_training_file_stops_the_chain_before_any_upload() -> None:
     )
 
     chain = dg.AssetSelection.assets(*CHAIN[2:]) | dg.AssetSelection.checks_for_assets("training_file", "validation_file")
-    result = _run(chain, instance)
+    result = _run(chain, instance, resources)
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["training_file_format_check"].passed is False

@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fine_tuning.defs.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
 from fine_tuning.definitions import defs
+from fine_tuning.defs.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
 
-from tests.support.project import REPO
+from tests.support.project import REPO, VENV_BIN
 
 ASSETS = {
     "graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file",
@@ -63,6 +63,7 @@ def test_default_cron_is_weekly() -> None:
     assert DEFAULT_RETUNE_CRON == "0 3 * * 1"
 
 
+@pytest.mark.slow
 def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
     code = "from fine_tuning.defs.automation import retune_schedule as s; print(s.cron_schedule)"
     env = {**os.environ, "RETUNE_CRON": "0 6 * * *"}
@@ -70,8 +71,9 @@ def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
     assert out.stdout.strip() == "0 6 * * *"
 
 
+@pytest.mark.slow
 def test_dagster_cli_validates_the_code_location() -> None:
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent))
+    dagster = shutil.which("dagster", path=str(VENV_BIN))
     assert dagster, "dagster CLI missing from the virtualenv"
     result = subprocess.run(
         [dagster, "definitions", "validate", "-m", "fine_tuning.definitions"],
@@ -80,12 +82,9 @@ def test_dagster_cli_validates_the_code_location() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_instance_config_queues_fine_tuning_runs_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    with dg.DagsterInstance.get() as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-        assert {"key": "fine_tuning/provider_job", "limit": 1} in limits
-        assert instance.run_retries_enabled
-        assert not instance.telemetry_enabled
+def test_instance_config_queues_fine_tuning_runs_one_at_a_time(instance: dg.DagsterInstance) -> None:
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": "fine_tuning/provider_job", "limit": 1} in limits
+    assert instance.run_retries_enabled
+    assert not instance.telemetry_enabled

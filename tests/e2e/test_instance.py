@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from tests.support.project import REPO
+from tests.support.project import REPO, VENV_BIN
 
 PG = {"host": os.environ.get("PGHOST_TEST", "127.0.0.1"), "port": 5432, "user": "postgres"}
 
@@ -51,9 +50,9 @@ def test_production_config_shares_queue_and_retry_policy_with_local_config() -> 
         assert production[section] == local[section], section
 
 
-def test_job_runs_on_postgres_backed_instance(tmp_path: Path, postgres_database: str) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
+@pytest.mark.slow
+def test_job_runs_on_postgres_backed_instance(tmp_path: Path, dagster_home: Path, postgres_database: str) -> None:
+    home = dagster_home
     shutil.copy(REPO / "config" / "dagster.production.yaml", home / "dagster.yaml")
     env = {
         **os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": PG["host"],
@@ -64,7 +63,7 @@ def test_job_runs_on_postgres_backed_instance(tmp_path: Path, postgres_database:
     config = tmp_path / "run.yaml"
     config.write_text("ops:\n  fine_tuned_model:\n    config:\n      poll_interval_seconds: 0.2\n")
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "fine_tuning.definitions",
+        [str(VENV_BIN / "dagster"), "job", "execute", "-m", "fine_tuning.definitions",
          "-j", "fine_tuning_job", "-c", str(config)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=480,
     )

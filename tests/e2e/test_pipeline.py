@@ -10,33 +10,23 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
+from fine_tuning.local_openai.transport import local_client
 from fine_tuning.summary import latest_run_summary
 
-from tests.support.project import REPO
+from tests.support.local_openai import serve_subprocess
+from tests.support.project import REPO, VENV_BIN
 
-BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow  # every test runs the whole job in child processes
+
 FAST_RUN_CONFIG = "ops:\n  fine_tuned_model:\n    config:\n      poll_interval_seconds: 0.2\n"
-
-
-@pytest.fixture()
-def dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    return home
 
 
 @pytest.fixture()
@@ -50,13 +40,14 @@ def execute_job(home: Path, run_config: Path, **env: str) -> subprocess.Complete
     """`dagster job execute` for fine_tuning_job, exactly as a user would type it."""
     full_env = {**os.environ, "DAGSTER_HOME": str(home), "LOCAL_OPENAI_JOB_SECONDS": "1", **env}
     return subprocess.run(
-        [str(BIN / "dagster"), "job", "execute", "-m", "fine_tuning.definitions",
+        [str(VENV_BIN / "dagster"), "job", "execute", "-m", "fine_tuning.definitions",
          "-j", "fine_tuning_job", "-c", str(run_config)],
         cwd=REPO, env=full_env, capture_output=True, text=True, timeout=480,
     )
 
 
 def summary(home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """What `make run` would print about the latest run on the instance at `home`."""
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         result = latest_run_summary(instance)
@@ -73,7 +64,7 @@ def provider_counts(store: Path) -> tuple[int, int]:
 
 
 def test_full_run_then_unchanged_rerun_costs_nothing(
-    dagster_home: Path, run_config: Path, _isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+    dagster_home: Path, run_config: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = execute_job(dagster_home, run_config)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -83,7 +74,7 @@ def test_full_run_then_unchanged_rerun_costs_nothing(
     assert result["reused"] is False
     assert result["fine_tuned_accuracy"] > result["base_accuracy"] + 0.1  # type: ignore[operator]
     assert result["eval_examples"] >= 100  # type: ignore[operator]
-    assert provider_counts(_isolated_environment / "local_openai") == (1, 2)
+    assert provider_counts(workdir / "local_openai") == (1, 2)
 
     second = execute_job(dagster_home, run_config)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -93,7 +84,7 @@ def test_full_run_then_unchanged_rerun_costs_nothing(
     assert again["reused"] is True
     assert again["reused_evaluation"] is True, "an unchanged re-run must not ask the models again"
     assert again["fine_tuned_accuracy"] == result["fine_tuned_accuracy"]
-    assert provider_counts(_isolated_environment / "local_openai") == (1, 2), "an unchanged re-run must not pay again"
+    assert provider_counts(workdir / "local_openai") == (1, 2), "an unchanged re-run must not pay again"
 
 
 def _copy_with_extra_books(tmp_path: Path) -> Path:
@@ -116,7 +107,7 @@ def _copy_with_extra_books(tmp_path: Path) -> Path:
 
 
 def test_changed_input_trains_a_new_model(
-    dagster_home: Path, run_config: Path, tmp_path: Path, _isolated_environment: Path,
+    dagster_home: Path, run_config: Path, tmp_path: Path, workdir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = execute_job(dagster_home, run_config)
@@ -130,45 +121,22 @@ def test_changed_input_trains_a_new_model(
     after = summary(dagster_home, monkeypatch)
     assert after["reused"] is False
     assert after["model_name"] != model_before
-    jobs, files = provider_counts(_isolated_environment / "local_openai")
+    jobs, files = provider_counts(workdir / "local_openai")
     assert jobs == 2
     assert files >= 3  # at least the new training file; an unchanged validation file is reused
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture()
 def http_backend(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """The local backend served over real HTTP with an API key, as a separate process."""
-    port, key, data_dir = _free_port(), "sk-test-e2e-secret-7f3a9c", tmp_path / "served"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--port", str(port),
-         "--data-dir", str(data_dir), "--api-key", key, "--job-seconds", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("local backend did not start")
-        yield f"http://127.0.0.1:{port}/v1", key, data_dir
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    key, data_dir = "sk-test-e2e-secret-7f3a9c", tmp_path / "served"
+    with serve_subprocess("--data-dir", str(data_dir), "--api-key", key, "--job-seconds", "1") as served:
+        yield served.base_url, key, data_dir
 
 
 def test_full_run_over_http_with_a_key_never_stores_the_key(
     dagster_home: Path, run_config: Path, http_backend: tuple[str, str, Path],
-    _isolated_environment: Path, monkeypatch: pytest.MonkeyPatch,
+    workdir: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base_url, key, served_dir = http_backend
     run = execute_job(dagster_home, run_config, OPENAI_API_KEY=key, OPENAI_BASE_URL=base_url)
@@ -177,18 +145,10 @@ def test_full_run_over_http_with_a_key_never_stores_the_key(
     assert str(result["model_name"]).startswith("ft:")
     assert result["fine_tuned_accuracy"] > result["base_accuracy"]  # type: ignore[operator]
     # The job went to the served backend, not the in-process one.
-    assert not (_isolated_environment / "local_openai").exists()
+    assert not (workdir / "local_openai").exists()
     assert provider_counts(served_dir)[0] == 1
     assert key not in run.stdout + run.stderr
-    for root in (dagster_home, _isolated_environment, served_dir):
+    for root in (dagster_home, workdir, served_dir):
         for path in root.rglob("*"):
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), f"API key stored in {path}"
-
-
-def test_make_run_summary_reports_when_nothing_ran(dagster_home: Path) -> None:
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    out = subprocess.run([sys.executable, "-m", "fine_tuning.summary"], env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1
-    assert "No fine_tuning_job run found" in out.stderr

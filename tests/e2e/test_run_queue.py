@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +19,10 @@ import pytest
 
 from fine_tuning.local_openai.transport import local_client
 
-from tests.support.project import REPO
+from tests.support.processes import free_port, stop
+from tests.support.project import REPO, VENV_BIN
+
+pytestmark = pytest.mark.slow  # `dagster dev` (webserver and daemon) and two whole-job runs
 
 STARTUP_LIMIT_SECONDS = 180  # bounds for waiting on a child process; never asserted as durations
 RUNS_LIMIT_SECONDS = 300
@@ -39,12 +38,6 @@ mutation($params: ExecutionParams!) {
 RUNS = "{ runsOrError { ... on Runs { results { runId status startTime endTime } } } }"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
@@ -54,15 +47,12 @@ def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> 
 
 
 @pytest.fixture()
-def dagster_dev(tmp_path: Path, _isolated_environment: Path) -> Iterator[int]:
+def dagster_dev(dagster_home: Path, workdir: Path) -> Iterator[int]:
     """`dagster dev` on a free port, with its own DAGSTER_HOME; always shut down."""
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "LOCAL_OPENAI_JOB_SECONDS": "2"}
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LOCAL_OPENAI_JOB_SECONDS": "2"}
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "--host", "127.0.0.1", "--port", str(port)],
+        [str(VENV_BIN / "dagster"), "dev", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
@@ -77,15 +67,10 @@ def dagster_dev(tmp_path: Path, _isolated_environment: Path) -> Iterator[int]:
                 time.sleep(1)
         yield port
     finally:
-        os.killpg(server.pid, signal.SIGINT)  # dagster dev shuts its children down on SIGINT
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server, limit_seconds=60)  # SIGINT to its session: dagster dev shuts its children down
 
 
-def test_two_queued_fine_tuning_runs_never_overlap(dagster_dev: int, _isolated_environment: Path) -> None:
+def test_two_queued_fine_tuning_runs_never_overlap(dagster_dev: int, workdir: Path) -> None:
     params = {
         "selector": {"repositoryLocationName": "fine_tuning", "repositoryName": "__repository__",
                      "jobName": "fine_tuning_job"},
@@ -105,5 +90,5 @@ def test_two_queued_fine_tuning_runs_never_overlap(dagster_dev: int, _isolated_e
     first, second = sorted(runs, key=lambda run: run["startTime"])
     assert first["endTime"] <= second["startTime"], "the tag concurrency limit let two runs overlap"
     # The second run found the first run's job by fingerprint: one job paid for, not two.
-    client = local_client(str(_isolated_environment / "local_openai"))
+    client = local_client(str(workdir / "local_openai"))
     assert len(list(client.fine_tuning.jobs.list())) == 1

@@ -1,26 +1,42 @@
-"""Chat completions of the local backend: base (zero-shot) and fine-tuned models."""
+"""Chat completions of the local backend: base (zero-shot) and fine-tuned models, in-process and over HTTP."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletion
+from openai.types.fine_tuning import FineTuningJob
 
-from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.prompts import answer_text, build_messages, response_format
+from fine_tuning.local_openai import learner
 
-from tests.support.local_openai import BASE_MODEL, CATEGORIES, jsonl, upload, validated, wait_for
+from tests.support.local_openai import BASE_MODEL, jsonl, upload, validated, wait_for
+from tests.support.toy_books import CATEGORIES
 
 FORMAT = response_format(CATEGORIES)
 
 
-@pytest.fixture()
-def client(tmp_path: Path) -> openai.OpenAI:
-    return local_client(tmp_path / "store", job_seconds=0.2, max_retries=0)
+def two_label_examples(n: int, reply: Callable[[str], str] = str, tale: str = "tale number") -> list[dict[str, Any]]:
+    """n examples told apart by two cues ("ghoul crypt" is horror, "dragon sword" fantasy); the assistant says reply(label)."""
+    examples = []
+    for i in range(n):
+        category = CATEGORIES[i % 2]
+        cue = "ghoul crypt" if category == "horror" else "dragon sword"
+        messages = build_messages(f"T{i}", "A", f"{cue} {tale} {i}", CATEGORIES)
+        examples.append({"messages": [*messages, {"role": "assistant", "content": reply(category)}]})
+    return examples
+
+
+def fine_tune(client: openai.OpenAI, examples: list[dict[str, Any]], **create_kwargs: Any) -> FineTuningJob:
+    """Fine-tune the base model on `examples` (seed 1) and wait for the job to end."""
+    job = client.fine_tuning.jobs.create(
+        model=BASE_MODEL, training_file=upload(client, jsonl(examples)), seed=1, **create_kwargs
+    )
+    return wait_for(client, job.id)
 
 
 def ask(client: openai.OpenAI, model: str, description: str, **kwargs) -> ChatCompletion:
@@ -63,16 +79,7 @@ def test_n_choices(client: openai.OpenAI) -> None:
 def test_fine_tuned_model_maps_its_learned_reply_into_the_enum(client: openai.OpenAI) -> None:
     # Train on bare labels ("horror"), then ask with the strict json_schema: the answer must be
     # the schema's JSON object with an enum value.
-    examples = []
-    for i in range(40):
-        category = CATEGORIES[i % 2]
-        cue = "ghoul crypt" if category == "horror" else "dragon sword"
-        messages = build_messages(f"T{i}", "A", f"{cue} tale number {i}", CATEGORIES)
-        examples.append({"messages": [*messages, {"role": "assistant", "content": category}]})
-    job = client.fine_tuning.jobs.create(
-        model=BASE_MODEL, training_file=upload(client, jsonl(examples)), seed=1, suffix="bare"
-    )
-    job = wait_for(client, job.id)
+    job = fine_tune(client, two_label_examples(40), suffix="bare")
     assert job.status == "succeeded", job.error
     structured = ask(client, job.fine_tuned_model, "a ghoul in the crypt", response_format=FORMAT)
     assert structured.choices[0].message.content == answer_text("horror")
@@ -179,16 +186,7 @@ def test_the_test_validator_rejects_wrong_answers() -> None:
 @pytest.fixture()
 def tuned(client: openai.OpenAI) -> str:
     """A model fine-tuned on the pipeline's own JSON answers ({"category": ...})."""
-    examples = []
-    for i in range(40):
-        category = CATEGORIES[i % 2]
-        cue = "ghoul crypt" if category == "horror" else "dragon sword"
-        messages = build_messages(f"T{i}", "A", f"{cue} tale number {i}", CATEGORIES)
-        examples.append({"messages": [*messages, {"role": "assistant", "content": answer_text(category)}]})
-    job = client.fine_tuning.jobs.create(
-        model=BASE_MODEL, training_file=upload(client, jsonl(examples)), seed=1, suffix="json"
-    )
-    job = wait_for(client, job.id)
+    job = fine_tune(client, two_label_examples(40, answer_text), suffix="json")
     assert job.status == "succeeded", job.error
     return job.fine_tuned_model
 
@@ -265,14 +263,7 @@ def test_json_object_mode_returns_a_json_object(client: openai.OpenAI, tuned: st
 
 
 def test_json_object_mode_wraps_a_plain_learned_reply(client: openai.OpenAI) -> None:
-    examples = []
-    for i in range(20):
-        category = CATEGORIES[i % 2]
-        cue = "ghoul crypt" if category == "horror" else "dragon sword"
-        messages = build_messages(f"T{i}", "A", f"{cue} tale {i}", CATEGORIES)
-        examples.append({"messages": [*messages, {"role": "assistant", "content": category}]})
-    job = wait_for(client, client.fine_tuning.jobs.create(
-        model=BASE_MODEL, training_file=upload(client, jsonl(examples)), seed=1).id)
+    job = fine_tune(client, two_label_examples(20, tale="tale"))
     reply = ask(client, job.fine_tuned_model, "a ghoul in the crypt", response_format={"type": "json_object"})
     assert json.loads(reply.choices[0].message.content) == {"answer": "horror"}
 

@@ -7,12 +7,14 @@ import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import openai
+import pytest
 
-from fine_tuning.local_openai.server import running_server
 from fine_tuning.local_openai.transport import local_client
 
-from tests.support.local_openai import BASE_MODEL, jsonl, toy_examples, upload, wait_for
+from tests.support.local_openai import BASE_MODEL, Backend, jsonl, upload, wait_for
+from tests.support.toy_books import toy_examples
+
+pytestmark = pytest.mark.slow  # worker processes and thread pools
 
 WORKERS = 4
 
@@ -69,14 +71,13 @@ def test_processes_share_one_store(tmp_path: Path) -> None:
     assert not list(store.rglob(".tmp-*"))
 
 
-def test_threads_polling_one_job_over_http(tmp_path: Path) -> None:
-    with running_server(tmp_path / "store", job_seconds=0.5) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="x")
-        job = client.fine_tuning.jobs.create(
-            model=BASE_MODEL, training_file=upload(client, jsonl(toy_examples(100)))
-        ).id
-        with ThreadPoolExecutor(8) as pool:
-            finals = list(pool.map(lambda _: wait_for(client, job).model_dump(), range(8)))
-        assert all(f == finals[0] for f in finals) and finals[0]["status"] == "succeeded"
-        events = list(client.fine_tuning.jobs.list_events(job, limit=1000))
-        assert sum(e.message == "Fine-tuning job started" for e in events) == 1
+def test_threads_polling_one_job(backend: Backend) -> None:
+    client = backend.client(job_seconds=0.5)
+    job = client.fine_tuning.jobs.create(
+        model=BASE_MODEL, training_file=upload(client, jsonl(toy_examples(100)))
+    ).id
+    with ThreadPoolExecutor(8) as pool:
+        finals = list(pool.map(lambda _: wait_for(client, job).model_dump(), range(8)))
+    assert all(f == finals[0] for f in finals) and finals[0]["status"] == "succeeded"
+    events = list(client.fine_tuning.jobs.list_events(job, limit=1000))
+    assert sum(e.message == "Fine-tuning job started" for e in events) == 1

@@ -1,4 +1,4 @@
-"""Files API of the local backend, through the official client (in-process)."""
+"""Files API of the local backend, through the official client, in-process and over HTTP."""
 
 from __future__ import annotations
 
@@ -9,19 +9,8 @@ import openai
 import pytest
 from openai.types import FileDeleted, FileObject
 
-from fine_tuning.local_openai.transport import local_client
-
-from tests.support.local_openai import jsonl, toy_examples, validated
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture()
-def client(store: Path) -> openai.OpenAI:
-    return local_client(store, job_seconds=0.2, max_retries=0)
+from tests.support.local_openai import Backend, jsonl, validated
+from tests.support.toy_books import toy_examples
 
 
 def test_upload_retrieve_content_and_delete(client: openai.OpenAI) -> None:
@@ -86,12 +75,12 @@ def test_upload_errors_are_400(client: openai.OpenAI) -> None:
     assert purpose.value.body["param"] == "purpose"
 
 
-def test_malformed_and_oversized_uploads(store: Path) -> None:
-    small = local_client(store, max_body_bytes=1000, max_retries=0)
+def test_malformed_and_oversized_uploads(backend: Backend) -> None:
+    small = backend.client(max_body_bytes=1000, max_retries=0)
     with pytest.raises(openai.APIStatusError) as too_big:
         small.files.create(file=("big.jsonl", b"x" * 5000), purpose="fine-tune")
     assert too_big.value.status_code == 413 and too_big.value.code == "request_too_large"
-    raw_http = small._client  # the client's own httpx2 client, i.e. the in-process transport
+    raw_http = small._client  # the client's own httpx2 client: the in-process transport, or a socket
     for body, content_type in [
         (b"not multipart at all", "multipart/form-data; boundary=xyz"),
         (b"--xyz\r\nno-headers-end", "multipart/form-data; boundary=xyz"),
@@ -112,8 +101,8 @@ def test_malformed_and_oversized_uploads(store: Path) -> None:
     assert isinstance(raw_http, httpx2.Client)
 
 
-def test_multipart_parser_handles_quoted_and_rfc5987_names(store: Path) -> None:
-    client = local_client(store)
+def test_multipart_parser_handles_quoted_and_rfc5987_names(backend: Backend) -> None:
+    client = backend.client()
     body = (
         b'--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
         b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\\\"b.jsonl\"; "
@@ -127,8 +116,7 @@ def test_multipart_parser_handles_quoted_and_rfc5987_names(store: Path) -> None:
     assert client.files.content(created.id).read() == b"line1\r\n--B-not-a-boundary\r\nline2"
 
 
-def test_deleting_while_listing_walks_every_page(tmp_path: Path) -> None:
-    client = local_client(tmp_path / "store", max_retries=0)
+def test_deleting_while_listing_walks_every_page(client: openai.OpenAI) -> None:
     uploaded = {client.files.create(file=(f"f{i}.jsonl", b"{}\n"), purpose="fine-tune").id for i in range(7)}
     deleted = set()
     for file in client.files.list(limit=2):  # auto-paginates with `after` = the last id seen

@@ -1,4 +1,4 @@
-"""Fine-tuning jobs of the local backend, through the official client (in-process).
+"""Fine-tuning jobs of the local backend, through the official client, in-process and over HTTP.
 
 Lifecycle tests step a fake clock so every state is observed deterministically; the rest use
 real time with a tiny job_seconds.
@@ -9,27 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-from pathlib import Path
+from typing import Any
 
-import httpx2
 import openai
 import pytest
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
 
-from tests.support.local_openai import (
-    BASE_MODEL,
-    jsonl,
-    toy_examples,
-    train_toy_model,
-    upload,
-    validated,
-    wait_for,
-)
+from tests.support.local_openai import BASE_MODEL, Backend, jsonl, train_toy_model, upload, validated, wait_for
+from tests.support.toy_books import toy_examples
 
 JOB_SECONDS = 10.0
 
@@ -45,18 +35,14 @@ class Clock:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture()
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture()
-def client(store: Path, clock: Clock) -> openai.OpenAI:
-    return local_client(store, job_seconds=JOB_SECONDS, clock=clock, max_retries=0)
+def backend_options(clock: Clock) -> dict[str, Any]:
+    """The `client` of these tests: JOB_SECONDS per job, on the clock the test steps."""
+    return {"job_seconds": JOB_SECONDS, "clock": clock}
 
 
 def retrieve_validated(client: openai.OpenAI, job_id: str) -> FineTuningJob:
@@ -140,8 +126,8 @@ def test_lifecycle_step_by_step(client: openai.OpenAI, clock: Clock) -> None:
     assert reply.choices[0].message.content.startswith('{"category":')
 
 
-def test_explicit_hyperparameters_are_honoured_via_method_and_legacy_field(store: Path) -> None:
-    client = local_client(store, job_seconds=0.2)
+def test_explicit_hyperparameters_are_honoured_via_method_and_legacy_field(backend: Backend) -> None:
+    client = backend.client(job_seconds=0.2)
     method = {"type": "supervised", "supervised": {"hyperparameters": {
         "n_epochs": 2, "batch_size": 5, "learning_rate_multiplier": 0.5}}}
     for kwargs in ({"method": method}, {"hyperparameters": {"n_epochs": 2, "batch_size": 5,
@@ -264,8 +250,8 @@ def test_cancel_before_and_during_running(client: openai.OpenAI, clock: Clock) -
         )
 
 
-def test_cancel_succeeded_job_is_400(store: Path) -> None:
-    client = local_client(store, job_seconds=0.2, max_retries=0)
+def test_cancel_succeeded_job_is_400(backend: Backend) -> None:
+    client = backend.client(job_seconds=0.2, max_retries=0)
     job = train_toy_model(client, n=12)
     with pytest.raises(openai.BadRequestError) as error:
         client.fine_tuning.jobs.cancel(job.id)
@@ -312,16 +298,16 @@ def test_list_pagination_and_metadata_filter(client: openai.OpenAI) -> None:
         client.fine_tuning.jobs.list(limit=0)
 
 
-def test_state_survives_a_restart(store: Path) -> None:
-    first = local_client(store, job_seconds=0.3)
+def test_state_survives_a_restart(backend: Backend) -> None:
+    first = backend.client(job_seconds=0.3)
     training = upload(first, jsonl(toy_examples(20)))
     job = first.fine_tuning.jobs.create(model=BASE_MODEL, training_file=training, suffix="restart", seed=1)
     first.close()
-    second = local_client(store, job_seconds=0.3)  # a fresh "process" on the same store
+    second = backend.client(job_seconds=0.3)  # a fresh "process" on the same store
     assert second.files.retrieve(training).bytes == len(jsonl(toy_examples(20)))
     finished = wait_for(second, job.id)
     assert finished.status == "succeeded"
-    third = local_client(store, job_seconds=5.0)  # job_seconds is per job, fixed at creation
+    third = backend.client(job_seconds=5.0)  # job_seconds is per job, fixed at creation
     again = third.fine_tuning.jobs.retrieve(job.id)
     assert again.model_dump() == finished.model_dump()
     prompt = toy_examples(1, seed=3)[0]["messages"][:2]
@@ -341,9 +327,8 @@ def test_a_deeply_nested_file_fails_its_job_and_leaves_the_store_usable(client: 
     assert client.models.list().data
 
 
-def test_a_deeply_nested_request_body_is_a_400(store: Path) -> None:
-    http = httpx2.Client(transport=LocalTransport(Router(store)), base_url=LOCAL_BASE_URL)
-    response = http.post("/fine_tuning/jobs", content=b"[" * 100_000 + b"]" * 100_000,
+def test_a_deeply_nested_request_body_is_a_400(client: openai.OpenAI) -> None:
+    response = client._client.post("/fine_tuning/jobs", content=b"[" * 100_000 + b"]" * 100_000,
                          headers={"content-type": "application/json", "authorization": "Bearer local"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"

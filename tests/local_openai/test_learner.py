@@ -7,11 +7,11 @@ import math
 import pytest
 
 from fine_tuning.core import tokens
-from fine_tuning.local_openai import answers, learner
-from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.prompts import parse_answer, response_format
+from fine_tuning.local_openai import answers, learner
 
-from tests.support.local_openai import CATEGORIES, toy_examples, toy_prompts, train_toy_model
+from tests.support.local_openai import Backend, train_toy_model
+from tests.support.toy_books import CATEGORIES, toy_examples, toy_prompts
 
 
 def conversations(n: int, seed: int = 0) -> list[list[dict]]:
@@ -119,8 +119,8 @@ def test_token_estimate_when_encoding_is_unavailable(monkeypatch: pytest.MonkeyP
     assert learner.count_text_tokens("x" * 10) == 4  # ceil(10 UTF-8 bytes / 3)
 
 
-def test_fine_tuned_model_beats_base_on_held_out_examples(tmp_path) -> None:
-    client = local_client(tmp_path / "store", job_seconds=0.2)
+def test_fine_tuned_model_beats_base_on_held_out_examples(backend: Backend) -> None:
+    client = backend.client(job_seconds=0.2)
     job = train_toy_model(client, n=80)
     assert job.status == "succeeded", job.error
     held_out = toy_prompts(60, seed=123)

@@ -1,4 +1,4 @@
-"""Chat-format JSONL helpers shared by the file-validation, token and file-check tests."""
+"""Chat-format JSONL builders shared by the chat-file, token, file-check and validate-CLI tests."""
 
 import json
 from collections.abc import Sequence
@@ -14,9 +14,9 @@ USER = {"role": "user", "content": "A book."}
 ASSISTANT = {"role": "assistant", "content": '{"category":"horror"}'}
 
 
-def good_example(n: int) -> dict[str, Any]:
-    """A valid example, distinct per n."""
-    return training_example(f"Book {n}", "Someone", f"Story number {n}.", CATEGORIES[n % 3], CATEGORIES)
+def good_example(n: int, description: str = "Story number") -> dict[str, Any]:
+    """A valid example, distinct per n: its description is f"{description} {n}."."""
+    return training_example(f"Book {n}", "Someone", f"{description} {n}.", CATEGORIES[n % 3], CATEGORIES)
 
 
 def write_jsonl(path: Path, lines: Sequence[Any]) -> Path:

@@ -1,4 +1,4 @@
-"""Helpers for the data tests: handcrafted Goodreads records, files, and real prep-asset runs."""
+"""Goodreads helpers: handcrafted UCSD-shaped records and files, and real runs of the prep assets."""
 
 import gzip
 import json
@@ -99,22 +99,6 @@ def observe_source(instance: dg.DagsterInstance) -> str:
     record = instance.get_latest_data_version_record(goodreads_source_dataset.key)
     assert record is not None
     return record.asset_observation.tags["dagster/data_version"]
-
-
-def materialization_metadata(result: dg.ExecuteInProcessResult, asset_name: str) -> dict:
-    """Raw metadata values of an asset's materialization in result."""
-    events = [e for e in result.get_asset_materialization_events()
-              if e.asset_key == dg.AssetKey(asset_name)]
-    assert len(events) == 1, f"expected one materialization of {asset_name}"
-    return {key: value.value for key, value in events[0].materialization.metadata.items()}
-
-
-def failure_description(result: dg.ExecuteInProcessResult) -> str:
-    """The description of the run's (single) step failure."""
-    failures = result.get_step_failure_events()
-    assert failures, "expected a step failure"
-    data = failures[0].step_failure_data
-    return data.user_failure_data.description if data.user_failure_data else data.error.message
 
 
 def query(sql: str, params: Sequence[Any] | None = None, *, database: Path | None = None

@@ -1,58 +1,120 @@
-"""Shared helpers for the local backend tests (no tests here).
+"""Local backend support: one backend reachable in-process or over real HTTP, and request helpers.
 
-A learnable toy task in the pipeline's own prompt format, JSONL builders, polling, and raw-body
-validation against the openai package's pydantic types.
+`Backend` hands out real `openai` clients to one store, either through the in-process transport
+or over a socket to the same ASGI app `python -m fine_tuning.local_openai serve` runs; the suite's
+`client` fixture is parametrized over both, so every backend test runs both ways (as moto's
+server mode does). The rest: JSONL bytes, uploads, polling, raw-body validation against the
+openai package's pydantic types, and the `serve` command as a child process.
 """
 
 from __future__ import annotations
 
 import json
-import random
+import subprocess
+import sys
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openai
+import uvicorn
 from openai.types.fine_tuning import FineTuningJob
 
-from fine_tuning.core.prompts import build_messages, training_example
+from fine_tuning.local_openai.http import Router
+from fine_tuning.local_openai.server import AsgiApp
+from fine_tuning.local_openai.transport import local_client
 
-CATEGORIES = ("fantasy", "horror", "romance", "mystery")
+from tests.support.processes import free_port, stop, wait_for_port
+from tests.support.toy_books import toy_examples
+
 BASE_MODEL = "gpt-4o-mini-2024-07-18"
 FINAL = ("succeeded", "failed", "cancelled")
-# Each category has cue words that appear in its books' descriptions (the learnable signal);
-# the category name itself almost never appears, so the zero-shot base model mostly guesses.
-_CUES = {
-    "fantasy": ["dragon", "wizard", "sword", "elf", "quest", "kingdom"],
-    "horror": ["ghost", "blood", "scream", "corpse", "haunted", "night"],
-    "romance": ["kiss", "love", "wedding", "heart", "date", "letters"],
-    "mystery": ["detective", "clue", "murder", "alibi", "suspect", "case"],
-}
-_FILLER = "the a of city young old story life world friends time family journey secret".split()
+BACKEND_MODES = ("in-process", "http")
+# local_client's backend options and the Router arguments they become; the rest configure the client.
+_ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "error_rate": "error_rate",
+                   "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock"}
 
 
-def toy_book(rng: random.Random, index: int) -> tuple[str, str, str, str]:
-    """(title, author, description, category) with a category signal in the description."""
-    category = rng.choice(CATEGORIES)
-    words = [rng.choice(_FILLER) for _ in range(14)] + rng.sample(_CUES[category], 3)
-    rng.shuffle(words)
-    return f"Book {index}", f"Author {index % 7}", " ".join(words), category
+@contextmanager
+def serving(router: Router) -> Iterator[str]:
+    """Serve `router` over real HTTP on a free loopback port until the block ends; yields the base URL.
+
+    The ASGI app and uvicorn server of `python -m fine_tuning.local_openai serve`, in a background
+    thread, around a router the test built itself: its options, a stepped clock included, hold
+    over the socket exactly as in-process.
+    """
+    config = uvicorn.Config(AsgiApp(router), host="127.0.0.1", port=0, log_level="warning",
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-local-openai", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the local backend did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
-def toy_examples(n: int, seed: int = 0, start: int = 0) -> list[dict[str, Any]]:
-    """n chat-format training examples of the toy task."""
-    rng = random.Random(seed)
-    return [training_example(*toy_book(rng, start + i), CATEGORIES) for i in range(n)]
+class Backend:
+    """One local backend store that hands out real `openai` clients, in-process or over HTTP."""
+
+    def __init__(self, mode: str, store: Path, stack: ExitStack) -> None:
+        assert mode in BACKEND_MODES, mode
+        self.mode = mode
+        self.store = store
+        self._stack = stack  # closes the servers started for this test
+
+    def client(self, job_seconds: float = 3.0, **options: Any) -> openai.OpenAI:
+        """A client configured as `local_client(store, job_seconds, **options)` would be.
+
+        Over HTTP each call serves a router with these backend options on its own port; either
+        way the router is reachable as `client._local_router` (stats, probes).
+        """
+        if self.mode == "in-process":
+            return local_client(self.store, job_seconds, **options)
+        router_options = {_ROUTER_OPTIONS[name]: options.pop(name) for name in list(options) if name in _ROUTER_OPTIONS}
+        router = Router(self.store, job_seconds=job_seconds, **router_options)
+        options.setdefault("api_key", "local")
+        client = openai.OpenAI(base_url=self._stack.enter_context(serving(router)), **options)
+        client._local_router = router  # type: ignore[attr-defined] - the same handle local_client gives
+        return client
 
 
-def toy_prompts(n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
-    """n held-out (prompt messages, expected category) pairs."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        title, author, description, category = toy_book(rng, 10_000 + i)
-        out.append((build_messages(title, author, description, CATEGORIES), category))
-    return out
+@dataclass
+class ServedProcess:
+    """`python -m fine_tuning.local_openai serve` running as a child process."""
+
+    base_url: str
+    process: subprocess.Popen
+    stderr: bytes = b""  # what it printed, once it has stopped
+
+
+@contextmanager
+def serve_subprocess(*flags: str) -> Iterator[ServedProcess]:
+    """The `serve` command on a free port with `flags`, listening, until the block ends."""
+    port = free_port()
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: nothing blocks however much it prints
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--port", str(port), *flags],
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        served = ServedProcess(f"http://127.0.0.1:{port}/v1", process)
+        try:
+            wait_for_port(port, process)
+            yield served
+        finally:
+            stop(process)
+            stderr.seek(0)
+            served.stderr = stderr.read()
 
 
 def jsonl(examples: Sequence[dict[str, Any]]) -> bytes:

@@ -1,38 +1,20 @@
-"""Uploads and the resumable `fine_tuned_model` asset against the real local backend.
+"""The resumable `fine_tuned_model` asset and its provider-job logic against the real local backend.
 
-Real Dagster execution (`dg.materialize`, and the `dagster` CLI in a child process for
-termination and crashes), the real `openai` client, the local backend in-process. Upstream
-`training_file` / `validation_file` materializations are reported on the instance with the
-metadata the files step records (`path`, `sha256`, `examples`).
+Real Dagster execution (`dg.materialize`), the real `openai` client, the local backend
+in-process. Upstream uploads run for real; the files before them are reported on the
+instance with the metadata the files step records (`path`, `sha256`, `examples`).
 """
 
 import json
 import logging
-import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import textwrap
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import httpx2
 import openai
 import pytest
 
-from fine_tuning.core import prompts
 from fine_tuning.core.checksums import file_sha256
-from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport, local_client
 from fine_tuning.defs.fine_tuning.fine_tuned_model import (
     FINGERPRINT_KEY,
     choose_job,
@@ -44,117 +26,13 @@ from fine_tuning.defs.fine_tuning.fine_tuned_model import (
     training_fingerprint,
     wait_for_job,
 )
+from fine_tuning.defs.fine_tuning.uploads import upload_or_reuse, upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.defs.fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
+from fine_tuning.local_openai.http import Router
+from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport
 
-from tests.support.toy_books import CATEGORIES, SIGNALS
-
-CHAIN = [upload_training_file, upload_validation_file, fine_tuned_model]
-WAIT_LIMIT_SECONDS = 120  # upper bound for waiting on a child process; never asserted as a duration
-
-
-def write_examples(path: Path, count: int, start: int = 0) -> Path:
-    """A chat-format JSONL file with a learnable signal, built with the shared prompt builder."""
-    lines = []
-    for i in range(start, start + count):
-        category = CATEGORIES[i % len(CATEGORIES)]
-        example = prompts.training_example(
-            f"Book {i}", f"Author {i % 7}", f"{SIGNALS[category]} volume {i}", category, CATEGORIES
-        )
-        lines.append(json.dumps(example))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def report_file(instance: dg.DagsterInstance, kind: str, path: Path) -> None:
-    """Stand in for the files step: a `{kind}_file` materialization with its contract metadata."""
-    examples = sum(1 for line in path.read_text().splitlines() if line.strip())
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(
-            asset_key=f"{kind}_file",
-            metadata={"path": str(path.resolve()), "sha256": file_sha256(path), "examples": examples},
-        )
-    )
-
-
-@dataclass
-class Chain:
-    """One isolated world: a Dagster instance, a local backend store and the two JSONL files."""
-
-    instance: dg.DagsterInstance
-    backend_dir: Path
-    files_dir: Path
-    tuning: TuningSettings
-
-    def client(self, job_seconds: float = 1.0) -> openai.OpenAI:
-        return local_client(str(self.backend_dir), job_seconds=job_seconds)
-
-    def resources(self, job_seconds: float = 1.0) -> dict[str, Any]:
-        return {
-            "openai": LocalOpenAIResource(data_dir=str(self.backend_dir), job_seconds=job_seconds),
-            "tuning": self.tuning,
-        }
-
-    def write_and_report(self, kind: str, count: int, start: int = 0) -> Path:
-        path = write_examples(self.files_dir / f"{kind}.jsonl", count, start)
-        report_file(self.instance, kind, path)
-        return path
-
-    def materialize(
-        self, assets: list[Any] = CHAIN, raise_on_error: bool = True, **model_config: Any
-    ) -> dg.ExecuteInProcessResult:
-        run_config = None
-        if fine_tuned_model in assets:
-            config = {"poll_interval_seconds": 0.1, **model_config}
-            run_config = {"ops": {"fine_tuned_model": {"config": config}}}
-        return dg.materialize(
-            assets, instance=self.instance, resources=self.resources(),
-            run_config=run_config, raise_on_error=raise_on_error,
-        )
-
-    def jobs(self) -> list[Any]:
-        return list(self.client().fine_tuning.jobs.list())
-
-    def uploaded_files(self) -> list[Any]:
-        return list(self.client().files.list(purpose="fine-tune"))
-
-    def model_metadata(self) -> dict[str, Any]:
-        return latest_metadata_of(self.instance, "fine_tuned_model")
-
-
-def latest_metadata_of(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    assert event is not None and event.asset_materialization is not None, f"{key} was never materialized"
-    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """Everything the failed steps said: error messages and dg.Failure descriptions."""
-    texts = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            texts.append(data.error.to_string() if data.error else "")
-            if data.user_failure_data is not None:
-                texts.append(data.user_failure_data.description or "")
-    return "\n".join(texts)
-
-
-def new_chain(tmp_path: Path, instance: dg.DagsterInstance) -> Chain:
-    """A world with 24 training and 12 validation examples already "materialized"."""
-    files_dir = tmp_path / "files"
-    files_dir.mkdir()
-    world = Chain(instance=instance, backend_dir=tmp_path / "backend", files_dir=files_dir,
-                  tuning=TuningSettings(n_epochs=2))
-    world.write_and_report("training", 24)
-    world.write_and_report("validation", 12, start=1000)
-    return world
-
-
-@pytest.fixture()
-def chain(tmp_path: Path) -> Chain:
-    return new_chain(tmp_path, dg.DagsterInstance.ephemeral())
-
+from tests.support.chain import Chain, write_examples
+from tests.support.dagster_runs import failure_text, latest_metadata_of
 
 # ---------------------------------------------------------------------------------------------
 # Pure helpers
@@ -192,65 +70,6 @@ def test_latest_metadata_fails_clearly_for_an_unmaterialized_asset(chain: Chain)
     result = chain.materialize([fine_tuned_model], raise_on_error=False)
     assert not result.success
     assert "upload_training_file has never been materialized" in failure_text(result)
-
-
-# ---------------------------------------------------------------------------------------------
-# Uploads
-# ---------------------------------------------------------------------------------------------
-
-
-def test_second_upload_reuses_the_file_instead_of_uploading_again(chain: Chain) -> None:
-    uploads = [upload_training_file, upload_validation_file]
-    chain.materialize(uploads)
-    first = latest_metadata_of(chain.instance, "upload_training_file")
-    assert first["reused"] is False
-    assert first["sha256"] == file_sha256(chain.files_dir / "training.jsonl")
-    assert first["bytes"] == (chain.files_dir / "training.jsonl").stat().st_size
-    files = chain.uploaded_files()
-    assert len(files) == 2
-    assert {f.filename for f in files} == {
-        upload_filename(file_sha256(chain.files_dir / f"{kind}.jsonl"), kind) for kind in ("training", "validation")
-    }
-
-    chain.materialize(uploads)
-    second = latest_metadata_of(chain.instance, "upload_training_file")
-    assert second["reused"] is True
-    assert second["file_id"] == first["file_id"]
-    assert latest_metadata_of(chain.instance, "upload_validation_file")["reused"] is True
-    assert len(chain.uploaded_files()) == 2
-
-
-def test_upload_refuses_a_file_changed_after_it_was_checked(chain: Chain) -> None:
-    training = chain.files_dir / "training.jsonl"
-    training.write_text(training.read_text() + training.read_text().splitlines()[0] + "\n")
-    result = chain.materialize([upload_training_file], raise_on_error=False)
-    assert not result.success
-    text = failure_text(result)
-    assert "changed since it was materialized" in text and str(training.resolve()) in text
-    assert chain.uploaded_files() == []
-
-
-def test_a_same_named_file_with_other_content_is_not_reused(chain: Chain) -> None:
-    """Reuse is confirmed on content, not trusted on the name alone."""
-    training = chain.files_dir / "training.jsonl"
-    sha = file_sha256(training)
-    impostor = training.read_bytes().replace(b"Book 1", b"Book X")  # same size, other content
-    chain.client().files.create(file=(upload_filename(sha, "training"), impostor), purpose="fine-tune")
-    chain.materialize([upload_training_file])
-    metadata = latest_metadata_of(chain.instance, "upload_training_file")
-    assert metadata["reused"] is False
-    assert len(chain.uploaded_files()) == 2
-
-
-def test_api_errors_fail_clearly_without_the_key(chain: Chain) -> None:
-    wrong_key = "sk-test-wrong-key-0123456789"
-    client = local_client(str(chain.backend_dir), server_api_key="the-right-key", api_key=wrong_key, max_retries=0)
-    training = chain.files_dir / "training.jsonl"
-    with pytest.raises(dg.Failure) as failure:
-        upload_or_reuse(client, training, file_sha256(training), "training")
-    description = failure.value.description or ""
-    assert "HTTP 401" in description and training.name in description
-    assert wrong_key not in description and wrong_key not in str(failure.value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,170 +262,6 @@ def test_an_interrupt_inside_the_poll_cancels_the_job(chain: Chain) -> None:
     with pytest.raises(dg.DagsterExecutionInterruptedError):
         wait_for_job(client, job_id, RecordingLog(), poll_interval_seconds=0.1, sleep=interrupted_sleep)
     assert client.fine_tuning.jobs.retrieve(job_id).status == "cancelled"
-
-
-# ---------------------------------------------------------------------------------------------
-# Termination and crashes: the real `dagster job execute` in a child process
-# ---------------------------------------------------------------------------------------------
-
-DEFS_FILE = """
-import os
-import dagster as dg
-from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
-from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
-from fine_tuning.defs.resources import TuningSettings
-
-chain_job = dg.define_asset_job(
-    "chain_job",
-    selection=["upload_training_file", "upload_validation_file", "fine_tuned_model"],
-    executor_def=dg.in_process_executor,
-    config={"ops": {"fine_tuned_model": {"config": {"poll_interval_seconds": 0.1}}}},
-)
-defs = dg.Definitions(
-    assets=[upload_training_file, upload_validation_file, fine_tuned_model],
-    jobs=[chain_job],
-    resources={
-        "openai": LocalOpenAIResource(
-            data_dir=os.environ["CHAIN_BACKEND_DIR"], job_seconds=float(os.environ["CHAIN_JOB_SECONDS"])
-        ),
-        "tuning": TuningSettings(n_epochs=2),
-    },
-)
-"""
-
-
-DAGSTER_YAML = """
-telemetry:
-  enabled: false
-run_coordinator:  # launch runs straight away: no daemon runs in the tests
-  module: dagster.core.run_coordinator
-  class: DefaultRunCoordinator
-"""
-POLLING_LINE = re.compile(r"Job (ftjob-[A-Za-z0-9]+): (?:validating_files|queued|running), step")
-
-
-@pytest.fixture()
-def cli_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Chain:
-    """A chain whose instance lives in a DAGSTER_HOME that child `dagster` processes share."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    (tmp_path / "chain_defs.py").write_text(textwrap.dedent(DEFS_FILE))
-    return new_chain(tmp_path, dg.DagsterInstance.get())
-
-
-def child_env(chain: Chain, job_seconds: float) -> dict[str, str]:
-    return {**os.environ, "CHAIN_BACKEND_DIR": str(chain.backend_dir), "CHAIN_JOB_SECONDS": str(job_seconds)}
-
-
-def wait_until_polling(instance: dg.DagsterInstance, run_id: str, process: subprocess.Popen[bytes]) -> str:
-    """The provider job id, once the run's asset has polled it (its first progress line is logged)."""
-    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-    while time.monotonic() < deadline:
-        for record in instance.all_logs(run_id):
-            match = POLLING_LINE.search(record.user_message or "")
-            if match:
-                return match.group(1)
-        run = instance.get_run_by_id(run_id)
-        if (run is not None and run.is_finished) or process.poll() is not None and run is None:
-            pytest.fail(f"run {run_id} ended before it polled a job: {run.status if run else 'never created'}")
-        time.sleep(0.1)
-    pytest.fail(f"run {run_id} never polled a provider job")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """End a child process this test started: SIGINT first, SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture()
-def code_server(tmp_path: Path, cli_chain: Chain) -> Iterator[Path]:
-    """A `dagster code-server` for the chain; yields a workspace.yaml pointing at it."""
-    socket_dir = Path(tempfile.mkdtemp(prefix="chain-"))  # unix socket paths must stay short
-    socket_path = socket_dir / "code.sock"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "code-server", "start",
-         "-f", str(tmp_path / "chain_defs.py"), "--socket", str(socket_path)],
-        cwd=tmp_path, env=child_env(cli_chain, job_seconds=120),  # far longer than the test runs
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-        while not socket_path.exists():
-            assert server.poll() is None, "the code server exited at startup"
-            assert time.monotonic() < deadline, "the code server never opened its socket"
-            time.sleep(0.1)
-        workspace = tmp_path / "workspace.yaml"
-        workspace.write_text(
-            f"load_from:\n  - grpc_server:\n      socket: {socket_path}\n      location_name: chain\n"
-        )
-        yield workspace
-    finally:
-        stop(server)
-        shutil.rmtree(socket_dir, ignore_errors=True)
-
-
-def test_terminating_the_run_cancels_the_provider_job(tmp_path: Path, cli_chain: Chain, code_server: Path) -> None:
-    """Launch through the instance's run launcher, terminate as the UI/CLI does, see the job cancelled."""
-    run_id = str(uuid.uuid4())
-    launch = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "job", "launch", "-w", str(code_server), "-j", "chain_job",
-         "--run-id", run_id],
-        cwd=tmp_path, env=child_env(cli_chain, job_seconds=120), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    assert launch.wait(timeout=WAIT_LIMIT_SECONDS) == 0, launch.stderr.read() if launch.stderr else ""
-    instance = cli_chain.instance
-    job_id = wait_until_polling(instance, run_id, launch)
-
-    assert instance.run_launcher.terminate(run_id)
-    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-    while not instance.get_run_by_id(run_id).is_finished and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
-    assert cli_chain.client().fine_tuning.jobs.retrieve(job_id).status == "cancelled"
-    messages = [record.user_message or "" for record in instance.all_logs(run_id)]
-    assert any(f"cancelled fine-tuning job {job_id}" in message for message in messages)
-    assert instance.get_latest_materialization_event(dg.AssetKey("fine_tuned_model")) is None
-    assert len(cli_chain.jobs()) == 1
-
-
-def test_a_crash_mid_poll_loses_nothing(tmp_path: Path, cli_chain: Chain) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "job", "execute", "-f", str(tmp_path / "chain_defs.py"), "-j", "chain_job"],
-        cwd=tmp_path, env=child_env(cli_chain, job_seconds=3),  # the re-run waits for the rest of it
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-        while not cli_chain.instance.get_runs(limit=1) and time.monotonic() < deadline:
-            assert child.poll() is None, "the child run exited before it started"
-            time.sleep(0.1)
-        [run] = cli_chain.instance.get_runs(limit=1)
-        job_id = wait_until_polling(cli_chain.instance, run.run_id, child)
-    finally:
-        child.kill()  # SIGKILL: no handler runs, the provider job is left unattended
-        child.wait()
-    assert cli_chain.client().fine_tuning.jobs.retrieve(job_id).status not in ("succeeded", "failed", "cancelled")
-
-    # The re-run finds the orphan by its fingerprint and polls it to the end.
-    dg.materialize(
-        CHAIN, instance=cli_chain.instance,
-        resources={"openai": LocalOpenAIResource(data_dir=str(cli_chain.backend_dir), job_seconds=1.0),
-                   "tuning": cli_chain.tuning},
-        run_config={"ops": {"fine_tuned_model": {"config": {"poll_interval_seconds": 0.2}}}},
-    )
-    metadata = cli_chain.model_metadata()
-    assert metadata["job_id"] == job_id and metadata["reused"] is True
-    assert len(cli_chain.jobs()) == 1
 
 
 # ---------------------------------------------------------------------------------------------

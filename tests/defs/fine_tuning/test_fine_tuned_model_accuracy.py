@@ -18,18 +18,19 @@ from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core import prompts
 from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import Example, evaluate_models, fine_tuned_model_accuracy
+from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
-from fine_tuning.defs.resources import TuningSettings
 
-from tests.support.toy_books import CATEGORIES, SIGNALS
+from tests.support.toy_books import CATEGORIES, signal
+from tests.support.warehouse import write_labelled_books
 
 BASE_MODEL = TuningSettings().base_model
 CHECK_OP = fine_tuned_model_accuracy.node_def.name  # run config addresses the check by its op name
 
 
 def book(i: int, category: str, description: str | None = None) -> Example:
-    return Example(f"b{i:04d}", f"Book {i}", f"Author {i % 5}", description or f"{SIGNALS[category]} volume {i}", category)
+    return Example(f"b{i:04d}", f"Book {i}", f"Author {i % 5}", description or f"{signal(category)} volume {i}", category)
 
 
 def signal_books(count: int, start: int = 0) -> list[Example]:
@@ -47,7 +48,7 @@ def misleading_books(count: int) -> list[Example]:
     for i in range(count):
         category = CATEGORIES[i % len(CATEGORIES)]
         other = CATEGORIES[(i + 1) % len(CATEGORIES)]
-        books.append(book(5000 + i, category, f"a {category} book: {SIGNALS[other]}"))
+        books.append(book(5000 + i, category, f"a {category} book: {signal(other)}"))
     return books
 
 
@@ -158,17 +159,9 @@ def test_retries_get_through_injected_faults(trained: tuple[str, str]) -> None:
 
 def write_test_split(db_path: Path, examples: list[Example], extra_train: list[Example]) -> None:
     """The tables the check reads, as the upstream steps would leave them."""
+    books = [(b.book_id, b.title, b.author, b.description, b.category) for b in examples + extra_train]
+    write_labelled_books(books, CATEGORIES, database=db_path)
     with duckdb.connect(str(db_path)) as conn:
-        conn.execute("CREATE TABLE categories (position INTEGER, category VARCHAR)")
-        conn.executemany("INSERT INTO categories VALUES (?, ?)", list(enumerate(CATEGORIES)))
-        conn.execute(
-            "CREATE TABLE enriched_graphic_novels "
-            "(book_id VARCHAR, title VARCHAR, author VARCHAR, description VARCHAR, category VARCHAR)"
-        )
-        conn.executemany(
-            "INSERT INTO enriched_graphic_novels VALUES (?, ?, ?, ?, ?)",
-            [(b.book_id, b.title, b.author, b.description, b.category) for b in examples + extra_train],
-        )
         conn.execute("CREATE TABLE book_splits (book_id VARCHAR, split VARCHAR)")
         conn.executemany(
             "INSERT INTO book_splits VALUES (?, ?)",

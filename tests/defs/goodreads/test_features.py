@@ -6,17 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tests.support.goodreads import (
-    GOOD_DESCRIPTION,
-    author,
-    book,
-    failure_description,
-    materialization_metadata,
-    materialize_prep,
-    point_at,
-    query,
-    write_lines,
-)
+from tests.support.dagster_runs import failure_description, materialization_metadata
+from tests.support.goodreads import GOOD_DESCRIPTION, author, book, materialize_prep, point_at, query, write_lines
 
 AUTHORS = [
     author("1", "Alan Moore"),

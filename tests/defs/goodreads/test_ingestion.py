@@ -3,7 +3,6 @@
 import gzip
 import http.server
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -14,17 +13,9 @@ import pytest
 
 from fine_tuning.defs.goodreads.ingestion import authors, graphic_novels
 
-from tests.support.goodreads import (
-    author,
-    book,
-    failure_description,
-    materialization_metadata,
-    materialize_prep,
-    observe_source,
-    point_at,
-    query,
-    write_lines,
-)
+from tests.support.dagster_runs import failure_description, materialization_metadata
+from tests.support.goodreads import author, book, materialize_prep, observe_source, point_at, query, write_lines
+from tests.support.processes import free_port
 
 LOADS = [graphic_novels, authors]
 
@@ -189,14 +180,8 @@ def test_http_sources_load_and_version(http_files, files, monkeypatch):
     assert observe_source(instance) != first
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_unreachable_url_fails_naming_it(files, monkeypatch):
-    url = f"http://127.0.0.1:{_closed_port()}/books.json.gz"
+    url = f"http://127.0.0.1:{free_port()}/books.json.gz"
     monkeypatch.setenv("GOODREADS_BOOKS_URL", url)
     result = materialize_prep(LOADS, raise_on_error=False)
     assert not result.success
@@ -225,9 +210,7 @@ def test_urls_are_logged_and_stored_without_credentials_or_query_tokens() -> Non
 def test_an_unreachable_url_fails_without_revealing_its_credentials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     url = f"http://reader:s3cret@127.0.0.1:{port}/books.json.gz?token=abc"
     monkeypatch.setenv("GOODREADS_BOOKS_URL", url)
     result = materialize_prep([graphic_novels], raise_on_error=False)

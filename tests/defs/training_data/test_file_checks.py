@@ -5,16 +5,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
-import duckdb
-from dagster_duckdb import DuckDBResource
 
-from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
 from fine_tuning.core.catalog import PRICING_AS_OF
-from fine_tuning.core.settings import duckdb_path, files_dir
-from fine_tuning.defs.training_data.training_files import training_files
+from fine_tuning.core.settings import files_dir
 from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
+from fine_tuning.defs.training_data.training_files import training_files
 
 from tests.support.chat_files import CATEGORIES
+from tests.support.dagster_runs import pipeline_resources
+from tests.support.warehouse import write_labelled_books
 
 ran_downstream: list[str] = []
 
@@ -27,16 +27,8 @@ def pretend_upload() -> None:
 
 def write_library(books: int, categories: Sequence[str] = CATEGORIES, description: str = "A tale.") -> None:
     """The upstream tables in a real DuckDB file: `books` labelled books spread over `categories`."""
-    with duckdb.connect(str(duckdb_path())) as conn:
-        conn.execute("CREATE OR REPLACE TABLE categories (position INTEGER, category VARCHAR)")
-        conn.executemany("INSERT INTO categories VALUES (?, ?)", list(enumerate(categories)))
-        conn.execute(
-            "CREATE OR REPLACE TABLE enriched_graphic_novels AS "
-            "SELECT 'b' || i AS book_id, 'Book ' || i AS title, 'Author' AS author, "
-            "$description || ' #' || i AS description, $categories[1 + i % len($categories)] AS category "
-            "FROM range($books) t(i)",
-            {"books": books, "categories": list(categories), "description": description},
-        )
+    rows = [(f"b{i}", f"Book {i}", "Author", f"{description} #{i}", categories[i % len(categories)]) for i in range(books)]
+    write_labelled_books(rows, categories)
 
 
 def run_pipeline(
@@ -46,10 +38,7 @@ def run_pipeline(
     ran_downstream.clear()
     return dg.materialize(
         [training_files, *FILE_CHECKS, pretend_upload],
-        resources={
-            "duckdb": DuckDBResource(database=str(duckdb_path())),
-            "tuning": tuning or TuningSettings(),
-        },
+        resources=pipeline_resources(tuning),
         selection=selection,
         instance=instance,
         raise_on_error=False,

@@ -10,34 +10,27 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 import fine_tuning.defs.training_data.training_files as training_files_module
-from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import duckdb_path, files_dir
+from fine_tuning.defs.training_data.file_checks import FILE_CHECKS
 from fine_tuning.defs.training_data.training_files import training_files
-from fine_tuning.defs.resources import TuningSettings
 
-SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
+from tests.support.dagster_runs import failure_text, materialization_metadata, pipeline_resources
+from tests.support.warehouse import BookRow, write_labelled_books
+
 CATEGORIES = ["fantasy", "horror", "humor", "romance"]
 # Uneven category sizes, so stratification is visible.
 SIZES = {"fantasy": 300, "horror": 150, "humor": 100, "romance": 50}
 
 
-def write_library(books: Sequence[tuple[str, str, str, str, str]], categories: Sequence[str] = CATEGORIES) -> None:
+def write_library(books: Sequence[BookRow], categories: Sequence[str] = CATEGORIES) -> None:
     """The two upstream tables the multi-asset reads, in a real DuckDB file."""
-    with duckdb.connect(str(duckdb_path())) as conn:
-        conn.execute("CREATE OR REPLACE TABLE categories (position INTEGER, category VARCHAR)")
-        conn.executemany("INSERT INTO categories VALUES (?, ?)", list(enumerate(categories)))
-        conn.execute(
-            "CREATE OR REPLACE TABLE enriched_graphic_novels "
-            "(book_id VARCHAR, title VARCHAR, author VARCHAR, description VARCHAR, category VARCHAR)"
-        )
-        conn.executemany("INSERT INTO enriched_graphic_novels VALUES (?, ?, ?, ?, ?)", list(books))
+    write_labelled_books(books, categories)
 
 
-def sample_books(sizes: dict[str, int] = SIZES) -> list[tuple[str, str, str, str, str]]:
+def sample_books(sizes: dict[str, int] = SIZES) -> list[BookRow]:
     """Distinct books per category; ids are not in category order so the hash must do the work."""
     books = []
     number = 0
@@ -54,18 +47,7 @@ def sample_books(sizes: dict[str, int] = SIZES) -> list[tuple[str, str, str, str
 def materialize(config: dict[str, Any] | None = None, extra: Sequence[Any] = (), **kwargs: Any) -> dg.ExecuteInProcessResult:
     """Run the multi-asset (plus anything in `extra`) for real against the tmp DuckDB file."""
     run_config = {"ops": {"training_files": {"config": config}}} if config else None
-    return dg.materialize(
-        [training_files, *extra],
-        resources={"duckdb": DuckDBResource(database=str(duckdb_path())), "tuning": TuningSettings()},
-        run_config=run_config,
-        **kwargs,
-    )
-
-
-def metadata_of(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
-    """Raw metadata values of one asset's materialization in `result`."""
-    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
-    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+    return dg.materialize([training_files, *extra], resources=pipeline_resources(), run_config=run_config, **kwargs)
 
 
 def splits() -> dict[str, str]:
@@ -76,23 +58,9 @@ def splits() -> dict[str, str]:
     return dict(rows)
 
 
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """The full error (with causes) of the one failed step."""
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    return failure.step_failure_data.error.to_string()
-
-
 def user_contents(path: Path) -> list[str]:
     """The user message of each line of a JSONL file."""
     return [json.loads(line)["messages"][1]["content"] for line in path.read_text("utf-8").splitlines()]
-
-
-@pytest.fixture
-def exact_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point tiktoken at the shared o200k_base cache (skip when it is not there)."""
-    if not SHARED_TIKTOKEN.is_dir():
-        pytest.skip("no shared tiktoken cache")
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(SHARED_TIKTOKEN))
 
 
 def test_splits_are_disjoint_complete_and_stratified_by_category() -> None:
@@ -119,13 +87,13 @@ def test_splits_are_disjoint_complete_and_stratified_by_category() -> None:
 
 def test_assignment_is_deterministic_and_depends_on_the_seed() -> None:
     write_library(sample_books())
-    first = metadata_of(materialize(), "training_file")
+    first = materialization_metadata(materialize(), "training_file")
     first_splits = splits()
-    second = metadata_of(materialize(), "training_file")
+    second = materialization_metadata(materialize(), "training_file")
     assert second["sha256"] == first["sha256"]
     assert splits() == first_splits
 
-    reseeded = metadata_of(materialize({"seed": 7}), "training_file")
+    reseeded = materialization_metadata(materialize({"seed": 7}), "training_file")
     assert reseeded["sha256"] != first["sha256"]
     assert splits() != first_splits
 
@@ -133,8 +101,8 @@ def test_assignment_is_deterministic_and_depends_on_the_seed() -> None:
 def test_metadata_describes_the_written_files(exact_tokens: None) -> None:
     write_library(sample_books())
     result = materialize()
-    training = metadata_of(result, "training_file")
-    validation = metadata_of(result, "validation_file")
+    training = materialization_metadata(result, "training_file")
+    validation = materialization_metadata(result, "validation_file")
     for meta, name in ((training, "training.jsonl"), (validation, "validation.jsonl")):
         path = Path(meta["path"])
         assert path.is_absolute() and path == files_dir() / name
@@ -149,10 +117,7 @@ def test_metadata_describes_the_written_files(exact_tokens: None) -> None:
         assert (meta["train_examples"], meta["validation_examples"], meta["test_examples"]) == (420, 60, 120)
     assert training["examples"] == 420 and validation["examples"] == 60
     # The check metadata (re-counted by file_checks) agrees with the writer's own count.
-    checked = dg.materialize(
-        [training_files, *FILE_CHECKS],
-        resources={"duckdb": DuckDBResource(database=str(duckdb_path())), "tuning": TuningSettings()},
-    )
+    checked = dg.materialize([training_files, *FILE_CHECKS], resources=pipeline_resources())
     tokens = {
         e.check_name: e.metadata["total_tokens"].value
         for e in checked.get_asset_check_evaluations()
@@ -179,7 +144,7 @@ def test_books_sharing_a_prompt_never_land_in_two_splits() -> None:
 def test_caps_bound_each_split_and_keep_the_strata() -> None:
     write_library(sample_books())
     result = materialize({"max_train_examples": 100, "max_validation_examples": 20, "max_test_examples": 40})
-    training = metadata_of(result, "training_file")
+    training = materialization_metadata(result, "training_file")
     assert (training["train_examples"], training["validation_examples"], training["test_examples"]) == (100, 20, 40)
     assigned = splits()
     category_of = {b[0]: b[4] for b in sample_books()}
@@ -193,7 +158,7 @@ def test_unlabelled_books_are_left_out() -> None:
     books = sample_books()
     books += [("x1", "No label", "A", "D", None), ("x2", "Unknown label", "A", "D", "cooking")]  # type: ignore[list-item]
     write_library(books)
-    training = metadata_of(materialize(), "training_file")
+    training = materialization_metadata(materialize(), "training_file")
     assert not {"x1", "x2"} & set(splits())
     assert training["books_not_in_a_split"] == 0
 
@@ -222,7 +187,7 @@ def test_fractions_leaving_nothing_to_train_are_refused() -> None:
 
 def test_a_failed_write_leaves_the_previous_files_and_splits_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     write_library(sample_books())
-    before = metadata_of(materialize(), "training_file")
+    before = materialization_metadata(materialize(), "training_file")
     before_validation = (files_dir() / "validation.jsonl").read_bytes()
     before_splits = splits()
 
@@ -260,7 +225,7 @@ def test_a_failed_first_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch) ->
 def test_without_the_encoding_token_counts_are_labelled_estimates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty-cache"))
     write_library(sample_books())
-    training = metadata_of(materialize(), "training_file")
+    training = materialization_metadata(materialize(), "training_file")
     assert training["tokens_exact"] is False
     assert training["token_method"].startswith("estimate:")
     assert training["total_tokens"] > 0
