@@ -1,4 +1,4 @@
-"""The code location loads, names what DESIGN.md promises, and its automation is wired."""
+"""The code location loads, names every asset, check, job and schedule outside tools rely on, and its automation is wired."""
 
 from __future__ import annotations
 

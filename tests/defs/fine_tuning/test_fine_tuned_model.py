@@ -7,7 +7,6 @@ instance with the metadata the files step records (`path`, `sha256`, `examples`)
 
 import json
 import logging
-import time
 
 import dagster as dg
 import httpx2
@@ -33,6 +32,7 @@ from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport
 
 from tests.support.chain import Chain, write_examples
 from tests.support.dagster_runs import failure_text, latest_metadata_of
+from tests.support.local_openai import wait_for
 
 # ---------------------------------------------------------------------------------------------
 # Pure helpers
@@ -161,8 +161,7 @@ def test_a_failed_job_with_the_same_fingerprint_is_reported_and_replaced(chain: 
         model=chain.tuning.base_model, training_file=broken_id, validation_file=validation_id,
         method=chain.tuning.method(), metadata=job_metadata(fp),
     )
-    while client.fine_tuning.jobs.retrieve(failed.id).status not in ("failed", "succeeded", "cancelled"):
-        time.sleep(0.1)
+    wait_for(client, failed.id)
     assert client.fine_tuning.jobs.retrieve(failed.id).status == "failed"
 
     chain.materialize()

@@ -6,7 +6,6 @@ real DuckDB file, and the check runs through real Dagster execution.
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
 
+from tests.support.local_openai import wait_for
 from tests.support.toy_books import CATEGORIES, signal
 from tests.support.warehouse import write_labelled_books
 
@@ -67,9 +67,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     job = client.fine_tuning.jobs.create(
         model=BASE_MODEL, training_file=training_id, method=TuningSettings(n_epochs=3).method(), suffix="evaltest"
     )
-    while job.status not in ("succeeded", "failed", "cancelled"):
-        time.sleep(0.1)
-        job = client.fine_tuning.jobs.retrieve(job.id)
+    job = wait_for(client, job.id)
     assert job.status == "succeeded", job.error
     return data_dir, job.fine_tuned_model
 
