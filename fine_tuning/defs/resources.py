@@ -9,7 +9,6 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
-
 from pydantic import Field
 
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_path, local_openai_dir, use_local_backend
