@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
-from conformance_support import BASE_MODEL, CATEGORIES, book_messages, error_of, trained_job, validated
 from fine_tuning.core.prompts import response_format
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.chat.tokenizer import tokenize
 
+from tests.support.conformance import (
+    BASE_MODEL,
+    CATEGORIES,
+    book_messages,
+    conformance_options,
+    error_of,
+    trained_job,
+    validated,
+)
+from tests.support.local_openai import Clock
+
 GHOSTS = book_messages("A horror story: a haunted house full of ghosts.")
 FORMAT = response_format(CATEGORIES)
+
+
+@pytest.fixture
+def backend_options(clock: Clock) -> dict[str, Any]:
+    """Lifecycles of JOB_SECONDS on the stepped clock (the suite's `client` uses these options)."""
+    return conformance_options(clock)
 
 
 def ask(client: openai.OpenAI, **kwargs) -> ChatCompletion:
@@ -82,12 +99,10 @@ def test_logprobs_come_from_the_learners_own_probabilities(client: openai.OpenAI
         assert 1 <= len(token.top_logprobs) <= 3
         assert token.top_logprobs[0].logprob >= token.top_logprobs[-1].logprob
         assert sum(math.exp(t.logprob) for t in token.top_logprobs) <= 1 + 1e-9
-    weights = client._local_router.backend.models.weights(job.fine_tuned_model) if hasattr(
-        client, "_local_router") else None
-    if weights is not None:
-        (label, probability), *_ = learner.reply_probabilities(weights, GHOSTS)
-        assert label == choice.message.content
-        assert math.isclose(sum(t.logprob for t in tokens), math.log(probability), rel_tol=1e-6, abs_tol=1e-9)
+    weights = client._local_router.backend.models.weights(job.fine_tuned_model)
+    (label, probability), *_ = learner.reply_probabilities(weights, GHOSTS)
+    assert label == choice.message.content
+    assert math.isclose(sum(t.logprob for t in tokens), math.log(probability), rel_tol=1e-6, abs_tol=1e-9)
     assert ask(client).choices[0].logprobs is None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx2
 import openai
@@ -10,8 +11,17 @@ import pydantic
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionDeleted
 
-from conformance_support import BASE_MODEL, CATEGORIES, book_messages, error_of, validated
 from fine_tuning.core.prompts import response_format
+
+from tests.support.conformance import (
+    BASE_MODEL,
+    CATEGORIES,
+    book_messages,
+    conformance_options,
+    error_of,
+    validated,
+)
+from tests.support.local_openai import Clock
 
 GHOSTS = book_messages("A horror story: a haunted house full of ghosts.")
 CATEGORY_SCHEMA = {
@@ -22,6 +32,12 @@ RECORD = {"type": "function", "function": {"name": "record_category", "descripti
                                            "parameters": CATEGORY_SCHEMA, "strict": True}}
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}}
+
+
+@pytest.fixture
+def backend_options(clock: Clock) -> dict[str, Any]:
+    """Lifecycles of JOB_SECONDS on the stepped clock (the suite's `client` uses these options)."""
+    return conformance_options(clock)
 
 
 class Genre(pydantic.BaseModel):
