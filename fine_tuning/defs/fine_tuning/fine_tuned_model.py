@@ -88,6 +88,9 @@ def success_metadata(
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }
+    if (job.model_extra or {}).get("trained_tokens_estimated"):
+        # The local backend's marker: counted without the tokenizer file (OpenAI's counts are exact).
+        metadata["trained_tokens_estimated"] = True
     if duration is not None:
         metadata["duration_seconds"] = float(duration)
     if replaced:
