@@ -40,9 +40,8 @@ class BackendOptions:
         object.__setattr__(self, "api_key", self.api_key or None)
         object.__setattr__(self, "latency_ms", max(0.0, float(self.latency_ms)))
         object.__setattr__(self, "job_seconds", max(0.0, float(self.job_seconds)))
-        if self.batch_seconds is None:
-            object.__setattr__(self, "batch_seconds", self.job_seconds)
-        object.__setattr__(self, "batch_seconds", max(0.0, float(self.batch_seconds)))
+        if self.batch_seconds is not None:
+            object.__setattr__(self, "batch_seconds", max(0.0, float(self.batch_seconds)))
         object.__setattr__(self, "batch_window_seconds", max(0.0, float(self.batch_window_seconds)))
         object.__setattr__(self, "error_rate", float(self.error_rate))
 
@@ -58,6 +57,11 @@ class BackendOptions:
         """Remove the option keywords from `kwargs` and return them (except those in `keep`)."""
         names = {f.name for f in fields(cls)} - set(keep)
         return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+
+    @property
+    def batch_duration(self) -> float:
+        """Seconds from batch creation to completed (job_seconds unless batch_seconds is set)."""
+        return self.job_seconds if self.batch_seconds is None else self.batch_seconds
 
     def store_dir(self) -> Path:
         """The store directory actually used."""

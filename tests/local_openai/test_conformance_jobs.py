@@ -146,6 +146,8 @@ def test_a_deleted_fine_tuned_model_is_gone_everywhere(client: openai.OpenAI, cl
         start_job(client, model=name)
     assert error_of(caught)["code"] == "model_not_available"
     assert client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model == name  # the job still names it
+    checkpoint = client.fine_tuning.jobs.checkpoints.list(job.id).data[0].fine_tuned_model_checkpoint
+    assert client.chat.completions.create(model=checkpoint, messages=book_messages("x")).model == checkpoint
 
 
 def test_base_models_cannot_be_deleted(client: openai.OpenAI) -> None:
