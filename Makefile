@@ -34,10 +34,14 @@ home:
 # inputs set: running it must never cost money.
 OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL
 
+# Progress lines on the terminal (config/offline.yaml picks the compact `progress` logger); the
+# full event stream, DEBUG included, stays in the run's event log (`make dev`, then Runs).
+# VIRTUAL_ENV tells dg which environment is the project's, so it does not warn about a mismatch.
 run: export DAGSTER_HOME := $(LOCAL_DAGSTER_HOME)
 run: setup home
-	$(OFFLINE) $(BIN)/dagster job execute -m fine_tuning.definitions -j fine_tuning_job -c config/offline.yaml
-	$(BIN)/python -m fine_tuning.summary
+	@echo "fine_tuning_job: offline, on the shipped sample (instance: $(DAGSTER_HOME))"
+	@$(OFFLINE) VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg launch --job fine_tuning_job -c config/offline.yaml
+	@$(BIN)/python -m fine_tuning.summary
 
 test: setup
 	$(BIN)/python -m pytest -q
