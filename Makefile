@@ -32,7 +32,8 @@ home:
 
 # The demo is offline and on the shipped sample even in a shell that has an API key or other
 # inputs set: running it must never cost money.
-OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL
+OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL \
+	-u FINE_TUNING_DUCKDB_DATABASE -u MOTHERDUCK_TOKEN
 
 # Progress lines on the terminal (config/offline.yaml picks the compact `progress` logger); the
 # full event stream, DEBUG included, stays in the run's event log (`make dev`, then Runs).

@@ -178,7 +178,8 @@ def _free_port() -> int:
 
 def _offline_environment(home: Path, workdir: Path, books: Path, authors: Path) -> dict[str, str]:
     """The caller's environment without any way to reach OpenAI, reading these input files."""
-    hidden = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"}
+    hidden = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+              "FINE_TUNING_DUCKDB_DATABASE", "MOTHERDUCK_TOKEN"}
     env = {name: value for name, value in os.environ.items() if name not in hidden}
     env.update(DAGSTER_HOME=str(home), FINE_TUNING_WORKDIR=str(workdir), LOCAL_OPENAI_JOB_SECONDS="2",
                GOODREADS_BOOKS_URL=str(books), GOODREADS_AUTHORS_URL=str(authors),
