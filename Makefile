@@ -13,7 +13,7 @@ ifneq ($(wildcard ../shared/tiktoken),)
 export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
 endif
 
-.PHONY: setup run test dev bench home clean
+.PHONY: setup run test dev bench home clean screenshots
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ test: setup
 
 dev: setup home
 	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+
+# Pictures of the real UI for the README (docs/images/): needs Debian's chromium package; not on CI.
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py --out docs/images
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
