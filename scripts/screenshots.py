@@ -124,12 +124,25 @@ def dagster_dev(root: Path) -> Iterator[DagsterDev]:
         _wait_until_loaded(dev, process)
         yield dev
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # dagster dev stops its webserver, daemon and code server
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C first (dagster dev then stops its webserver, daemon and code server cleanly), then
+    SIGTERM (a background shell leaves SIGINT ignored in its children), then SIGKILL; whatever
+    is left in the group goes too."""
+    for stop_signal, grace_seconds in ((signal.SIGINT, 30), (signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        if process.poll() is not None:
+            break
+        os.killpg(process.pid, stop_signal)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=grace_seconds)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            continue
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def run_config(max_train_examples: int | None) -> dict[str, Any]:

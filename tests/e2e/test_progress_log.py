@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from fine_tuning.defs.progress_log import progress_logger
 from fine_tuning.definitions import defs
+from fine_tuning.defs.progress_log import progress_logger
 
 REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^\d\d:\d\d:\d\d \[[^\]]+\] ")

@@ -167,7 +167,8 @@ class DagsterServices:
 
     def process_logs(self) -> str:
         """The tail of both processes' output, for a failing assertion's message."""
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted(self.logs.glob("*.log")))
+        logs = sorted(self.logs.glob("*.log"))
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in logs)
 
 
 def _free_port() -> int:
@@ -194,15 +195,18 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Interrupt the whole process group as Ctrl-C would; kill it if it does not stop."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
+    """Stop the whole process group: Ctrl-C first (a clean shutdown), then SIGTERM (a shell that
+    ran the suite in the background leaves SIGINT ignored in its children), then SIGKILL; and
+    anything left in the group (a code server, a run worker) goes too."""
+    for stop_signal, grace_seconds in ((signal.SIGINT, 30), (signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        if process.poll() is not None:
+            break
+        os.killpg(process.pid, stop_signal)
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            continue
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    try:  # children that outlived their parent (a code server, a run worker)
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
@@ -237,8 +241,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServic
     env = _offline_environment(home, workdir, Path(books), Path(authors))
     port = _free_port()
     workspace = str(REPO / "workspace.yaml")
+    webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace]
     processes = [
-        _start([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace], env, logs / "webserver.log"),
+        _start(webserver, env, logs / "webserver.log"),
         _start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env, logs / "daemon.log"),
     ]
     try:
@@ -370,7 +375,7 @@ def test_sensor_relaunches_the_job_once_for_a_changed_source_file(
     # The next tick finds the tables built from that version and launches nothing more.
     finished_at = time.time()
     deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
-    while not (later := [tick for tick in _ticks(services) if tick["timestamp"] > finished_at]):
+    while not (later := [tick for tick in _ticks(services) if tick["timestamp"] > finished_at and tick["status"] != "STARTED"]):
         if time.monotonic() > deadline:
             pytest.fail("the sensor stopped ticking\n" + services.process_logs())
         time.sleep(1)
