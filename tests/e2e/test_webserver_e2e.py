@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterRunStatus
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
@@ -228,6 +228,15 @@ def _location_entry(services: DagsterServices) -> dict[str, Any]:
         time.sleep(1)
 
 
+def _create_storage(home: Path) -> None:
+    """Create the instance's SQLite storage once, up front: the webserver, the daemon and the
+    code server would otherwise race to create it and can stamp its schema version twice."""
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)  # run storage
+        instance.all_instigator_state()  # schedule storage
+        instance.get_latest_materialization_event(AssetKey("fine_tuned_model"))  # event log index
+
+
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServices]:
     """dagster-webserver and dagster-daemon on the project's instance and workspace config."""
@@ -236,6 +245,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServic
     for folder in (home, workdir, logs):
         folder.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    _create_storage(home)
     # Copies of the shipped sample, so the sensor test can change the books file.
     books, authors = shutil.copy(SAMPLE_BOOKS_FILE, root), shutil.copy(SAMPLE_AUTHORS_FILE, root)
     env = _offline_environment(home, workdir, Path(books), Path(authors))
