@@ -45,6 +45,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("GOODREADS_BOOKS_URL", raising=False)
     monkeypatch.delenv("GOODREADS_AUTHORS_URL", raising=False)
+    # Never let a developer's shell point the suite at a shared MotherDuck database.
+    monkeypatch.delenv("FINE_TUNING_DUCKDB_DATABASE", raising=False)
+    monkeypatch.delenv("MOTHERDUCK_TOKEN", raising=False)
     return workdir
 
 
