@@ -7,7 +7,7 @@ import math
 import pytest
 
 from fine_tuning.core import tokens
-from fine_tuning.local_openai import answers, learner
+from fine_tuning.local_openai import learner, structured_outputs
 from fine_tuning.local_openai.transport import local_client
 from fine_tuning.core.prompts import parse_answer, response_format
 
@@ -86,17 +86,17 @@ def test_model_round_trips_through_json() -> None:
 def test_answers_map_into_the_enum() -> None:
     schema = response_format(CATEGORIES)
     prompt = [{"role": "system", "content": "Classify."}, {"role": "user", "content": "A haunted horror house"}]
-    assert answers.answer(prompt, schema, None) == '{"category":"horror"}'  # zero-shot by word overlap
+    assert structured_outputs.answer(prompt, schema, None) == '{"category":"horror"}'  # zero-shot by word overlap
     # A model that learned bare labels still answers inside the schema's enum.
     bare = [[*p, {"role": "assistant", "content": c}] for p, c in toy_prompts(40, seed=1)]
     model = learner.train(bare, n_epochs=3, batch_size=2, learning_rate_multiplier=1.0, seed=1).model
-    answer = answers.answer(toy_prompts(1, seed=2)[0][0], schema, model)
+    answer = structured_outputs.answer(toy_prompts(1, seed=2)[0][0], schema, model)
     assert parse_answer(answer, CATEGORIES) in CATEGORIES
     assert answer.startswith('{"category":"')
     # Enum values the model never learned fall back to the zero-shot choice, never outside the enum.
     other = {"type": "json_schema", "json_schema": {"name": "x", "strict": True, "schema": {
         "type": "object", "properties": {"genre": {"type": "string", "enum": ["sci-fi", "western"]}}}}}
-    assert answers.answer(prompt, other, model) in ('{"genre":"sci-fi"}', '{"genre":"western"}')
+    assert structured_outputs.answer(prompt, other, model) in ('{"genre":"sci-fi"}', '{"genre":"western"}')
 
 
 def test_token_counts_are_consistent() -> None:

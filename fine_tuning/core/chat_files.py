@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tuning.core.catalog import (
+    DEFAULT_BASE_MODEL,
     MIN_TRAINING_EXAMPLES,
     PRICING_AS_OF,
     TARGET_EPOCHS,
@@ -27,7 +28,6 @@ from fine_tuning.core.catalog import (
     training_price_per_million,
 )
 from fine_tuning.core.markdown import markdown_table
-from fine_tuning.core.settings import DEFAULT_BASE_MODEL
 from fine_tuning.core.tokens import TokenCounter, count_example_tokens, token_counter, token_stats
 
 # OpenAI requires at least 10 training examples; a validation file only has to be non-empty.

@@ -1,9 +1,10 @@
-"""Persistent state of the local backend: the on-disk store, ids and list helpers.
+"""Persistent state of the local backend: the on-disk store, typed tables over it, ids, pagination.
 
 `Store` is the on-disk layout: one JSON document per object plus file blobs under one data
 directory, written atomically (temp file + os.replace) so a reader never sees half a record,
-and serialised across processes with fcntl.flock where a read-modify-write happens. What the
-records mean (files, jobs, models) is the business of files.py, jobs.py and chat.py.
+and serialised across processes with fcntl.flock where a read-modify-write happens. `Table`
+and `Timeline` read and write typed records (records.py) in it; what the records mean is the
+business of the resources (files.py, jobs/, models.py, chat.py).
 
 Layout of the data directory:
     .lock                  global lock (sequence counter, creating and deleting objects)
@@ -12,6 +13,7 @@ Layout of the data directory:
     jobs/{ftjob-id}.json   job records           locks/{ftjob-id}.lock   per-job lock
     events/{ftjob-id}.json job events            checkpoints/{ftjob-id}.json
     models/{ftjob-id}.json final weights         models/{ftjob-id}.step-{n}.json checkpoints
+    deleted/{file-id}.json tombstones: where a deleted file stood in the list
 Uploaded file names are data inside the records; paths are built only from validated ids.
 """
 
@@ -24,10 +26,10 @@ import re
 import secrets
 import string
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_RE = re.compile(r"^(file|ftjob|ftevent|ftckpt)-[A-Za-z0-9]{1,64}$")
@@ -140,16 +142,9 @@ class Store:
         except KeyError:
             return None
 
-    def put(self, kind: str, record: dict[str, Any]) -> None:
-        """Atomically write a record under its own id."""
-        self.write_json(self.path(kind, record["id"]), record)
-
-    def insert(self, kind: str, record: dict[str, Any]) -> None:
-        """Write a new record stamped with the next sequence number (which orders lists)."""
-        # Numbering and writing under one lock: two creators can never share a number.
-        with self.global_lock():
-            record.setdefault("_local", {})["seq"] = self.next_seq()
-            self.put(kind, record)
+    def put(self, kind: str, object_id: str, document: dict[str, Any]) -> None:
+        """Atomically write an object's document."""
+        self.write_json(self.path(kind, object_id), document)
 
     def blob(self, file_id: str) -> Path:
         """Path of a file's contents; raises KeyError for anything that is not a valid id."""
@@ -163,44 +158,131 @@ class Store:
         """Atomically replace a per-object JSON list."""
         self.write_json(self.path(kind, object_id), items)
 
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        """Every record of a kind, newest first."""
-        records = []
+    def documents(self, kind: str) -> list[dict[str, Any]]:
+        """Every stored document of a kind, in no particular order."""
+        documents = []
         for path in (self.root / kind).glob("*.json"):
             if path.name.startswith("."):
                 continue
-            record = self.read_json(path)
-            if isinstance(record, dict):
-                records.append(record)
-        records.sort(key=lambda r: r.get("_local", {}).get("seq", 0), reverse=True)
+            document = self.read_json(path)
+            if isinstance(document, dict):
+                documents.append(document)
+        return documents
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed access
+# ---------------------------------------------------------------------------------------------
+
+
+class StoredRecord(Protocol):
+    """A record kept as one document: it has an id, a list position and a stored form."""
+
+    id: str
+    seq: int
+
+    def to_store(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=StoredRecord)
+
+
+class Table(Generic[R]):
+    """One kind of record (files, jobs) in a `Store`, read and written as typed records."""
+
+    def __init__(self, store: Store, kind: str, load: Callable[[dict[str, Any]], R]) -> None:
+        self.store = store
+        self.kind = kind
+        self.load = load
+
+    def get(self, object_id: str) -> R | None:
+        """A record by id, or None (also for ids that are not valid)."""
+        document = self.store.get(self.kind, object_id)
+        return None if document is None else self.load(document)
+
+    def put(self, record: R) -> None:
+        """Atomically write a record under its own id."""
+        self.store.put(self.kind, record.id, record.to_store())
+
+    def insert(self, record: R) -> None:
+        """Write a new record stamped with the next sequence number (which orders lists)."""
+        # Numbering and writing under one lock: two creators can never share a number.
+        with self.store.global_lock():
+            record.seq = self.store.next_seq()
+            self.put(record)
+
+    def all(self) -> list[R]:
+        """Every record, newest first."""
+        records = [self.load(document) for document in self.store.documents(self.kind)]
+        records.sort(key=lambda record: record.seq, reverse=True)
         return records
 
 
+class TimelineItem(Protocol):
+    """An event or checkpoint: dated exactly (`at`), stored in its job's list."""
+
+    id: str
+    at: float
+
+    def to_store(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T", bound=TimelineItem)
+
+
+class Timeline(Generic[T]):
+    """A job's events or checkpoints, oldest first, in one JSON list per job."""
+
+    def __init__(self, store: Store, kind: str, load: Callable[[dict[str, Any]], T]) -> None:
+        self.store = store
+        self.kind = kind
+        self.load = load
+
+    def read(self, job_id: str) -> list[T]:
+        """Every item of a job (empty when there is none yet)."""
+        return [self.load(item) for item in self.store.read_list(self.kind, job_id)]
+
+    def write(self, job_id: str, items: Sequence[T]) -> None:
+        """Atomically replace a job's items."""
+        self.store.write_list(self.kind, job_id, [item.to_store() for item in items])
+
+    def append(self, job_id: str, items: Sequence[T]) -> None:
+        """Add items after those already there."""
+        self.write(job_id, [*self.read(job_id), *items])
+
+    def until(self, job_id: str, now: float) -> list[T]:
+        """The items dated by `now`, oldest first (later ones are not visible yet)."""
+        return [item for item in self.read(job_id) if item.at <= now]
+
+
 # ---------------------------------------------------------------------------------------------
-# Helpers
+# Pagination
 # ---------------------------------------------------------------------------------------------
 
 
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    """A record without the backend's private bookkeeping."""
-    return {k: v for k, v in record.items() if k != "_local"}
+class Listed(Protocol):
+    """Anything a list endpoint pages through."""
+
+    id: str
 
 
-def paginate(
-    items: Sequence[dict[str, Any]], after: str | None, limit: int, after_seq: int | None = None
-) -> tuple[list[dict[str, Any]], bool]:
+L = TypeVar("L", bound=Listed)
+
+
+def paginate(items: Sequence[L], after: str | None, limit: int, after_seq: int | None = None) -> tuple[list[L], bool]:
     """Cursor pagination over items already in list order: those after `after`, at most `limit`.
 
     `after_seq` places a cursor that is no longer listed (a deleted object, as in a
-    delete-while-listing loop) by its sequence number, so the walk goes on where it was.
+    delete-while-listing loop) by its sequence number, so the walk goes on where it was; the
+    items then need a `seq`.
     """
     start = 0
     if after:
-        ids = [item["id"] for item in items]
+        ids = [item.id for item in items]
         if after in ids:
             start = ids.index(after) + 1
         elif after_seq is not None:
-            seqs = [item.get("_local", {}).get("seq", 0) for item in items]
+            seqs = [getattr(item, "seq", 0) for item in items]
             descending = len(seqs) < 2 or seqs[0] >= seqs[-1]
             start = next(
                 (i for i, seq in enumerate(seqs) if (seq < after_seq if descending else seq > after_seq)),

@@ -2,7 +2,7 @@
 
 A job's files are checked when the job leaves `validating_files`, not at upload (as OpenAI
 does), so a problem becomes the job's `error` rather than an HTTP error: hence its own
-exception type instead of `ApiError`.
+exception type instead of an HTTP error.
 """
 
 from __future__ import annotations
