@@ -185,7 +185,7 @@ def _file_lines(client: openai_sdk.OpenAI, file_id: str | None) -> list[dict[str
     return lines
 
 
-def _line_answer(line: Mapping[str, object], categories: Sequence[str]) -> Answer:
+def line_answer(line: Mapping[str, object], categories: Sequence[str]) -> Answer:
     """One output or error line as an Answer: a 200 body is scored, anything else is a failure."""
     response = line.get("response") if isinstance(line.get("response"), Mapping) else None
     body = response.get("body") if response is not None else None  # type: ignore[union-attr]
@@ -205,7 +205,7 @@ def batch_answers(
     for line in _file_lines(client, batch.error_file_id) + _file_lines(client, batch.output_file_id):
         key = line.get("custom_id")
         if isinstance(key, str):
-            answers[key] = _line_answer(line, categories)  # an output line wins over an error line
+            answers[key] = line_answer(line, categories)  # an output line wins over an error line
     return answers
 
 

@@ -30,11 +30,11 @@ def confusion_table(score: ModelScore, top: int = TOP_CONFUSIONS) -> str:
 
 
 def models_table(rows: Sequence[tuple[str, ModelScore, float | None]]) -> str:
-    """One line per (role, score, cost in USD or None): accuracy, failures, tokens, cost."""
+    """One line per (role, score, USD paid now or None when the score was reused): accuracy, failures, tokens, cost."""
     lines = [
         (
             role, score.model, f"{score.accuracy:.1%}", score.examples, score.failed_requests,
-            score.prompt_tokens + score.completion_tokens, "-" if cost is None else f"${cost:.4f}",
+            score.prompt_tokens + score.completion_tokens, "reused" if cost is None else f"${cost:.4f}",
         )
         for role, score, cost in rows
     ]

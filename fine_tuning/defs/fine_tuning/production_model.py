@@ -116,11 +116,11 @@ def production_model(
     if config.pin_model:
         with openai.get_client(context) as client:
             _verify_pin(client, config.pin_model)
-    evaluation = evaluation_of(context.instance, context.run_id, trained)
+    evaluation = evaluation_of(context.instance, context.run.run_id, trained)
     decision = _decision(config, champion, trained, evaluation)
     context.log.info(decision.reason)
     contest = _contest(evaluation) if evaluation is not None else None
-    spent = spending(context.instance, context.run_id)
+    spent = spending(context.instance, context.run.run_id)
     metadata: dict[str, Any] = {
         "model_name": decision.model_name,
         "promoted": decision.promoted,
