@@ -203,7 +203,7 @@ def _judge_cost(split: _Split, checked: _CheckedFile, report: FileReport, tuning
         description = (
             f"no training price for {tuning.base_model} in the table dated {PRICING_AS_OF}: the "
             f"${tuning.max_cost_usd:.2f} budget cannot be verified (add the model to "
-            "TRAINING_PRICE_PER_MILLION_TOKENS in fine_tuning/pricing.py)"
+            "the model catalog, fine_tuning/core/catalog.py)"
         )
     else:
         passed = cost <= tuning.max_cost_usd
