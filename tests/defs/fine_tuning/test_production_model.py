@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
-from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
 
-from fine_tuning.core.settings import duckdb_path, local_openai_dir
+from fine_tuning.core.settings import local_openai_dir
 from fine_tuning.definitions import defs
 from fine_tuning.defs.automation import fine_tuning_job
-from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.dagster_runs import materialization_metadata as metadata_of
+from tests.support.dagster_runs import pipeline_resources
+from tests.support.project import REPO
+
 CHECK_OP = "fine_tuned_model_fine_tuned_model_accuracy"
 FAST = {"fine_tuned_model": {"config": {"poll_interval_seconds": 0.2}}}
 # A re-tune on a tiny training set: a real model, clearly worse than one trained on every book.
@@ -39,43 +37,18 @@ def pinned(model: str) -> dict[str, Any]:
     return {**FAST, "production_model": {"config": {"pin_model": model}}}
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def instance(home: Path) -> Iterator[dg.DagsterInstance]:
-    with dg.DagsterInstance.get() as opened:
-        yield opened
-
-
-def resources(openai: Any = None) -> dict[str, Any]:
-    return {
-        "duckdb": DuckDBResource(database=str(duckdb_path())),
-        "openai": openai or LocalOpenAIResource(data_dir=str(local_openai_dir()), job_seconds=0.5),
-        "tuning": TuningSettings(),
-    }
-
-
 def run_job(instance: dg.DagsterInstance, ops: dict[str, Any], openai: Any = None) -> dg.ExecuteInProcessResult:
     """The project's fine_tuning_job (every asset and check) on this test's workdir and backend."""
+    resources = pipeline_resources()
+    if openai is not None:
+        resources["openai"] = openai
     scoped = dg.Definitions(
         assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []),
-        jobs=[fine_tuning_job], resources=resources(openai),
+        jobs=[fine_tuning_job], resources=resources,
     )
     return scoped.resolve_job_def("fine_tuning_job").execute_in_process(
         instance=instance, run_config={"ops": ops}, raise_on_error=False
     )
-
-
-def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
-    return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
 def check_of(result: dg.ExecuteInProcessResult) -> tuple[bool, dict[str, Any]]:
@@ -98,8 +71,8 @@ def production_is(home: Path, model: str) -> None:
 
 
 @pytest.mark.slow
-def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.DagsterInstance) -> None:
-    nothing = current_model(home)
+def test_good_worse_failed_pinned_then_good_again(dagster_home: Path, instance: dg.DagsterInstance) -> None:
+    nothing = current_model(dagster_home)
     assert nothing.returncode == 1 and "never been materialized" in nothing.stderr and not nothing.stdout
 
     # 1. Good: the first model that passes its check goes to production.
@@ -109,7 +82,7 @@ def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.Dagst
     decision = metadata_of(first, "production_model")
     assert decision["model_name"] == good and decision["promoted"] is True
     assert decision["previous_model"] is None and decision["champion_accuracy"] is None
-    production_is(home, good)
+    production_is(dagster_home, good)
 
     # 2. Worse: a re-tune on 12 books passes its check (it beats the base) but loses to the champion.
     second = run_job(instance, WORSE)
@@ -126,14 +99,14 @@ def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.Dagst
     assert decision["challenger_accuracy"] == check["fine_tuned_accuracy"]
     assert decision["champion_accuracy"] == check["champion_accuracy"]
     assert decision["base_accuracy"] == check["base_accuracy"]
-    production_is(home, good)
+    production_is(dagster_home, good)
 
     # A failed re-tune (the provider is unreachable) never reaches production_model.
     unreachable = OpenAIResource(api_key="sk-test-unreachable", base_url="http://127.0.0.1:9/v1")
     failed = run_job(instance, WORSE, openai=unreachable)
     assert not failed.success
     assert not [e for e in failed.get_asset_materialization_events() if e.asset_key == dg.AssetKey("production_model")]
-    production_is(home, good)
+    production_is(dagster_home, good)
 
     # 3. Pinned: a rollback to any model the provider has, whatever the evaluation says.
     third = run_job(instance, pinned(worse))
@@ -141,7 +114,7 @@ def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.Dagst
     decision = metadata_of(third, "production_model")
     assert (decision["model_name"], decision["promoted"], decision["pinned"]) == (worse, False, True)
     assert decision["previous_model"] == good and "Pinned by run config" in decision["reason"]
-    production_is(home, worse)
+    production_is(dagster_home, worse)
 
     # A pin to a model the provider does not have fails clearly and changes nothing.
     missing = good[:-4] + "zzzz"
@@ -150,7 +123,7 @@ def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.Dagst
     [failure] = bad_pin.get_step_failure_events()
     assert failure.step_key == "production_model"
     assert f"pin_model '{missing}' does not exist on the provider" in failure.step_failure_data.user_failure_data.description
-    production_is(home, worse)
+    production_is(dagster_home, worse)
 
     # 4. Good again: the next run's better model takes over from the pinned one.
     fourth = run_job(instance, FAST)
@@ -160,9 +133,9 @@ def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.Dagst
     assert (decision["model_name"], decision["promoted"], decision["previous_model"]) == (good, True, worse)
     assert decision["challenger_accuracy"] > decision["champion_accuracy"]
     assert f"{good} beats {worse}" in decision["reason"]
-    production_is(home, good)
+    production_is(dagster_home, good)
 
-    described = json.loads(current_model(home, "--json").stdout)
+    described = json.loads(current_model(dagster_home, "--json").stdout)
     for key in ("model_name", "promoted", "challenger", "previous_model", "challenger_accuracy",
                 "champion_accuracy", "base_accuracy", "reason", "total_cost_usd"):
         assert key in described, key
@@ -170,7 +143,7 @@ def test_good_worse_failed_pinned_then_good_again(home: Path, instance: dg.Dagst
 
 
 @pytest.mark.slow
-def test_costs_are_recorded_and_add_up_to_the_running_total(home: Path, instance: dg.DagsterInstance) -> None:
+def test_costs_are_recorded_and_add_up_to_the_running_total(dagster_home: Path, instance: dg.DagsterInstance) -> None:
     first = run_job(instance, FAST)
     assert first.success
     trained = metadata_of(first, "fine_tuned_model")
@@ -199,7 +172,7 @@ def test_costs_are_recorded_and_add_up_to_the_running_total(home: Path, instance
 
 
 @pytest.mark.slow
-def test_the_best_checkpoint_on_validation_is_the_challenger(home: Path, instance: dg.DagsterInstance) -> None:
+def test_the_best_checkpoint_on_validation_is_the_challenger(dagster_home: Path, instance: dg.DagsterInstance) -> None:
     result = run_job(instance, {**FAST, CHECK_OP: {"config": {"evaluate_checkpoints": True}}})
     assert result.success
     trained = metadata_of(result, "fine_tuned_model")
