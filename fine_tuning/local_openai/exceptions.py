@@ -80,6 +80,15 @@ class UnsupportedParameter(OpenAIError):
     code = "unsupported_parameter"
 
 
+class UnknownParameter(OpenAIError):
+    """A body field the endpoint does not define."""
+
+    code = "unknown_parameter"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(f"Unknown parameter: '{param}'.", param)
+
+
 class InvalidFileFormat(OpenAIError):
     """A fine-tune upload that is not a .jsonl file."""
 
@@ -143,6 +152,24 @@ class JobNotCancellable(OpenAIError):
         super().__init__(f"Cannot cancel job {job_id}: it has already {status}.", "fine_tuning_job_id")
 
 
+class JobStateConflict(OpenAIError):
+    """Pausing a job that is not running, or resuming one that is not paused."""
+
+    code = "invalid_job_status"
+
+    def __init__(self, job_id: str, action: str, status: str) -> None:
+        super().__init__(f"Cannot {action} job {job_id}: its status is '{status}'.", "fine_tuning_job_id")
+
+
+class BatchNotCancellable(OpenAIError):
+    """Cancelling a batch that has already reached a final state."""
+
+    code = "batch_not_cancellable"
+
+    def __init__(self, batch_id: str, status: str) -> None:
+        super().__init__(f"Cannot cancel batch {batch_id}: its status is '{status}'.", "batch_id")
+
+
 # ---------------------------------------------------------------------------------------------
 # 401, 404, 413: who asks, for what, how much
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +224,16 @@ class JobNotFound(OpenAIError):
         super().__init__(f"Could not find fine-tuning job: {job_id}", "fine_tuning_job_id")
 
 
+class BatchNotFound(OpenAIError):
+    """A batch id that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"No batch found with id '{batch_id}'.", "batch_id")
+
+
 class ModelNotFound(OpenAIError):
     """A model that does not exist (or is not yet, or no longer, available)."""
 
@@ -205,6 +242,18 @@ class ModelNotFound(OpenAIError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist or you do not have access to it.", "model")
+
+
+class ModelNotDeletable(OpenAIError):
+    """Deleting a model the organization does not own (a base model)."""
+
+    status = 403
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"You do not have permission to delete the model '{model}': only fine-tuned models can be deleted.",
+            "model",
+        )
 
 
 class RequestTooLarge(OpenAIError):

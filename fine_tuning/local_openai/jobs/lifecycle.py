@@ -69,9 +69,14 @@ class Lifecycle:
 
     @staticmethod
     def schedule(job: Job) -> tuple[float, float, float]:
-        """When the job leaves validating_files, leaves queued, and finishes running."""
+        """When the job leaves validating_files, leaves queued, and finishes running (later by its pauses)."""
         return (job.t0 + VALIDATING_END * job.job_seconds, job.t0 + QUEUED_END * job.job_seconds,
-                job.t0 + job.job_seconds)
+                job.t0 + job.job_seconds + job.paused_seconds)
+
+    @staticmethod
+    def horizon(job: Job, now: float) -> float:
+        """The latest time whose events and checkpoints are visible: a paused job shows nothing newer."""
+        return min(now, job.paused_at) if job.paused_at is not None else now
 
     def due(self, job: Job, now: float) -> bool:
         """Whether a state change is due by `now`."""
@@ -94,13 +99,35 @@ class Lifecycle:
         return job
 
     def cancel(self, job: Job, now: float) -> None:
-        """Stop a job that is not final; nothing dated after `now` is ever revealed."""
+        """Stop a job that is not final; nothing dated after `now` (or its pause) is ever revealed."""
+        horizon = self.horizon(job, now)
         job.status = "cancelled"
         job.finished_at = int(now)
         job.estimated_finish = None
-        self.events.write(job.id, self.events.until(job.id, now))
-        self.checkpoints.write(job.id, self.checkpoints.until(job.id, now))
+        job.paused_at = None
+        self.events.write(job.id, self.events.until(job.id, horizon))
+        self.checkpoints.write(job.id, self.checkpoints.until(job.id, horizon))
         self.events.append(job.id, [JobEvent.new(now, "Fine-tuning job cancelled")])
+
+    def pause(self, job: Job, now: float) -> None:
+        """Hold a running job at `now`."""
+        job.status, job.paused_at, job.estimated_finish = "paused", now, None
+        self.events.append(job.id, [JobEvent.new(now, "Fine-tuning job paused")])
+
+    def resume(self, job: Job, now: float) -> None:
+        """Run a paused job on: what was still to come is re-dated by the time it was paused."""
+        assert job.paused_at is not None
+        paused_at, held = job.paused_at, now - job.paused_at
+        for timeline in (self.events, self.checkpoints):
+            items = timeline.read(job.id)
+            for item in items:
+                if item.at > paused_at:
+                    item.at += held
+            timeline.write(job.id, items)
+        job.status, job.paused_at = "running", None
+        job.paused_seconds += held
+        job.estimated_finish = math.ceil(self.schedule(job)[2])
+        self.events.append(job.id, [JobEvent.new(now, "Fine-tuning job resumed")])
 
     def _fail(self, job: Job, at: float, code: str, message: str, param: str | None) -> None:
         job.status, job.finished_at, job.estimated_finish = "failed", int(at), None

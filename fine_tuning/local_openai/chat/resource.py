@@ -14,7 +14,7 @@ from fine_tuning.local_openai.exceptions import (
 )
 from fine_tuning.local_openai.jobs.training_data import MESSAGE_ROLES
 from fine_tuning.local_openai.models import Models
-from fine_tuning.local_openai.records import ChatCompletion
+from fine_tuning.local_openai.chat.records import ChatCompletion
 from fine_tuning.local_openai.store import new_id
 
 RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
@@ -72,8 +72,8 @@ class ChatCompletions:
         self.models = models
         self.clock = clock
 
-    def create(self, body: dict[str, Any]) -> ChatCompletion:
-        """A chat completion from a base model (zero-shot) or a fine-tuned model."""
+    def create(self, body: dict[str, Any], now: float | None = None) -> ChatCompletion:
+        """A chat completion from a base model (zero-shot) or a fine-tuned model (`now`: its time)."""
         model_name = _model_name(body.get("model"))
         messages = _messages(body.get("messages"))
         if body.get("stream"):
@@ -88,7 +88,7 @@ class ChatCompletions:
         counter = token_counter()
         return ChatCompletion(
             id=new_id("chatcmpl"),
-            created=int(self.clock()),
+            created=int(self.clock() if now is None else now),
             model=model_name,
             content=content,
             n=n,
