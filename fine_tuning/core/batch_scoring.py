@@ -1,14 +1,15 @@
 """Scoring models through OpenAI's Batch API: half the price, outside the rate limits (no Dagster here).
 
-One JSONL holds a `/v1/chat/completions` request (`scoring.chat_request`) for every model and
-book; it is uploaded with purpose `batch` and submitted with a 24h completion window. Like a
-fine-tuning job, the batch carries a fingerprint of everything its answers depend on (the models
-and the prompts) in its metadata, so:
+A batch may ask one model only, so every model gets its own JSONL of `/v1/chat/completions`
+requests (`scoring.chat_request`, one per book), uploaded with purpose `batch` and submitted
+with a 24h completion window; all are submitted before any is waited for. Like a fine-tuning
+job, a batch carries a fingerprint of everything its answers depend on (its model and the
+prompts) in its metadata, so:
 
-* a batch in flight with that fingerprint is attached to, a completed one is read again: the
-  same models are never asked about the same prompts twice (unless the caller forces it);
+* a batch in flight with that fingerprint is attached to, a completed one is read again: a
+  model is never asked about the same prompts twice (unless the caller forces it);
 * submitting is never blindly retried: after an ambiguous failure the batch is looked up first;
-* the caller's interrupt (a terminated run) cancels the batch it was waiting for.
+* the caller's interrupt (a terminated run) cancels every batch it was waiting for.
 
 Results are joined back by `custom_id`; a line that failed, or never came back, is a failed
 answer, counted as wrong.
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import openai as openai_sdk
 from openai.types import Batch
 
 from fine_tuning.core.job_polling import poll_until_final
+from fine_tuning.core.openai_errors import describe_api_error
 from fine_tuning.core.provider_jobs import FINGERPRINT_KEY, Log, ProviderJobError, create_once
 from fine_tuning.core.scoring import Answer, Example, Scores, answer_from_completion, chat_request, tally
 
@@ -41,29 +43,29 @@ UNUSABLE = frozenset({"failed", "expired", "cancelled", "cancelling"})
 
 @dataclass(frozen=True)
 class BatchRun:
-    """How the batch behind a score came about."""
+    """How the batch behind one model's score came about."""
 
+    model: str
     batch_id: str
     reused: bool  # an existing batch with the fingerprint was attached to or read again
     input_file_id: str
     replaced: tuple[str, ...] = ()  # failed, expired or cancelled batches with the fingerprint
 
 
-def custom_id(model_index: int, example_index: int) -> str:
-    """The id of one request line: models by their sorted position, books by their position."""
-    return f"m{model_index}-e{example_index}"
+def custom_id(example_index: int) -> str:
+    """The id of one request line: the book's position among the examples."""
+    return f"e{example_index}"
 
 
-def request_lines(models: Sequence[str], examples: Sequence[Example], categories: Sequence[str]) -> bytes:
-    """The batch input: one chat request per (model, book), models in sorted order."""
+def request_lines(model: str, examples: Sequence[Example], categories: Sequence[str]) -> bytes:
+    """One model's batch input: its chat request about every book, in order."""
     lines = [
         json.dumps(
-            {"custom_id": custom_id(m, e), "method": "POST", "url": ENDPOINT,
+            {"custom_id": custom_id(index), "method": "POST", "url": ENDPOINT,
              "body": chat_request(model, example, categories)},
             ensure_ascii=False, separators=(",", ":"),
         )
-        for e, example in enumerate(examples)
-        for m, model in enumerate(sorted(models))
+        for index, example in enumerate(examples)
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -73,10 +75,14 @@ def batch_metadata(fingerprint: str) -> dict[str, str]:
     return {FINGERPRINT_KEY: fingerprint, PURPOSE_TAG_KEY: PURPOSE_TAG}
 
 
-def find_batches(client: openai_sdk.OpenAI, fingerprint: str) -> list[Batch]:
-    """Every batch with this fingerprint, newest first (the list has no metadata filter: all pages)."""
-    found = [batch for batch in client.batches.list(limit=100) if (batch.metadata or {}).get(FINGERPRINT_KEY) == fingerprint]
-    return sorted(found, key=lambda batch: batch.created_at, reverse=True)
+def find_batches(client: openai_sdk.OpenAI, fingerprints: Iterable[str]) -> dict[str, list[Batch]]:
+    """The batches with each fingerprint, newest first (the list has no metadata filter: one pass over all pages)."""
+    found: dict[str, list[Batch]] = {fingerprint: [] for fingerprint in fingerprints}
+    for batch in client.batches.list(limit=100):
+        fingerprint = (batch.metadata or {}).get(FINGERPRINT_KEY)
+        if fingerprint in found:
+            found[fingerprint].append(batch)
+    return {key: sorted(batches, key=lambda b: b.created_at, reverse=True) for key, batches in found.items()}
 
 
 def choose_batch(batches: Sequence[Batch], force: bool) -> tuple[Batch | None, tuple[Batch, ...]]:
@@ -117,7 +123,7 @@ def submit_batch(
     once = client.with_options(max_retries=0)
 
     def find_existing() -> Batch | None:
-        live = [batch for batch in find_batches(client, fingerprint) if batch.status not in UNUSABLE]
+        live = [batch for batch in find_batches(client, [fingerprint])[fingerprint] if batch.status not in UNUSABLE]
         return live[0] if live else None
 
     batch, _ = create_once(
@@ -130,7 +136,10 @@ def submit_batch(
     return batch
 
 
-def _report(log: Log, seen: list[tuple[object, ...]]) -> Callable[[Batch, float], None]:
+def _report(log: Log) -> Callable[[Batch, float], None]:
+    """A progress line whenever the batch's status or counts change."""
+    seen: list[tuple[object, ...]] = []
+
     def report(batch: Batch, _now: float) -> None:
         counts = batch.request_counts
         state = (batch.status, counts.completed if counts else None, counts.failed if counts else None)
@@ -139,36 +148,50 @@ def _report(log: Log, seen: list[tuple[object, ...]]) -> Callable[[Batch, float]
         seen.append(state)
         done = f", {counts.completed}/{counts.total} done, {counts.failed} failed" if counts else ""
         log.info(f"Batch {batch.id}: {batch.status}{done}")
+
     return report
 
 
-def cancel_batch_quietly(client: openai_sdk.OpenAI, batch_id: str, log: Log) -> None:
-    """Cancel a batch on the way out; a failure to cancel is logged, not raised."""
-    try:
-        batch = client.batches.cancel(batch_id)
-        log.warning(f"Run interrupted: cancelled evaluation batch {batch_id} (status {batch.status}).")
-    except openai_sdk.APIError as error:
-        log.error(f"Could not cancel evaluation batch {batch_id}: {type(error).__name__}")
+def cancel_batches_quietly(client: openai_sdk.OpenAI, batch_ids: Iterable[str], log: Log) -> None:
+    """Cancel batches on the way out; a failure to cancel is logged, not raised."""
+    for batch_id in batch_ids:
+        try:
+            batch = client.batches.cancel(batch_id)
+            log.warning(f"Run interrupted: cancelled evaluation batch {batch_id} (status {batch.status}).")
+        except openai_sdk.APIError as error:
+            log.error(describe_api_error(error, f"cancelling evaluation batch {batch_id}", client))
 
 
-def wait_for_batch(
+def wait_for_batches(
     client: openai_sdk.OpenAI,
-    batch_id: str,
+    batches: Mapping[str, Batch],
     log: Log,
     poll_interval_seconds: float,
     timeout_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
-) -> Batch:
-    """Poll the batch until it is final; one of `interrupts` cancels it (then re-raises)."""
-    return poll_until_final(
-        lambda: client.batches.retrieve(batch_id), lambda batch: batch.status, TERMINAL,
-        f"evaluation batch {batch_id}", client, log, poll_interval_seconds,
-        on_poll=_report(log, []),
-        cancel=lambda: cancel_batch_quietly(client, batch_id, log),
-        timeout_seconds=timeout_seconds, sleep=sleep, clock=clock, interrupts=interrupts,
-    )
+) -> dict[str, Batch]:
+    """Poll each batch (by model) until it is final; one of `interrupts` cancels every unfinished one.
+
+    The batches run side by side at the provider, so waiting for them one after the other
+    takes as long as the slowest.
+    """
+    final = {model: batch for model, batch in batches.items() if batch.status in TERMINAL}
+    started = clock()
+    for model, batch in batches.items():
+        if model in final:
+            continue
+        unfinished = [b.id for m, b in batches.items() if m not in final]
+        remaining = None if timeout_seconds is None else max(timeout_seconds - (clock() - started), 0.0)
+        final[model] = poll_until_final(
+            lambda batch_id=batch.id: client.batches.retrieve(batch_id), lambda b: b.status, TERMINAL,
+            f"evaluation batch {batch.id}", client, log, poll_interval_seconds,
+            on_poll=_report(log),
+            cancel=lambda ids=unfinished: cancel_batches_quietly(client, ids, log),
+            timeout_seconds=remaining, sleep=sleep, clock=clock, interrupts=interrupts,
+        )
+    return {model: final[model] for model in batches}
 
 
 def _file_lines(client: openai_sdk.OpenAI, file_id: str | None) -> list[dict[str, object]]:
@@ -179,7 +202,7 @@ def _file_lines(client: openai_sdk.OpenAI, file_id: str | None) -> list[dict[str
         try:
             line = json.loads(raw)
         except json.JSONDecodeError:
-            continue  # a torn line names no request; that request is counted missing below
+            continue  # a torn line names no request; that request is counted missing
         if isinstance(line, dict):
             lines.append(line)
     return lines
@@ -197,9 +220,7 @@ def line_answer(line: Mapping[str, object], categories: Sequence[str]) -> Answer
     return Answer(None, failed=True, error=f"{line.get('custom_id')}: HTTP {status or '-'}: {message}")
 
 
-def batch_answers(
-    client: openai_sdk.OpenAI, batch: Batch, categories: Sequence[str]
-) -> dict[str, Answer]:
+def batch_answers(client: openai_sdk.OpenAI, batch: Batch, categories: Sequence[str]) -> dict[str, Answer]:
     """Answers by custom_id from the batch's output and error files."""
     answers: dict[str, Answer] = {}
     for line in _file_lines(client, batch.error_file_id) + _file_lines(client, batch.output_file_id):
@@ -209,29 +230,46 @@ def batch_answers(
     return answers
 
 
-def batch_failure(batch: Batch) -> ProviderJobError:
-    """The error for a batch that ended without answers, in the provider's own words."""
+def batch_problem(batch: Batch) -> str:
+    """Why a batch did not answer everything, in the provider's own words."""
     errors = batch.errors.data if batch.errors and batch.errors.data else []
     reason = "; ".join(f"[{e.code}] {e.message}" + (f" (line {e.line})" if e.line else "") for e in errors[:3])
-    return ProviderJobError(
-        f"Evaluation batch {batch.id} {batch.status}: {reason or 'no error reported by the provider'}",
-        {"batch_id": batch.id, "status": batch.status},
-    )
+    return f"evaluation batch {batch.id} {batch.status}: {reason or 'no error reported by the provider'}"
 
 
-def score_batch(
-    models: Sequence[str], examples: Sequence[Example], answers: Mapping[str, Answer]
+def score_batches(
+    models: Sequence[str], examples: Sequence[Example], answers: Mapping[str, Mapping[str, Answer]],
+    problems: Mapping[str, str] | None = None,
 ) -> Scores:
-    """Every model's score from the answers by custom_id; a request without a line is a failure."""
-    ordered = sorted(set(models))
-    position = {model: index for index, model in enumerate(ordered)}
+    """Every model's score from its answers by custom_id; a request without a line is a failure
+    (`problems[model]` says why its batch did not answer everything)."""
 
     def answer(model: str, index: int) -> Answer:
-        key = custom_id(position[model], index)
-        return answers.get(key) or Answer(None, failed=True, error=f"{key} ({model}): no result line in the batch")
+        key = custom_id(index)
+        found = answers.get(model, {}).get(key)
+        why = (problems or {}).get(model) or "no result line in the batch"
+        return found or Answer(None, failed=True, error=f"{model} / {key}: {why}")
 
     scores, failures = tally(list(dict.fromkeys(models)), examples, answer)
     return Scores(scores, len(examples), failure_samples=failures)
+
+
+def _start(
+    client: openai_sdk.OpenAI, model: str, fingerprint: str, existing: list[Batch], content: bytes, force: bool,
+    log: Log,
+) -> tuple[Batch, BatchRun]:
+    """The model's batch: one in flight or completed with the fingerprint, else a new one."""
+    batch, replaced = choose_batch(existing, force)
+    for old in replaced:
+        log.warning(f"Earlier evaluation batch {old.id} of {model} ended {old.status}; submitting a new one.")
+    reused = batch is not None
+    if batch is None:
+        batch = submit_batch(client, fingerprint, content, log)
+        log.info(f"Submitted evaluation batch {batch.id} for {model} ({COMPLETION_WINDOW} window).")
+    else:
+        verb = "Reading completed" if batch.status == "completed" else "Attaching to"
+        log.info(f"{verb} evaluation batch {batch.id} for {model} ({batch.status}).")
+    return batch, BatchRun(model, batch.id, reused, batch.input_file_id, tuple(old.id for old in replaced))
 
 
 def ask_models_in_batch(
@@ -239,32 +277,40 @@ def ask_models_in_batch(
     examples: Sequence[Example],
     categories: Sequence[str],
     models: Sequence[str],
-    fingerprint: str,
+    fingerprints: Mapping[str, str],
     log: Log,
     poll_interval_seconds: float,
     force: bool = False,
     timeout_seconds: float | None = None,
     interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
-) -> tuple[Scores, BatchRun]:
-    """Ask every model about every example through one batch, resuming any batch with the fingerprint."""
-    content = request_lines(models, examples, categories)
-    requests = len(set(models)) * len(examples)
-    if requests > MAX_REQUESTS:
-        raise ProviderJobError(f"{requests} requests exceed the Batch API's {MAX_REQUESTS} per batch; lower max_examples.")
-    batch, replaced = choose_batch(find_batches(client, fingerprint), force)
-    for old in replaced:
-        log.warning(f"Earlier evaluation batch {old.id} with this fingerprint ended {old.status}; submitting a new one.")
-    reused = batch is not None
-    if batch is None:
-        batch = submit_batch(client, fingerprint, content, log)
-        log.info(f"Submitted evaluation batch {batch.id}: {requests} requests, window {COMPLETION_WINDOW}.")
-    else:
-        log.info(f"{'Reading completed' if batch.status == 'completed' else 'Attaching to'} evaluation batch {batch.id}.")
-    if batch.status not in TERMINAL:
-        batch = wait_for_batch(client, batch.id, log, poll_interval_seconds, timeout_seconds, interrupts=interrupts)
-    if batch.status not in ("completed", "expired"):
-        raise batch_failure(batch)
-    if batch.status == "expired":
-        log.warning(f"Evaluation batch {batch.id} expired: the requests it did not finish count as failed.")
-    scores = score_batch(models, examples, batch_answers(client, batch, categories))
-    return scores, BatchRun(batch.id, reused, batch.input_file_id, tuple(old.id for old in replaced))
+) -> tuple[Scores, list[BatchRun]]:
+    """Ask every model about every example, one batch per model (named by `fingerprints[model]`),
+    resuming any batch with its fingerprint; all are submitted first, then waited for."""
+    if len(examples) > MAX_REQUESTS:
+        raise ProviderJobError(
+            f"{len(examples)} requests exceed the Batch API's {MAX_REQUESTS} per batch; lower max_examples."
+        )
+    models = list(dict.fromkeys(models))
+    existing = find_batches(client, [fingerprints[model] for model in models])
+    started: dict[str, Batch] = {}
+    runs: list[BatchRun] = []
+    try:
+        for model in models:
+            content = request_lines(model, examples, categories)
+            batch, run = _start(client, model, fingerprints[model], existing[fingerprints[model]], content, force, log)
+            started[model] = batch
+            runs.append(run)
+    except interrupts:
+        cancel_batches_quietly(client, [b.id for b in started.values() if b.status not in TERMINAL], log)
+        raise
+    finished = wait_for_batches(client, started, log, poll_interval_seconds, timeout_seconds, interrupts=interrupts)
+    answers: dict[str, dict[str, Answer]] = {}
+    problems: dict[str, str] = {}
+    for model, batch in finished.items():
+        if batch.status != "completed":
+            # Failed (say, the model is gone), expired or cancelled elsewhere: whatever it did not
+            # answer counts as wrong, as the same requests failing online would.
+            problems[model] = batch_problem(batch)
+            log.warning(f"The {problems[model]}; its unanswered requests count as failed.")
+        answers[model] = batch_answers(client, batch, categories)
+    return score_batches(models, examples, answers, problems), runs

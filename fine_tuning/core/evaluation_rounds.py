@@ -46,7 +46,7 @@ class Round:
     mode: Mode
     cost_usd: dict[str, float] = field(default_factory=dict)  # paid in this round, per model asked
     unpriced: list[str] = field(default_factory=list)  # models asked that the catalog has no price for
-    batch: BatchRun | None = None
+    batches: list[BatchRun] = field(default_factory=list)  # one per model asked in batch mode
     concurrency: int = 0
     max_in_flight: int = 0
     failure_samples: list[str] = field(default_factory=list)
@@ -84,12 +84,12 @@ def run_round(
     if not to_ask:
         return result
     if settings.mode == "batch":
-        scores, batch = ask_models_in_batch(
-            client, examples, categories, to_ask, evaluation_fingerprint(to_ask, prompts_sha), log,
-            settings.poll_interval_seconds, force=settings.force, timeout_seconds=settings.timeout_seconds,
-            interrupts=interrupts,
+        # One batch per model (a batch asks one model), each named by its model and the prompts.
+        fingerprints = {model: evaluation_fingerprint([model], prompts_sha) for model in to_ask}
+        scores, result.batches = ask_models_in_batch(
+            client, examples, categories, to_ask, fingerprints, log, settings.poll_interval_seconds,
+            force=settings.force, timeout_seconds=settings.timeout_seconds, interrupts=interrupts,
         )
-        result.batch = batch
     else:
         scores = ask_models(
             client, examples, categories, to_ask, settings.concurrency, settings.max_retries, log=log.warning

@@ -12,11 +12,11 @@ from openai.types import Batch
 from fine_tuning.core import prompts
 from fine_tuning.core.batch_scoring import (
     ENDPOINT,
-    line_answer,
     choose_batch,
     custom_id,
+    line_answer,
     request_lines,
-    score_batch,
+    score_batches,
 )
 from fine_tuning.core.scoring import Example, chat_request
 
@@ -28,18 +28,13 @@ EXAMPLES = [
 MODELS = ["gpt-4o-mini-2024-07-18", "ft:gpt-4o-mini-2024-07-18:org:x:abc"]
 
 
-def test_the_request_file_holds_the_online_request_for_every_model_and_book() -> None:
-    lines = [json.loads(line) for line in request_lines(MODELS, EXAMPLES, CATEGORIES).decode().splitlines()]
-    assert len(lines) == 4
-    assert len({line["custom_id"] for line in lines}) == 4
-    assert all(line["method"] == "POST" and line["url"] == ENDPOINT for line in lines)
-    ordered = sorted(MODELS)
-    for line in lines:
-        m, e = (int(part[1:]) for part in line["custom_id"].split("-"))
-        # Exactly the body an online request sends: same prompt, temperature and strict schema.
-        assert line["body"] == chat_request(ordered[m], EXAMPLES[e], CATEGORIES)
-    # The model order does not change the file: a resumed batch joins back the same way.
-    assert request_lines(list(reversed(MODELS)), EXAMPLES, CATEGORIES) == request_lines(MODELS, EXAMPLES, CATEGORIES)
+def test_each_model_s_request_file_holds_its_online_request_for_every_book() -> None:
+    for model in MODELS:
+        lines = [json.loads(line) for line in request_lines(model, EXAMPLES, CATEGORIES).decode().splitlines()]
+        assert [line["custom_id"] for line in lines] == [custom_id(0), custom_id(1)]
+        assert all(line["method"] == "POST" and line["url"] == ENDPOINT for line in lines)
+        # Exactly the body an online request sends: same model, prompt, temperature and strict schema.
+        assert [line["body"] for line in lines] == [chat_request(model, example, CATEGORIES) for example in EXAMPLES]
 
 
 def output_line(key: str, category: str) -> dict[str, object]:
@@ -52,17 +47,18 @@ def output_line(key: str, category: str) -> dict[str, object]:
 
 
 def test_results_are_joined_by_custom_id_and_failed_or_missing_lines_count_as_wrong() -> None:
-    tuned, base = sorted(MODELS).index(MODELS[1]), sorted(MODELS).index(MODELS[0])
-    lines = [
-        output_line(custom_id(tuned, 0), "fantasy"),  # right
-        output_line(custom_id(tuned, 1), "fantasy"),  # wrong
-        {"custom_id": custom_id(base, 0), "response": {"status_code": 500, "body": {"error": {"message": "boom"}}},
-         "error": None},  # a failed request
-        # custom_id(base, 1) never came back
+    base, tuned = MODELS
+    tuned_lines = [output_line(custom_id(0), "fantasy"), output_line(custom_id(1), "fantasy")]  # right, wrong
+    base_lines = [
+        {"custom_id": custom_id(0), "response": {"status_code": 500, "body": {"error": {"message": "boom"}}},
+         "error": None},  # a failed request; custom_id(1) never came back
     ]
-    answers = {str(line["custom_id"]): line_answer(line, CATEGORIES) for line in lines}
-    scores = score_batch(MODELS, EXAMPLES, answers)
-    tuned_score, base_score = scores.models[MODELS[1]], scores.models[MODELS[0]]
+    answers = {
+        model: {str(line["custom_id"]): line_answer(line, CATEGORIES) for line in lines}
+        for model, lines in ((tuned, tuned_lines), (base, base_lines))
+    }
+    scores = score_batches(MODELS, EXAMPLES, answers)
+    tuned_score, base_score = scores.models[tuned], scores.models[base]
     assert (tuned_score.examples, tuned_score.correct, tuned_score.failed_requests) == (2, 1, 0)
     assert tuned_score.prompt_tokens == 100 and tuned_score.completion_tokens == 10
     assert (base_score.examples, base_score.correct, base_score.failed_requests) == (2, 0, 2)
