@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from tests.support.project import REPO
+from tests.support.project import REPO, VENV_BIN
 
 MODEL = "ft:gpt-4o-mini-2024-07-18:org:goodreads:abc123"
 
@@ -58,3 +60,22 @@ def test_without_dagster_home_it_says_what_to_set() -> None:
     out = current_model(None)
     assert out.returncode == 1
     assert "DAGSTER_HOME is not set" in out.stderr
+
+
+@pytest.mark.slow
+def test_the_documented_graphql_query_reads_the_same_model(dagster_home: Path, instance: dg.DagsterInstance) -> None:
+    """The query docs/production_model.md gives applications, run by Dagster's own GraphQL CLI."""
+    decide(instance, MODEL, "beats the older one")
+    document = (REPO / "docs" / "production_model.md").read_text()
+    [query] = re.findall(r"```graphql\n(.*?)```", document, flags=re.DOTALL)
+    out = subprocess.run(
+        [str(VENV_BIN / "dagster-graphql"), "-m", "fine_tuning.definitions", "-t", query], cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    # The CLI's own log lines share stdout with the answer.
+    [answer] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"data"')]
+    [materialization] = answer["data"]["assetOrError"]["assetMaterializations"]
+    entries = {entry["label"]: entry for entry in materialization["metadataEntries"]}
+    assert entries["model_name"]["text"] == current_model(dagster_home).stdout.strip() == MODEL
+    assert entries["promoted"]["boolValue"] is True
