@@ -81,8 +81,14 @@ def run_round(
         prompts_sha, evaluation_fingerprint(models, prompts_sha),
         {model: known[model] for model in reused}, to_ask, reused, settings.mode,
     )
+    what = f"{len(examples)} books"
     if not to_ask:
+        log.info(f"Same models, same {what}: reusing the known scores of {', '.join(reused)} (no API calls).")
         return result
+    log.info(
+        f"Asking {', '.join(to_ask)} about {what} ({settings.mode})"
+        + (f"; reusing the known scores of {', '.join(reused)}." if reused else ".")
+    )
     if settings.mode == "batch":
         # One batch per model (a batch asks one model), each named by its model and the prompts.
         fingerprints = {model: evaluation_fingerprint([model], prompts_sha) for model in to_ask}

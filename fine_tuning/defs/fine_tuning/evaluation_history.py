@@ -108,7 +108,7 @@ def latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey) -> di
     return plain_metadata(materialization.metadata) if materialization is not None else None
 
 
-def production_model(instance: dg.DagsterInstance) -> str | None:
+def production_model_name(instance: dg.DagsterInstance) -> str | None:
     """The model in production: the latest `production_model` decision's `model_name`, or None."""
     metadata = latest_materialization(instance, PRODUCTION_MODEL) or {}
     name = metadata.get("model_name")

@@ -11,7 +11,7 @@ severity is WARN, so a worse model never stops the run, it just is not promoted.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
-from typing import Any, Literal
+from typing import Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -27,7 +27,7 @@ from fine_tuning.defs.fine_tuning.evaluation_history import (
     PastEvaluation,
     known_scores,
     past_evaluations,
-    production_model,
+    production_model_name,
 )
 from fine_tuning.defs.fine_tuning.evaluation_metadata import (
     TEST_SCORES_KEY,
@@ -160,12 +160,11 @@ def fine_tuned_model_accuracy(
 ) -> dg.AssetCheckResult:
     """Score the challenger, the production model and the base model on every test book."""
     produced = latest_metadata(context, "fine_tuned_model")
-    trained = produced.get("model_name")
+    trained = str(produced.get("model_name") or "")
     if not trained:
         raise dg.Failure(description="The latest fine_tuned_model materialization has no model_name metadata.")
     # Compare with the model this one was actually trained from, even if the tuning config has changed.
     base_model = str(produced.get("base_model") or tuning.base_model)
-    champion = production_model(context.instance)
     with connection(duckdb) as conn:
         examples, categories = load_test_examples(conn, config.max_examples)
         validation = load_examples(conn, "validation", config.max_examples) if config.evaluate_checkpoints else []
@@ -176,29 +175,20 @@ def fine_tuned_model_accuracy(
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
             description="No test examples: book_splits has no 'test' rows joined to enriched_graphic_novels.",
-            metadata={"eval_examples": 0, "trained_model": str(trained)},
+            metadata={"eval_examples": 0, "trained_model": trained},
         )
     settings = config.ask_settings()
     history = [] if config.force_evaluation else past_evaluations(context.instance)
     with openai.get_client(context) as client, provider_job_failures():
-        challenger, selection = str(trained), None
+        challenger, selection = trained, None
         if config.evaluate_checkpoints:
+            job_id = str(produced.get("job_id") or "")
             challenger, selection = _choose_challenger(
-                client, str(produced.get("job_id") or ""), str(trained), validation, categories, history,
-                settings, context.log,
+                client, job_id, trained, validation, categories, history, settings, context.log
             )
-        roles = Roles(challenger=challenger, champion=champion, base=base_model, trained=str(trained))
+        roles = Roles(challenger, production_model_name(context.instance), base_model, trained)
         known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, categories))
-        to_ask = [model for model in roles.models() if config.force_evaluation or model not in known]
-        if to_ask:
-            reusing = [model for model in roles.models() if model not in to_ask]
-            context.log.info(
-                f"Asking {', '.join(to_ask)} about {len(examples)} test books ({config.mode})"
-                + (f"; reusing the known scores of {', '.join(reusing)}." if reusing else ".")
-            )
         test = run_round(client, examples, categories, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
-    if not test.asked:
-        context.log.info("Same models, same test prompts: reusing the previous evaluation (no API calls).")
     passed, description = _verdict(roles, test)
     context.log.info(description)
     metadata = check_metadata(roles, test, categories)
@@ -208,4 +198,3 @@ def fine_tuned_model_accuracy(
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata
     )
-
