@@ -64,10 +64,11 @@ def test_without_dagster_home_it_says_what_to_set() -> None:
 
 @pytest.mark.slow
 def test_the_documented_graphql_query_reads_the_same_model(dagster_home: Path, instance: dg.DagsterInstance) -> None:
-    """The query docs/production_model.md gives applications, run by Dagster's own GraphQL CLI."""
+    """The query README.md and docs/production_model.md give applications, run by Dagster's own GraphQL CLI."""
     decide(instance, MODEL, "beats the older one")
-    document = (REPO / "docs" / "production_model.md").read_text()
-    [query] = re.findall(r"```graphql\n(.*?)```", document, flags=re.DOTALL)
+    [query] = re.findall(r"```graphql\n(.*?)```", (REPO / "README.md").read_text(), flags=re.DOTALL)
+    documented = re.findall(r"```graphql\n(.*?)```", (REPO / "docs" / "production_model.md").read_text(), flags=re.DOTALL)
+    assert documented == [query]
     out = subprocess.run(
         [str(VENV_BIN / "dagster-graphql"), "-m", "fine_tuning.definitions", "-t", query], cwd=REPO,
         env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, capture_output=True, text=True, timeout=300,

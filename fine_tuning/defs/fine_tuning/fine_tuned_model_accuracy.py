@@ -62,7 +62,7 @@ class EvaluationConfig(dg.Config):
     )
     mode: Literal["online", "batch"] = Field(
         default="online",
-        description="online: chat requests now, bounded by concurrency. batch: one Batch API job at half the "
+        description="online: chat requests now, bounded by concurrency. batch: one Batch API batch per model at half the "
         "price, outside the rate limits, waited for like the fine-tuning job (resumed after a crash, "
         "cancelled when the run is terminated).",
     )

@@ -22,6 +22,7 @@ from fine_tuning.core.settings import local_openai_dir
 from fine_tuning.definitions import defs
 from fine_tuning.defs.automation import fine_tuning_job
 from fine_tuning.local_openai.transport import local_client
+from fine_tuning.summary import latest_run_summary, summary_lines
 
 from tests.support.dagster_runs import materialization_metadata as metadata_of
 from tests.support.dagster_runs import pipeline_resources
@@ -100,6 +101,9 @@ def test_good_worse_failed_pinned_then_good_again(dagster_home: Path, instance: 
     assert decision["champion_accuracy"] == check["champion_accuracy"]
     assert decision["base_accuracy"] == check["base_accuracy"]
     production_is(dagster_home, good)
+    summary = latest_run_summary(instance)
+    assert summary is not None
+    assert f"production model:   {good} (kept)" in summary_lines(summary)
 
     # A failed re-tune (the provider is unreachable) never reaches production_model.
     unreachable = OpenAIResource(api_key="sk-test-unreachable", base_url="http://127.0.0.1:9/v1")
