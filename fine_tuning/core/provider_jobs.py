@@ -12,6 +12,8 @@ Waiting for a job (polling, its events, cancelling on interrupt) is `job_polling
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import hashlib
 import io
@@ -223,6 +225,17 @@ def resolved_hyperparameters(job: FineTuningJob) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key in ("n_epochs", "batch_size", "learning_rate_multiplier")}
 
 
+def result_file_text(content: bytes) -> str:
+    """A fine-tuning result file as CSV text: OpenAI serves it base64-encoded; plain CSV is read as it is."""
+    text = content.decode("utf-8", "replace")
+    if text.lstrip().startswith("step,"):
+        return text
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # neither base64 nor UTF-8 inside: the caller finds no columns
+        return text
+
+
 def _last_number(rows: list[dict[str, str]], column: str) -> float | None:
     for row in reversed(rows):
         value = (row.get(column) or "").strip()
@@ -241,7 +254,7 @@ def final_losses(
     losses: dict[str, float] = {}
     if job.result_files:
         try:
-            text = client.files.content(job.result_files[0]).text
+            text = result_file_text(client.files.content(job.result_files[0]).content)
             rows = list(csv.DictReader(io.StringIO(text)))
             train = _last_number(rows, "train_loss")
             valid = _last_number(rows, "full_valid_loss")

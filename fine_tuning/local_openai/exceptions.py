@@ -38,6 +38,15 @@ class InvalidRequest(OpenAIError):
     """A 400 that OpenAI sends without a code (a parameter of the wrong type or out of range)."""
 
 
+class InvalidParameter(OpenAIError):
+    """A parameter of the wrong type, out of range or of a value not allowed; `code` says which
+    (invalid_type, decimal_above_max_value, integer_below_min_value, array_above_max_length, ...)."""
+
+    def __init__(self, message: str, param: str, code: str) -> None:
+        super().__init__(message, param)
+        self.code = code  # type: ignore[misc] - one class for OpenAI's many validation codes
+
+
 class InvalidJson(OpenAIError):
     """The body is not a JSON object."""
 
@@ -78,6 +87,12 @@ class UnsupportedParameter(OpenAIError):
     """A parameter the local backend does not implement."""
 
     code = "unsupported_parameter"
+
+
+class UnsupportedValue(OpenAIError):
+    """A parameter value the model does not support."""
+
+    code = "unsupported_value"
 
 
 class UnknownParameter(OpenAIError):
@@ -202,7 +217,7 @@ class UnknownUrl(OpenAIError):
     code = "unknown_url"
 
     def __init__(self, method: str, path: str) -> None:
-        super().__init__(f"Invalid URL ({method.upper()} {path})")
+        super().__init__(f"Invalid URL ({method.upper()} {path}): this route is not supported.")
 
 
 class NoSuchFile(OpenAIError):
@@ -232,6 +247,16 @@ class BatchNotFound(OpenAIError):
 
     def __init__(self, batch_id: str) -> None:
         super().__init__(f"No batch found with id '{batch_id}'.", "batch_id")
+
+
+class CompletionNotFound(OpenAIError):
+    """A stored chat completion id that does not exist (or was not stored)."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, completion_id: str) -> None:
+        super().__init__(f"No chat completion found with id '{completion_id}'.", "completion_id")
 
 
 class ModelNotFound(OpenAIError):

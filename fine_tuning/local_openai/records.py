@@ -155,7 +155,13 @@ class Job:
         return self.status in TERMINAL_STATUSES
 
     def to_api(self) -> dict[str, Any]:
-        """The `fine_tuning.job` object."""
+        """The `fine_tuning.job` object (with the local marker when trained_tokens is an estimate)."""
+        api = self._api_fields()
+        if self.tokens_estimated and self.trained_tokens is not None:
+            api["trained_tokens_estimated"] = True
+        return api
+
+    def _api_fields(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "fine_tuning.job",

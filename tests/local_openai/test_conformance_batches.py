@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 from openai.types import Batch, FileObject
 from openai.types.chat import ChatCompletion
 
-from conformance_support import (
+from tests.support.conformance import (
     BASE_MODEL,
     batch_line,
     chat_body,
+    conformance_options,
     error_of,
     jsonl,
     read_jsonl,
     upload_batch_file,
     validated,
 )
+from tests.support.local_openai import Backend, Clock
 
 DESCRIPTIONS = (
     "A haunted house full of ghosts and blood.",
@@ -25,6 +29,12 @@ DESCRIPTIONS = (
     "A wizard and a dragon on a quest.",
 )
 THIRTY_DAYS = 30 * 24 * 3600
+
+
+@pytest.fixture
+def backend_options(clock: Clock) -> dict[str, Any]:
+    """Lifecycles of JOB_SECONDS on the stepped clock (the suite's `client` uses these options)."""
+    return conformance_options(clock)
 
 
 def create_batch(client: openai.OpenAI, lines: list, **kwargs) -> Batch:
@@ -207,8 +217,8 @@ def test_a_validating_batch_can_be_cancelled(client: openai.OpenAI, clock) -> No
     assert cancelled.status == "cancelled" and cancelled.output_file_id is None
 
 
-def test_a_batch_still_running_when_its_window_closes_expires(make_client, clock) -> None:
-    client = make_client(batch_seconds=10.0, batch_window_seconds=5.0)
+def test_a_batch_still_running_when_its_window_closes_expires(backend: Backend, clock: Clock) -> None:
+    client = backend.client(max_retries=0, **conformance_options(clock), batch_window_seconds=5.0)
     batch = create_batch(client, book_lines(4), output_expires_after={"anchor": "created_at", "seconds": 7200})
     assert batch.expires_at == batch.created_at + 5
     clock.advance(6.0)

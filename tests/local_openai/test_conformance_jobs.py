@@ -3,16 +3,34 @@ checkpoints as chat models, and deleting a fine-tuned model."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 from openai.types import Model, ModelDeleted
 from openai.types.chat import ChatCompletion
 from openai.types.fine_tuning import FineTuningJob
 
-from conformance_support import BASE_MODEL, book_messages, error_of, start_job, trained_job, validated
 from fine_tuning.core.catalog import MODELS, catalog_model, fine_tunable_names
 
+from tests.support.conformance import (
+    BASE_MODEL,
+    book_messages,
+    conformance_options,
+    error_of,
+    start_job,
+    trained_job,
+    validated,
+)
+from tests.support.local_openai import Clock
+
 WANDB = {"type": "wandb", "wandb": {"project": "goodreads", "name": "run-1", "tags": ["conf"]}}
+
+
+@pytest.fixture
+def backend_options(clock: Clock) -> dict[str, Any]:
+    """Lifecycles of JOB_SECONDS on the stepped clock (the suite's `client` uses these options)."""
+    return conformance_options(clock)
 
 
 @pytest.mark.parametrize("name", fine_tunable_names())

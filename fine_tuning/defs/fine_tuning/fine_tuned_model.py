@@ -95,6 +95,9 @@ def success_metadata(
     }
     cost = training_cost(job.model, int(job.trained_tokens or 0))
     metadata["cost_usd"] = cost  # None (null) when the catalog has no training price for the model
+    if (job.model_extra or {}).get("trained_tokens_estimated"):
+        # The local backend's marker: counted without the tokenizer file (OpenAI's counts are exact).
+        metadata["trained_tokens_estimated"] = True
     if duration is not None:
         metadata["duration_seconds"] = float(duration)
     if replaced:

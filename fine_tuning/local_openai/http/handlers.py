@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fine_tuning.local_openai.http.messages import LocalRequest, LocalResponse, bytes_response, ok
+from fine_tuning.local_openai.chat import StreamedCompletion
+from fine_tuning.local_openai.http.messages import LocalRequest, LocalResponse, bytes_response, ok, sse_response
 from fine_tuning.local_openai.http.parsing import (
     metadata_filter,
     parse_json_body,
@@ -27,6 +28,7 @@ JOBS_PAGE = (20, 100)
 EVENTS_PAGE = (20, 10_000)
 CHECKPOINTS_PAGE = (10, 100)
 BATCHES_PAGE = (20, 100)
+COMPLETIONS_PAGE = (20, 100)
 
 
 def _limit(request: LocalRequest, page: tuple[int, int]) -> int:
@@ -125,8 +127,42 @@ def list_job_checkpoints(backend: LocalOpenAI, request: LocalRequest, path: dict
 
 # -- chat
 def create_chat_completion(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
-    """POST /v1/chat/completions"""
-    return ok(backend.chat.create(parse_json_body(request)))
+    """POST /v1/chat/completions (server-sent events when `stream` is true)"""
+    completion = backend.chat.create(parse_json_body(request))
+    if isinstance(completion, StreamedCompletion):
+        return sse_response(completion.to_sse())
+    return ok(completion)
+
+
+def list_chat_completions(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """GET /v1/chat/completions?after=&limit=&order=&model=&metadata[key]=value (stored completions)"""
+    order = query_choice(request, "order", ("asc", "desc"), "asc")
+    filters, _ = metadata_filter(request)
+    return ok(backend.chat.stored.list(
+        query_value(request, "after"), _limit(request, COMPLETIONS_PAGE), order, query_value(request, "model"), filters
+    ))
+
+
+def retrieve_chat_completion(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """GET /v1/chat/completions/{completion_id}"""
+    return ok(backend.chat.stored.get(path["completion_id"]))
+
+
+def update_chat_completion(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/chat/completions/{completion_id} (metadata only)"""
+    return ok(backend.chat.stored.update(path["completion_id"], parse_json_body(request)))
+
+
+def delete_chat_completion(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """DELETE /v1/chat/completions/{completion_id}"""
+    return ok(backend.chat.stored.delete(path["completion_id"]))
+
+
+def list_chat_completion_messages(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """GET /v1/chat/completions/{completion_id}/messages?after=&limit=&order="""
+    order = query_choice(request, "order", ("asc", "desc"), "asc")
+    after, limit = query_value(request, "after"), _limit(request, COMPLETIONS_PAGE)
+    return ok(backend.chat.stored.messages(path["completion_id"], after, limit, order))
 
 
 # -- batches

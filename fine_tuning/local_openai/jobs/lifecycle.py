@@ -8,13 +8,14 @@ the future, so a job appears to progress while the work was done up front.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, resolve_model
-from fine_tuning.core.tokens import token_counter
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.files import Files
+from fine_tuning.local_openai.jobs.billing import billed_tokens, token_events
 from fine_tuning.local_openai.jobs.training_data import TrainingDataError, invalid_file_code, parse_chat_jsonl
 from fine_tuning.local_openai.records import Job, JobCheckpoint, JobError, JobEvent
 from fine_tuning.local_openai.store import Store, Timeline, new_id
@@ -43,6 +44,11 @@ def metrics_csv(steps: Sequence[learner.StepMetrics]) -> bytes:
         # OpenAI's train_accuracy is the batch's token accuracy, like the valid column beside it.
         lines.append(f"{s.step},{s.train_loss:.6f},{s.train_mean_token_accuracy:.6f},{valid_loss},{valid_acc}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def result_file(steps: Sequence[learner.StepMetrics]) -> bytes:
+    """The result file as OpenAI serves it: the metrics CSV, base64-encoded (clients b64decode it)."""
+    return base64.b64encode(metrics_csv(steps))
 
 
 def metrics_event(at: float, step: learner.StepMetrics, total_steps: int) -> JobEvent:
@@ -163,9 +169,11 @@ class Lifecycle:
         job.hyperparameters = learner.resolve_hyperparameters(job.requested, len(conversations))
         job.status = "queued"
         job.n_examples = len(conversations)
-        counter = token_counter()
-        job.example_tokens = sum(learner.count_message_tokens(c, counter) for c in conversations)
-        self.events.append(job.id, [JobEvent.new(at, "Files validated, moving job to queued state")])
+        billed = billed_tokens(conversations, job.model)
+        job.example_tokens, job.tokens_estimated = billed.per_epoch, not billed.exact
+        self.events.append(job.id, [
+            *token_events(at, billed), JobEvent.new(at, "Files validated, moving job to queued state")
+        ])
 
     def _train(self, job: Job, started: float, finished: float) -> None:
         """Train once; metrics events and checkpoints are dated across the running window."""
@@ -209,7 +217,7 @@ class Lifecycle:
         self.events.append(job.id, events)
         # The CSV is written now but published as a file only when the job succeeds.
         job.result_file = new_id("file")
-        self.store.write_bytes(self.store.blob(job.result_file), metrics_csv(result.steps))
+        self.store.write_bytes(self.store.blob(job.result_file), result_file(result.steps))
         job.model_name = model_name
 
     def _continued_weights(self, job: Job) -> learner.SoftmaxModel | None:
@@ -241,8 +249,8 @@ class Lifecycle:
 
     def _succeed(self, job: Job, finished: float) -> None:
         assert job.result_file is not None and job.model_name is not None and job.example_tokens is not None
-        csv_bytes = self.store.blob(job.result_file).read_bytes()
-        self.files.add("step_metrics.csv", "fine-tune-results", csv_bytes, int(finished), file_id=job.result_file)
+        content = self.store.blob(job.result_file).read_bytes()
+        self.files.add("step_metrics.csv", "fine-tune-results", content, int(finished), file_id=job.result_file)
         job.status, job.finished_at, job.estimated_finish = "succeeded", int(finished), None
         job.fine_tuned_model = job.model_name
         job.result_files = [job.result_file]

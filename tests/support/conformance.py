@@ -1,19 +1,31 @@
-"""Helpers of the conformance tests (no tests here): requests, uploads, raw bodies as openai types."""
+"""Helpers of the local backend's conformance tests: requests, batch files, raw bodies as openai types.
+
+The conformance tests step the backend's clock by hand: their modules override `backend_options`
+with `conformance_options(clock)`, so the suite's `client` fixture (in-process and over HTTP)
+reaches a backend whose jobs and batches take JOB_SECONDS of that clock.
+"""
 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import openai
 
-from fine_tuning.core.prompts import build_messages, training_example
+from fine_tuning.core.prompts import build_messages
 
-CATEGORIES = ("fantasy", "horror", "romance", "mystery")
+from tests.support.local_openai import Clock
+from tests.support.toy_books import CATEGORIES, toy_examples
+
 BASE_MODEL = "gpt-4o-mini-2024-07-18"
 CHAT_URL = "/v1/chat/completions"
+JOB_SECONDS = 10.0
+
+
+def conformance_options(clock: Clock) -> dict[str, Any]:
+    """Backend options of the conformance tests: lifecycles of JOB_SECONDS on a stepped clock."""
+    return {"job_seconds": JOB_SECONDS, "clock": clock}
 
 
 def book_messages(description: str) -> list[dict[str, str]]:
@@ -57,22 +69,6 @@ def validated(model_type: Any, raw: Any) -> Any:
 def error_of(exc_info: Any) -> dict[str, Any]:
     """The `error` object of an APIStatusError the client raised."""
     return exc_info.value.response.json()["error"]
-
-
-def toy_examples(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """n chat-format training examples whose category shows in cue words of the description."""
-    cues = {
-        "fantasy": ["dragon", "wizard", "sword", "quest"], "horror": ["ghost", "blood", "haunted", "scream"],
-        "romance": ["kiss", "love", "wedding", "heart"], "mystery": ["detective", "clue", "murder", "alibi"],
-    }
-    rng = random.Random(seed)
-    examples = []
-    for index in range(n):
-        category = CATEGORIES[index % len(CATEGORIES)]
-        words = rng.sample(cues[category], 3) + rng.sample("the old city story life world friends".split(), 4)
-        rng.shuffle(words)
-        examples.append(training_example(f"Book {index}", "An author", " ".join(words), category, CATEGORIES))
-    return examples
 
 
 def start_job(client: openai.OpenAI, n: int = 40, **kwargs: Any) -> Any:
