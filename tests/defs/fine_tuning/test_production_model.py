@@ -103,7 +103,7 @@ def test_good_worse_failed_pinned_then_good_again(dagster_home: Path, instance: 
     production_is(dagster_home, good)
     summary = latest_run_summary(instance)
     assert summary is not None
-    assert f"production model:   {good} (kept)" in summary_lines(summary)
+    assert f"production model:    {good} (kept)" in summary_lines(summary)
 
     # A failed re-tune (the provider is unreachable) never reaches production_model.
     unreachable = OpenAIResource(api_key="sk-test-unreachable", base_url="http://127.0.0.1:9/v1")
