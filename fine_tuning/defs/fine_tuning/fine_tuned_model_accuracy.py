@@ -7,7 +7,7 @@ the scores into the check's verdict and metadata.
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -25,6 +25,7 @@ from fine_tuning.core.scoring import (
     per_category_table,
 )
 from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.upstream import latest_metadata
 from fine_tuning.defs.shared.warehouse import configured_categories, connection
@@ -34,15 +35,18 @@ CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("fine_tuned_model"), "fine_tuned_model_
 FINGERPRINT_KEY = "evaluation_fingerprint"
 
 
-class EvaluationConfig(dg.Config):
+class EvaluationConfig(CheckedConfig):
     """Run configuration of `fine_tuned_model_accuracy`."""
 
-    concurrency: int = Field(default=16, ge=1, description="Most chat requests in flight at once.")
+    run_config_path: ClassVar[str] = "ops.fine_tuned_model_fine_tuned_model_accuracy.config"
+
+    concurrency: int = Field(default=16, ge=1, le=256, description="Most chat requests in flight at once (1-256).")
     max_examples: int | None = Field(
         default=None, ge=1, description="Evaluate only the first N test books (by book_id); null = all."
     )
     max_retries: int = Field(
-        default=5, ge=0, description="Client retries per request on 429/5xx/connection errors (honours retry-after)."
+        default=5, ge=0, le=20,
+        description="Client retries per request on 429/5xx/connection errors, 0-20 (honours retry-after).",
     )
     force_evaluation: bool = Field(
         default=False,
@@ -130,6 +134,7 @@ def fine_tuned_model_accuracy(
     tuning: TuningSettings,
 ) -> dg.AssetCheckResult:
     """Compare the fine-tuned model with its base model on every test book."""
+    require_valid_run_settings(context)
     produced = latest_metadata(context, "fine_tuned_model")
     model_name = produced.get("model_name")
     # Compare with the model this one was actually trained from, even if the tuning config

@@ -7,6 +7,7 @@ from fine_tuning.core import settings
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
 from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata
+from fine_tuning.defs.shared.run_settings import require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection
 
@@ -34,6 +35,7 @@ AUTHORS_TABLE = JsonLinesTable(
 )
 def authors(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Load the authors file into the `authors` table."""
+    require_valid_run_settings(context)
     with connection(duckdb) as con:
         stats = load_json_lines(con, AUTHORS_TABLE, settings.authors_source())
         metadata = load_metadata(con, AUTHORS_TABLE, stats)

@@ -5,32 +5,49 @@ configuration reaches SQL only as parameters. Duplicate book ids are resolved as
 `book_category` (the temp view `canonical_book_rows`).
 """
 
+from typing import ClassVar
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.authors import authors
 from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
+from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
 
 SQL = sql_statements(__package__, "enriched_graphic_novels")
 UNKNOWN_AUTHOR = "Unknown author"
 DROP_REASONS: tuple[str, ...] = ("no_description", "no_category", "no_title")
+# ~25k tokens: a description longer than this could not fit a training example anyway.
+MAX_DESCRIPTION_CHARS = 100_000
 
 
-class EnrichedConfig(dg.Config):
+class EnrichedConfig(CheckedConfig):
     """Bounds on usable descriptions."""
 
+    run_config_path: ClassVar[str] = "ops.enriched_graphic_novels.config"
+
     min_description_chars: int = Field(
-        default=10, description="Cleaned descriptions shorter than this are dropped."
+        default=10, ge=1, le=MAX_DESCRIPTION_CHARS, description="Cleaned descriptions shorter than this are dropped."
     )
     max_description_chars: int = Field(
-        default=4000,
+        default=4000, ge=1, le=MAX_DESCRIPTION_CHARS,
         description="Cleaned descriptions are cut to this many characters (bounds token cost).",
     )
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "EnrichedConfig":
+        if self.min_description_chars > self.max_description_chars:
+            raise SettingsError([SettingProblem(
+                self.setting("min_description_chars"), self.min_description_chars,
+                f"above {self.setting('max_description_chars')} = {self.max_description_chars}: every description "
+                "would be dropped; allowed: min_description_chars <= max_description_chars",
+            )])
+        return self
 
 
 @dg.asset(
@@ -51,6 +68,7 @@ def enriched_graphic_novels(
     context: dg.AssetExecutionContext, config: EnrichedConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Write the `enriched_graphic_novels` table and report what was dropped and why."""
+    require_valid_run_settings(context)
     params = {
         "unknown_author": UNKNOWN_AUTHOR,
         "min_description_chars": config.min_description_chars,

@@ -11,6 +11,7 @@ from fine_tuning.core import settings
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
 from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata
+from fine_tuning.defs.shared.run_settings import require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection
 
@@ -76,6 +77,7 @@ def graphic_novels(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Load the books file into the `graphic_novels` table."""
+    require_valid_run_settings(context)
     with connection(duckdb) as con:
         stats = load_json_lines(con, BOOKS_TABLE, settings.books_source())
         distinct_ids = distinct_book_ids(con)

@@ -8,13 +8,14 @@ disk (`core.splits`); nothing holds the table in Python.
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.splits import (
     SPLITS,
@@ -27,6 +28,7 @@ from fine_tuning.core.splits import (
     write_examples,
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
+from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import (
     configured_categories,
@@ -38,24 +40,46 @@ from fine_tuning.defs.shared.warehouse import (
 from fine_tuning.defs.training_data import GROUP
 
 SQL = sql_statements(__package__, "training_files")
+# At most half of every category is held out: the rest is what the model learns from.
+MAX_HELD_OUT = 0.5
 # Names inside files_dir(); the file checks read the files back from the same paths.
 TRAINING_FILE_NAME = "training.jsonl"
 VALIDATION_FILE_NAME = "validation.jsonl"
 
 
-class SplitConfig(dg.Config):
+class SplitConfig(CheckedConfig):
     """How books are split into train / validation / test (one config for both files)."""
 
+    run_config_path: ClassVar[str] = "ops.training_files.config"
+
     seed: int = Field(default=42, description="Seed of the deterministic book-id hash that assigns splits.")
-    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="Share of each category for validation.")
-    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of each category held out for evaluation.")
-    max_train_examples: int | None = Field(default=None, ge=1, description="Cap on training examples (null: no cap).")
+    validation_fraction: float = Field(
+        default=0.1, gt=0.0, le=MAX_HELD_OUT, description="Share of each category for validation (0 < x <= 0.5)."
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0.0, le=MAX_HELD_OUT, description="Share of each category held out for evaluation (0 < x <= 0.5)."
+    )
+    max_train_examples: int | None = Field(
+        default=None, ge=MIN_TRAINING_EXAMPLES,
+        description=f"Cap on training examples (at least OpenAI's minimum of {MIN_TRAINING_EXAMPLES}; null: no cap).",
+    )
     max_validation_examples: int | None = Field(
         default=500, ge=1, description="Cap on validation examples (bounds validation cost on the full dataset)."
     )
     max_test_examples: int | None = Field(
         default=500, ge=1, description="Cap on test books (bounds evaluation calls on the full dataset)."
     )
+
+    @model_validator(mode="after")
+    def _enough_left_to_train(self) -> "SplitConfig":
+        held_out = self.validation_fraction + self.test_fraction
+        if held_out > MAX_HELD_OUT + 1e-9:
+            raise SettingsError([SettingProblem(
+                f"{self.setting('validation_fraction')} + {self.setting('test_fraction')}", round(held_out, 6),
+                f"holds out {held_out:.0%} of every category, leaving {1 - held_out:.0%} to train on; "
+                f"allowed: validation_fraction + test_fraction <= {MAX_HELD_OUT}",
+            )])
+        return self
 
 
 def category_list(conn: duckdb_lib.DuckDBPyConnection) -> list[str]:
@@ -177,6 +201,7 @@ def training_files(
     context: dg.AssetExecutionContext, config: SplitConfig, duckdb: DuckDBResource
 ) -> Iterator[dg.MaterializeResult]:
     """Split the labelled books and write training.jsonl and validation.jsonl."""
+    require_valid_run_settings(context)
     out_dir = files_dir()
     with connection(duckdb) as conn:
         try:
