@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from fine_tuning.defs.goodreads.loads import declare_external_load
 from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 from fine_tuning.core.catalog import PRICING_AS_OF
 from fine_tuning.core.settings import duckdb_path, files_dir
@@ -37,6 +38,7 @@ def write_library(books: int, categories: Sequence[str] = CATEGORIES, descriptio
             "FROM range($books) t(i)",
             {"books": books, "categories": list(categories), "description": description},
         )
+        declare_external_load(conn, ["categories", "enriched_graphic_novels"])  # hand-built, as one load
 
 
 def run_pipeline(

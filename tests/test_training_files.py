@@ -13,6 +13,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 import fine_tuning.core.splits as training_files_module
+from fine_tuning.defs.goodreads.loads import declare_external_load
 from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import duckdb_path, files_dir
@@ -35,6 +36,7 @@ def write_library(books: Sequence[tuple[str, str, str, str, str]], categories: S
             "(book_id VARCHAR, title VARCHAR, author VARCHAR, description VARCHAR, category VARCHAR)"
         )
         conn.executemany("INSERT INTO enriched_graphic_novels VALUES (?, ?, ?, ?, ?)", list(books))
+        declare_external_load(conn, ["categories", "enriched_graphic_novels"])  # hand-built, as one load
 
 
 def sample_books(sizes: dict[str, int] = SIZES) -> list[tuple[str, str, str, str, str]]:

@@ -14,9 +14,10 @@ from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import DEFAULT_CATEGORIES
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, distinct_book_ids, graphic_novels
+from fine_tuning.defs.goodreads.loads import Load, input_loads, publish_when_complete, published_metadata, record_staged, staging_connection
 from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
+from fine_tuning.defs.shared.warehouse import table_schema, transaction
 
 SQL = sql_statements(__package__, "book_category")
 MAX_CATEGORY_CHARS = 64
@@ -79,15 +80,20 @@ def book_category(
     """Write the `categories` and `book_category` tables."""
     require_valid_run_settings(context)
     categories = normalized_categories(config.categories)
-    with connection(duckdb) as con:
+    load = Load.of(context)
+    with staging_connection(duckdb, load) as con:
         create_canonical_rows_view(con)
         with transaction(con):
+            sources = input_loads(con, ["graphic_novels"])
             con.execute(SQL["categories"], {"categories": categories})
             con.execute(SQL["book_category"], {"min_shelf_count_exclusive": config.min_shelf_count_exclusive})
+            record_staged(con, "categories", load, {})
+            record_staged(con, "book_category", load, {**sources, "categories": load.load_id})
         labeled = con.execute(SQL["labeled_books"]).fetchone()[0]
         books = distinct_book_ids(con)
         distribution = con.execute(SQL["distribution"]).fetchall()
         schema = table_schema(con, "book_category")
+        published = publish_when_complete(con, context, load)
     context.log.info(f"book_category: {labeled} of {books} books labeled")
     return dg.MaterializeResult(
         metadata={
@@ -97,6 +103,7 @@ def book_category(
             "books_without_category": books - labeled,
             "categories": ", ".join(categories),
             "min_shelf_count_exclusive": config.min_shelf_count_exclusive,
+            **published_metadata(load, published),
             "category_distribution": dg.MetadataValue.md(
                 category_distribution_markdown(distribution)
             ),

@@ -28,6 +28,7 @@ from fine_tuning.core.splits import (
     write_examples,
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
+from fine_tuning.defs.goodreads.loads import same_load_problems
 from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import (
@@ -98,6 +99,12 @@ def assign_splits(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> d
         raise SplitError(
             f"DuckDB table(s) {', '.join(missing)} missing: materialize enriched_graphic_novels "
             "(and book_category, which writes categories) first"
+        )
+    mixed = same_load_problems(conn)
+    if mixed:
+        raise SplitError(
+            "the Goodreads tables do not come from one load: " + "; ".join(mixed)
+            + ". Materialize the goodreads assets together (the whole job) before the training files"
         )
     conn.execute(
         SQL["split_examples"],
