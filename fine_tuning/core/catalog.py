@@ -1,44 +1,93 @@
-"""Dated facts about OpenAI fine-tuning models: per-example token limits, training prices, "auto" epochs.
+"""The model catalog: every OpenAI model this project can fine-tune, each written once as data.
 
-Providers change these tables: update the numbers *and* their "as of" dates together.
+A `CatalogModel` holds a model's dated snapshot and undated alias, whether it can be fine-tuned,
+its training price, its inference prices (base and fine-tuned) and its token limits. The
+pipeline's checks (limits, cost), the validator and the local backend (which models it lists
+and trains) all read `MODELS`. Providers change these facts: update the numbers *and* the
+"as of" dates together.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# OpenAI pricing page as of this date (training and inference prices, USD per 1M tokens).
 PRICING_AS_OF = "2025-06-01"
-# USD per 1M training tokens (supervised fine-tuning), OpenAI pricing page as of PRICING_AS_OF.
-TRAINING_PRICE_PER_MILLION_TOKENS: dict[str, float] = {
-    "gpt-4o-mini-2024-07-18": 3.00,
-    "gpt-4o-2024-08-06": 25.00,
-    "gpt-4.1-2025-04-14": 25.00,
-    "gpt-4.1-mini-2025-04-14": 5.00,
-    "gpt-4.1-nano-2025-04-14": 1.50,
-    "gpt-3.5-turbo-0125": 8.00,
-}
-
+# OpenAI models page and fine-tuning guide as of this date (context, output, per-example limits).
 TOKEN_LIMITS_AS_OF = "2025-06-01"
-# Longest training example (tokens) per model, OpenAI fine-tuning guide as of TOKEN_LIMITS_AS_OF.
-EXAMPLE_TOKEN_LIMITS: dict[str, int] = {
-    "gpt-4o-mini-2024-07-18": 65_536,
-    "gpt-4o-2024-08-06": 65_536,
-    "gpt-4.1-2025-04-14": 65_536,
-    "gpt-4.1-mini-2025-04-14": 65_536,
-    "gpt-4.1-nano-2025-04-14": 65_536,
-    "gpt-3.5-turbo-0125": 16_385,
-}
-# Unknown models get the smallest limit we know of, so a check never passes on a guess that is too big.
-UNKNOWN_MODEL_TOKEN_LIMIT = min(EXAMPLE_TOKEN_LIMITS.values())
 
-# Undated aliases the API accepts, pinned to the snapshot they pointed at on PRICING_AS_OF.
+
+@dataclass(frozen=True)
+class TokenPrices:
+    """USD per 1M tokens of a request: prompt, prompt served from the cache, completion."""
+
+    input: float
+    cached_input: float | None  # None: the model has no cached-input price
+    output: float
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """One model: the names it answers to, what it costs and how many tokens it takes."""
+
+    snapshot: str  # the dated name a job trains and OpenAI reports
+    alias: str | None  # the undated name, pinned to `snapshot` as of PRICING_AS_OF
+    fine_tunable: bool
+    training_price: float | None  # USD per 1M training tokens (supervised); None when not tunable
+    base_prices: TokenPrices  # requests to the base model
+    fine_tuned_prices: TokenPrices | None  # requests to a model fine-tuned from it
+    context_window: int  # tokens of prompt + completion
+    max_output_tokens: int
+    example_token_limit: int  # longest training example; longer ones are truncated
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the API accepts for this model: the snapshot, then the alias."""
+        return (self.snapshot, self.alias) if self.alias else (self.snapshot,)
+
+
+MODELS: tuple[CatalogModel, ...] = (
+    CatalogModel(
+        snapshot="gpt-4o-mini-2024-07-18", alias="gpt-4o-mini", fine_tunable=True, training_price=3.00,
+        base_prices=TokenPrices(0.15, 0.075, 0.60), fine_tuned_prices=TokenPrices(0.30, 0.15, 1.20),
+        context_window=128_000, max_output_tokens=16_384, example_token_limit=65_536,
+    ),
+    CatalogModel(
+        snapshot="gpt-4o-2024-08-06", alias="gpt-4o", fine_tunable=True, training_price=25.00,
+        base_prices=TokenPrices(2.50, 1.25, 10.00), fine_tuned_prices=TokenPrices(3.75, 1.875, 15.00),
+        context_window=128_000, max_output_tokens=16_384, example_token_limit=65_536,
+    ),
+    CatalogModel(
+        snapshot="gpt-4.1-2025-04-14", alias="gpt-4.1", fine_tunable=True, training_price=25.00,
+        base_prices=TokenPrices(2.00, 0.50, 8.00), fine_tuned_prices=TokenPrices(3.00, 0.75, 12.00),
+        context_window=1_047_576, max_output_tokens=32_768, example_token_limit=65_536,
+    ),
+    CatalogModel(
+        snapshot="gpt-4.1-mini-2025-04-14", alias="gpt-4.1-mini", fine_tunable=True, training_price=5.00,
+        base_prices=TokenPrices(0.40, 0.10, 1.60), fine_tuned_prices=TokenPrices(0.80, 0.20, 3.20),
+        context_window=1_047_576, max_output_tokens=32_768, example_token_limit=65_536,
+    ),
+    CatalogModel(
+        snapshot="gpt-4.1-nano-2025-04-14", alias="gpt-4.1-nano", fine_tunable=True, training_price=1.50,
+        base_prices=TokenPrices(0.10, 0.025, 0.40), fine_tuned_prices=TokenPrices(0.20, 0.05, 0.80),
+        context_window=1_047_576, max_output_tokens=32_768, example_token_limit=65_536,
+    ),
+    CatalogModel(
+        snapshot="gpt-3.5-turbo-0125", alias="gpt-3.5-turbo", fine_tunable=True, training_price=8.00,
+        base_prices=TokenPrices(0.50, None, 1.50), fine_tuned_prices=TokenPrices(3.00, None, 6.00),
+        context_window=16_385, max_output_tokens=4_096, example_token_limit=16_385,
+    ),
+)
+
+_BY_NAME: dict[str, CatalogModel] = {name: model for model in MODELS for name in model.names}
+
+# The model the pipeline fine-tunes unless told otherwise.
+DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"
 # OpenAI refuses to fine-tune on fewer examples than this.
 MIN_TRAINING_EXAMPLES = 10
 
-MODEL_ALIASES: dict[str, str] = {
-    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
-    "gpt-4o": "gpt-4o-2024-08-06",
-    "gpt-4.1": "gpt-4.1-2025-04-14",
-    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
-    "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
-    "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
-}
+# Unknown models get the smallest limit we know of, so a check never passes on a guess that is too big.
+UNKNOWN_MODEL_TOKEN_LIMIT = min(model.example_token_limit for model in MODELS)
 
 # OpenAI cookbook's "auto" epochs rule.
 TARGET_EPOCHS = 3
@@ -48,25 +97,37 @@ MIN_DEFAULT_EPOCHS = 1
 MAX_DEFAULT_EPOCHS = 25
 
 
+def catalog_model(name: str) -> CatalogModel | None:
+    """The catalog entry a model name (snapshot or alias, exactly as the API spells it) refers to."""
+    return _BY_NAME.get(name)
+
+
+def fine_tunable_names() -> tuple[str, ...]:
+    """Every snapshot and alias a fine-tuning job may be created with, in catalog order."""
+    return tuple(name for model in MODELS if model.fine_tunable for name in model.names)
+
+
 def resolve_model(model: str) -> str:
     """The dated snapshot a model name trains on: aliases pinned, `ft:BASE:...` continues BASE."""
     name = model.strip()
     if name.startswith("ft:"):
         name = name.split(":")[1]  # ft:{base}:{org}:{suffix}:{id}: continued training is priced as the base
-    return MODEL_ALIASES.get(name, name)
+    entry = catalog_model(name)
+    return entry.snapshot if entry else name
 
 
 def example_token_limit(model: str) -> tuple[int, bool]:
-    """(per-example token limit, whether the model is in the dated table)."""
-    snapshot = resolve_model(model)
-    if snapshot in EXAMPLE_TOKEN_LIMITS:
-        return EXAMPLE_TOKEN_LIMITS[snapshot], True
-    return UNKNOWN_MODEL_TOKEN_LIMIT, False
+    """(per-example token limit, whether the model is in the catalog)."""
+    entry = catalog_model(resolve_model(model))
+    if entry is None:
+        return UNKNOWN_MODEL_TOKEN_LIMIT, False
+    return entry.example_token_limit, True
 
 
 def training_price_per_million(model: str) -> float | None:
-    """USD per 1M training tokens as of PRICING_AS_OF, or None when the model is not in the table."""
-    return TRAINING_PRICE_PER_MILLION_TOKENS.get(resolve_model(model))
+    """USD per 1M training tokens as of PRICING_AS_OF, or None when the model is not in the catalog."""
+    entry = catalog_model(resolve_model(model))
+    return entry.training_price if entry else None
 
 
 def auto_epochs(n_examples: int) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tuning.core.catalog import (
+    DEFAULT_BASE_MODEL,
     MIN_TRAINING_EXAMPLES,
     auto_epochs,
     example_token_limit,
@@ -33,7 +34,6 @@ from fine_tuning.core.chat_file_report import (
     WARNING_KINDS,
     FileReport,
 )
-from fine_tuning.core.settings import DEFAULT_BASE_MODEL
 from fine_tuning.core.tokens import TokenCounter, measure_example_tokens, token_counter
 
 __all__ = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fine_tuning.core.catalog import DEFAULT_BASE_MODEL  # noqa: F401 - re-exported: callers import it from here
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
 SAMPLE_BOOKS_FILE = SAMPLE_DIR / "goodreads_books_comics_graphic.json.gz"
@@ -25,7 +27,6 @@ DEFAULT_CATEGORIES: tuple[str, ...] = (
     "supernatural",
     "drama",
 )
-DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"
 
 
 def workdir() -> Path:

@@ -1,9 +1,23 @@
-"""A local, offline stand-in for OpenAI's files / fine-tuning / chat completions API.
+"""A local, offline stand-in for OpenAI's files / fine-tuning / models / chat completions API.
 
-Split the way moto splits a service: `state` (the persistent store), the behaviour with one
-module per resource (`files`, `jobs`, `chat` for models and chat completions) wired together
-by `service.LocalOpenAI`, with `errors` and `training_data` beside them; `learner` (the small
-model that is trained); `http` (framework-free router); plus adapters: `server` (uvicorn),
-`transport` (in-process httpx2 transport and `local_client`), and `resource` (a
-dagster-openai resource). It does not imitate GPT: see learner.py for what it learns.
+Shaped like a moto service; it imports only `fine_tuning.core`, never the Dagster definitions.
+
+    options.py            BackendOptions: store, job speed, auth key, latency, faults, body limit, clock
+    exceptions.py         one exception class per OpenAI error (status, type, code, param)
+    records.py            typed records with to_api(): file, job, event, checkpoint, model, completion, page
+    store.py              the on-disk store (atomic, locked), typed tables over it, ids, pagination
+    service.py            LocalOpenAI: the resources wired to one store (moto's backend)
+    files.py              the files resource
+    jobs/                 the fine-tuning jobs resource: requests, lifecycle, training data
+    models.py             base models (from core.catalog) and fine-tuned models
+    chat.py               chat completions
+    learner/              the small model that is trained: features, model, training, zero-shot, ...
+    structured_outputs/   replies to response_format: schema check, validation, generation, replies
+    http/                 framework-free HTTP: routes as data, thin handlers, parsing, middleware, Router
+    server.py             the Router over real HTTP (bare ASGI app, uvicorn)
+    transport.py          the Router in-process (an httpx2 transport) and `local_client`
+    resource.py           a dagster-openai resource whose client is the local backend
+    __main__.py           `python -m fine_tuning.local_openai serve [...]`
+
+It does not imitate GPT: see learner/ for what it learns.
 """

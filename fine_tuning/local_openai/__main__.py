@@ -6,11 +6,12 @@ import argparse
 import os
 from collections.abc import Sequence
 
+from fine_tuning.local_openai.options import DEFAULT_JOB_SECONDS, BackendOptions
 from fine_tuning.local_openai.server import DEFAULT_HOST, DEFAULT_PORT, serve
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options (see DESIGN.md)."""
+    """Command-line options of `serve`."""
     parser = argparse.ArgumentParser(prog="python -m fine_tuning.local_openai")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="serve the OpenAI-compatible API at /v1")
@@ -25,7 +26,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     run.add_argument("--latency-ms", type=float, default=0.0, help="delay every response by this much")
     run.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500/503")
-    run.add_argument("--job-seconds", type=float, default=3.0, help="time from job creation to a final state")
+    run.add_argument("--job-seconds", type=float, default=DEFAULT_JOB_SECONDS, help="time from job creation to a final state")
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error("--error-rate must be within [0, 1]")
@@ -37,15 +38,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point."""
     args = parse_args(argv)
-    serve(
-        host=args.host,
-        port=args.port,
+    options = BackendOptions(
         data_dir=args.data_dir,
         api_key=args.api_key,
         latency_ms=args.latency_ms,
         error_rate=args.error_rate,
         job_seconds=args.job_seconds,
     )
+    serve(options, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from dagster import InitResourceContext
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
+from fine_tuning.local_openai.options import DEFAULT_JOB_SECONDS, BackendOptions
 from fine_tuning.local_openai.transport import local_client
 
 
@@ -19,15 +20,11 @@ class LocalOpenAIResource(OpenAIResource):
     data_dir: str = Field(
         default="", description="Store directory; empty means settings.local_openai_dir() (under FINE_TUNING_WORKDIR)."
     )
-    job_seconds: float = Field(default=3.0, description="Seconds from job creation to a final state.")
+    job_seconds: float = Field(default=DEFAULT_JOB_SECONDS, description="Seconds from job creation to a final state.")
 
     def resolved_data_dir(self) -> str:
         """The store directory actually used."""
-        if self.data_dir:
-            return self.data_dir
-        from fine_tuning.core.settings import local_openai_dir
-
-        return str(local_openai_dir())
+        return str(BackendOptions(data_dir=self.data_dir or None).store_dir())
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Create the in-process client instead of a network one."""

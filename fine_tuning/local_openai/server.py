@@ -20,8 +20,9 @@ from typing import Any
 import anyio.to_thread
 import uvicorn
 
-from fine_tuning.local_openai.errors import ApiError
-from fine_tuning.local_openai.http import DEFAULT_MAX_BODY_BYTES, LocalRequest, LocalResponse, Router, error_response
+from fine_tuning.local_openai.exceptions import RequestTooLarge
+from fine_tuning.local_openai.http import LocalRequest, LocalResponse, Router, error_response
+from fine_tuning.local_openai.options import BackendOptions
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8800
@@ -41,9 +42,7 @@ class AsgiApp:
             return
         body = await self._read_body(scope, receive)
         if body is None:
-            response = error_response(ApiError(
-                413, f"Request body exceeds the limit of {self.router.max_body_bytes} bytes.", code="request_too_large"
-            ))
+            response = error_response(RequestTooLarge(self.router.options.max_body_bytes))
         else:
             request = LocalRequest(
                 method=scope["method"],
@@ -57,7 +56,7 @@ class AsgiApp:
 
     async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | None:
         """The body, or None once it exceeds the limit (stops reading: no unbounded buffering)."""
-        limit = self.router.max_body_bytes
+        limit = self.router.options.max_body_bytes
         for name, value in scope.get("headers", []):
             if name.lower() == b"content-length" and value.isdigit() and int(value) > limit:
                 return None
@@ -92,43 +91,18 @@ class AsgiApp:
                 return
 
 
-def create_app(
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    api_key: str | None = None,
-    latency_ms: float = 0.0,
-    error_rate: float = 0.0,
-    job_seconds: float = 3.0,
-    fault_seed: int | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> AsgiApp:
-    """The ASGI app over a store (default: settings.local_openai_dir())."""
-    if data_dir is None:
-        from fine_tuning.core.settings import local_openai_dir
-
-        data_dir = local_openai_dir()
-    router = Router(
-        data_dir, api_key=api_key, latency_ms=latency_ms, error_rate=error_rate,
-        job_seconds=job_seconds, fault_seed=fault_seed, max_body_bytes=max_body_bytes,
-    )
-    return AsgiApp(router)
+def create_app(options: BackendOptions) -> AsgiApp:
+    """The ASGI app serving a backend with these options."""
+    return AsgiApp(Router(options))
 
 
-def serve(
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    data_dir: str | os.PathLike[str] | None = None,
-    api_key: str | None = None,
-    latency_ms: float = 0.0,
-    error_rate: float = 0.0,
-    job_seconds: float = 3.0,
-) -> None:
+def serve(options: BackendOptions, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve the API at http://{host}:{port}/v1 until interrupted (binds loopback by default)."""
-    app = create_app(data_dir, api_key=api_key, latency_ms=latency_ms, error_rate=error_rate, job_seconds=job_seconds)
+    app = create_app(options)
     print(
         f"local OpenAI backend: http://{host}:{port}/v1 (store {app.router.backend.store.root}, "
-        f"auth {'on' if api_key else 'off'}, latency {latency_ms} ms, error rate {error_rate}, "
-        f"job {job_seconds} s)",
+        f"auth {'on' if options.api_key else 'off'}, latency {options.latency_ms} ms, "
+        f"error rate {options.error_rate}, job {options.job_seconds} s)",
         file=sys.stderr,
         flush=True,
     )
@@ -146,10 +120,13 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **app_kwargs: Any
+    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **options: Any
 ) -> Iterator[RunningServer]:
-    """Run uvicorn in a background thread (port 0 = a free port); always shut down on exit."""
-    app = create_app(data_dir, **app_kwargs)
+    """Run uvicorn in a background thread (port 0 = a free port); always shut down on exit.
+
+    `options` are `BackendOptions` keywords (job_seconds, api_key, error_rate, ...).
+    """
+    app = create_app(BackendOptions(data_dir=data_dir, **options))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="local-openai-server", daemon=True)

@@ -8,14 +8,13 @@ one used over the network (serialisation, retries, response parsing).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import openai
 
-from fine_tuning.local_openai.http import DEFAULT_MAX_BODY_BYTES, LocalRequest, Router
+from fine_tuning.local_openai.http import LocalRequest, Router
+from fine_tuning.local_openai.options import DEFAULT_JOB_SECONDS, BackendOptions
 
 LOCAL_BASE_URL = "http://local-openai.invalid/v1"
 
@@ -42,36 +41,24 @@ class LocalTransport(httpx2.BaseTransport):
 
 def local_client(
     data_dir: str | os.PathLike[str],
-    job_seconds: float = 3.0,
+    job_seconds: float = DEFAULT_JOB_SECONDS,
     *,
     server_api_key: str | None = None,
-    latency_ms: float = 0.0,
-    error_rate: float = 0.0,
-    fault_seed: int | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    clock: Callable[[], float] = time.time,
-    **client_kwargs: Any,
+    **kwargs: Any,
 ) -> openai.OpenAI:
     """A real `openai.OpenAI` client whose HTTP goes to an in-process local backend.
 
-    `client_kwargs` go to `openai.OpenAI` (api_key defaults to "local"; max_retries, timeout,
-    ...). `server_api_key`, `latency_ms`, `error_rate`, `fault_seed` and `max_body_bytes`
-    configure the backend the same way the `serve` flags do; `clock` (seconds since the epoch)
-    lets tests step a job's lifecycle deterministically. The router is reachable as `client._local_router`.
+    Keywords that are `BackendOptions` fields (latency_ms, error_rate, fault_seed,
+    max_body_bytes, clock) configure the backend the same way the `serve` flags do, with
+    `server_api_key` as its key; `clock` (seconds since the epoch) lets tests step a job's
+    lifecycle deterministically. The other keywords go to `openai.OpenAI` (api_key defaults
+    to "local"; max_retries, timeout, ...). The router is reachable as `client._local_router`.
     """
-    router = Router(
-        data_dir,
-        api_key=server_api_key,
-        latency_ms=latency_ms,
-        error_rate=error_rate,
-        job_seconds=job_seconds,
-        fault_seed=fault_seed,
-        max_body_bytes=max_body_bytes,
-        clock=clock,
-    )
-    client_kwargs.setdefault("api_key", "local")
-    client_kwargs.setdefault("base_url", LOCAL_BASE_URL)
-    http_client = httpx2.Client(transport=LocalTransport(router), base_url=client_kwargs["base_url"])
-    client = openai.OpenAI(http_client=http_client, **client_kwargs)
+    backend = BackendOptions.take(kwargs, keep=("api_key", "data_dir", "job_seconds"))
+    router = Router(BackendOptions(data_dir=data_dir, job_seconds=job_seconds, api_key=server_api_key, **backend))
+    kwargs.setdefault("api_key", "local")
+    kwargs.setdefault("base_url", LOCAL_BASE_URL)
+    http_client = httpx2.Client(transport=LocalTransport(router), base_url=kwargs["base_url"])
+    client = openai.OpenAI(http_client=http_client, **kwargs)
     client._local_router = router  # type: ignore[attr-defined] - handy for tests and stats
     return client

@@ -168,8 +168,8 @@ def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> d
         passed = False
         description = (
             f"no training price for {tuning.base_model} in the table dated {PRICING_AS_OF}: the "
-            f"${tuning.max_cost_usd:.2f} budget cannot be verified (add the model to the catalog, "
-            "fine_tuning/core/catalog.py)"
+            f"${tuning.max_cost_usd:.2f} budget cannot be verified (add the model to "
+            "the model catalog, fine_tuning/core/catalog.py)"
         )
     else:
         passed = cost <= tuning.max_cost_usd

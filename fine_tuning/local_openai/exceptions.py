@@ -1,0 +1,250 @@
+"""The errors the local backend reports, one class per OpenAI error (moto's exceptions.py).
+
+Each class fixes the HTTP status, the envelope's `type` and `code`; an instance carries the
+message and the offending `param`. `error_response` (http/messages.py) turns any of them into
+OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`. Where OpenAI's message
+has a fixed shape, the class builds it from the values, so it is spelled once here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OpenAIError(Exception):
+    """An error the API reports to the client in OpenAI's envelope."""
+
+    status: ClassVar[int] = 400
+    type: ClassVar[str] = "invalid_request_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body OpenAI sends for this error."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+# ---------------------------------------------------------------------------------------------
+# 400: the request itself is wrong
+# ---------------------------------------------------------------------------------------------
+
+
+class InvalidRequest(OpenAIError):
+    """A 400 that OpenAI sends without a code (a parameter of the wrong type or out of range)."""
+
+
+class InvalidJson(OpenAIError):
+    """The body is not a JSON object."""
+
+    code = "invalid_json"
+
+
+class InvalidMultipart(OpenAIError):
+    """A multipart/form-data body that cannot be parsed."""
+
+    code = "invalid_multipart"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"Invalid multipart/form-data request: {problem}.")
+
+
+class InvalidContentType(OpenAIError):
+    """An upload that is not multipart/form-data."""
+
+    code = "invalid_content_type"
+
+
+class InvalidValue(OpenAIError):
+    """A query parameter outside its allowed values."""
+
+    code = "invalid_value"
+
+
+class MissingRequiredParameter(OpenAIError):
+    """A required parameter is absent (or empty)."""
+
+    code = "missing_required_parameter"
+
+    def __init__(self, param: str, message: str | None = None) -> None:
+        super().__init__(message or f"Missing required parameter: '{param}'.", param)
+
+
+class UnsupportedParameter(OpenAIError):
+    """A parameter the local backend does not implement."""
+
+    code = "unsupported_parameter"
+
+
+class InvalidFileFormat(OpenAIError):
+    """A fine-tune upload that is not a .jsonl file."""
+
+    code = "invalid_file_format"
+
+
+class InvalidFilePurpose(OpenAIError):
+    """A job's training or validation file uploaded for another purpose."""
+
+    code = "invalid_file_purpose"
+
+
+class FileNotFound(OpenAIError):
+    """A job names a training or validation file that does not exist."""
+
+    code = "file_not_found"
+
+    def __init__(self, param: str, file_id: str) -> None:
+        super().__init__(f"invalid {param}: {file_id} (no such file)", param)
+
+
+class ModelNotAvailable(OpenAIError):
+    """A job asks for a model that cannot be fine-tuned."""
+
+    code = "model_not_available"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"Model {model} is not available for fine-tuning or does not exist.", "model")
+
+
+class InvalidSuffix(OpenAIError):
+    """A fine-tuned model suffix that is too long or has ':' or whitespace."""
+
+    code = "invalid_suffix"
+
+
+class InvalidMetadata(OpenAIError):
+    """Job metadata with too many keys, or keys or values too long or not strings."""
+
+    code = "invalid_metadata"
+
+
+class UnsupportedMethod(OpenAIError):
+    """A fine-tuning method other than supervised."""
+
+    code = "unsupported_method"
+
+
+class InvalidHyperparameters(OpenAIError):
+    """A hyperparameter that is neither "auto" nor a number in range."""
+
+    code = "invalid_hyperparameters"
+
+
+class JobNotCancellable(OpenAIError):
+    """Cancelling a job that has already reached a final state."""
+
+    code = "job_not_cancellable"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"Cannot cancel job {job_id}: it has already {status}.", "fine_tuning_job_id")
+
+
+# ---------------------------------------------------------------------------------------------
+# 401, 404, 413: who asks, for what, how much
+# ---------------------------------------------------------------------------------------------
+
+
+class MissingApiKey(OpenAIError):
+    """No bearer token although the server requires one."""
+
+    status = 401
+    code = "missing_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("You didn't provide an API key. Send it as an 'Authorization: Bearer' header.")
+
+
+class InvalidApiKey(OpenAIError):
+    """A bearer token that is not the server's key (the key is never echoed)."""
+
+    status = 401
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("Incorrect API key provided.")
+
+
+class UnknownUrl(OpenAIError):
+    """No route for this method and path."""
+
+    status = 404
+    code = "unknown_url"
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"Invalid URL ({method.upper()} {path})")
+
+
+class NoSuchFile(OpenAIError):
+    """A file id that does not exist (OpenAI sends no code here)."""
+
+    status = 404
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"No such File object: {file_id}", "id")
+
+
+class JobNotFound(OpenAIError):
+    """A fine-tuning job id that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Could not find fine-tuning job: {job_id}", "fine_tuning_job_id")
+
+
+class ModelNotFound(OpenAIError):
+    """A model that does not exist (or is not yet, or no longer, available)."""
+
+    status = 404
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model `{model}` does not exist or you do not have access to it.", "model")
+
+
+class RequestTooLarge(OpenAIError):
+    """A body over the server's size limit."""
+
+    status = 413
+    code = "request_too_large"
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        body = "Request body" if size is None else f"Request body of {size} bytes"
+        super().__init__(f"{body} exceeds the limit of {limit} bytes.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 429, 500, 503: the server (or fault injection) says no
+# ---------------------------------------------------------------------------------------------
+
+
+class RateLimitExceeded(OpenAIError):
+    """Too many requests; the client should wait as the headers say."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class ServerError(OpenAIError):
+    """The server failed while handling the request."""
+
+    status = 500
+    type = "server_error"
+
+    def __init__(self, message: str = "The server had an error while processing your request.",
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers)
+
+
+class ServiceUnavailable(OpenAIError):
+    """The server is overloaded or not ready."""
+
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"

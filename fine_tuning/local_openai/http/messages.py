@@ -1,0 +1,65 @@
+"""Requests and responses as the router sees them, and OpenAI's JSON and error envelopes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fine_tuning.local_openai.exceptions import OpenAIError
+from fine_tuning.local_openai.store import new_id
+
+
+@dataclass
+class LocalRequest:
+    """An HTTP request reduced to what the router needs (path already percent-decoded)."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+
+@dataclass
+class LocalResponse:
+    """An HTTP response: status, headers and body bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+class Serializable(Protocol):
+    """A record the API returns (records.py)."""
+
+    def to_api(self) -> dict[str, Any]: ...
+
+
+def _base_headers(content_type: str) -> dict[str, str]:
+    # OpenAI sends a request id on every reply.
+    return {"content-type": content_type, "x-request-id": new_id("req")}
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> LocalResponse:
+    """A JSON response with the headers OpenAI sends on every reply."""
+    return LocalResponse(status, {**_base_headers("application/json"), **(headers or {})}, json.dumps(payload).encode())
+
+
+def ok(record: Serializable) -> LocalResponse:
+    """200 with a record's OpenAI JSON."""
+    return json_response(200, record.to_api())
+
+
+def bytes_response(data: bytes) -> LocalResponse:
+    """200 with raw bytes (a file's content)."""
+    return LocalResponse(200, _base_headers("application/octet-stream"), data)
+
+
+def error_response(error: OpenAIError) -> LocalResponse:
+    """An error in OpenAI's envelope, with its status and any headers it carries."""
+    return json_response(error.status, error.envelope(), error.headers)

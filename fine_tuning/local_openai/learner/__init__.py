@@ -1,0 +1,47 @@
+"""The local backend's learner: a small, deterministic, pure-Python text classifier.
+
+It is *not* a language model. A fine-tuning "model" here is a softmax regression over hashed
+word features of an example's non-assistant messages, predicting the assistant reply string as
+one class among the distinct replies seen in training. That is enough for classification-style
+fine-tuning (the pipeline's use case) to show a real learning signal: loss falls, validation
+accuracy rises, and the tuned model beats the zero-shot base model.
+
+- `features`: what a conversation looks like to the model (hashed words, the reply, token accuracy).
+- `model`: `SoftmaxModel`, the trained weights, and how they rank replies.
+- `training`: mini-batch gradient descent with per-step metrics and epoch checkpoints.
+- `hyperparameters`: OpenAI-style "auto" epochs, batch size and learning-rate multiplier.
+- `zero_shot`: how a base model (no weights) picks an answer.
+- `tokens`: token counts for `trained_tokens` and chat `usage`, counted as the pipeline counts.
+
+Turning a prediction into a reply (plain text, json_object, strict json_schema) is the business
+of `structured_outputs`.
+"""
+
+from fine_tuning.local_openai.learner.features import Message
+from fine_tuning.local_openai.learner.hyperparameters import (
+    auto_batch_size,
+    auto_learning_rate_multiplier,
+    auto_n_epochs,
+    resolve_hyperparameters,
+)
+from fine_tuning.local_openai.learner.model import SoftmaxModel
+from fine_tuning.local_openai.learner.tokens import count_message_tokens, count_text_tokens
+from fine_tuning.local_openai.learner.training import EpochCheckpoint, StepMetrics, TrainingResult, train
+from fine_tuning.local_openai.learner.zero_shot import system_prompt_candidates, zero_shot_choice
+
+__all__ = [
+    "EpochCheckpoint",
+    "Message",
+    "SoftmaxModel",
+    "StepMetrics",
+    "TrainingResult",
+    "auto_batch_size",
+    "auto_learning_rate_multiplier",
+    "auto_n_epochs",
+    "count_message_tokens",
+    "count_text_tokens",
+    "resolve_hyperparameters",
+    "system_prompt_candidates",
+    "train",
+    "zero_shot_choice",
+]

@@ -1,0 +1,61 @@
+"""`BackendOptions`: how one local backend behaves, written once.
+
+The `serve` flags, `local_client`'s keywords, `running_server`'s keywords and the Dagster
+resource's fields all become one of these; the router, the middleware and the resources read it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
+DEFAULT_JOB_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Store, lifecycle speed, auth, injected latency and faults, body limit and clock of a backend."""
+
+    data_dir: str | os.PathLike[str] | None = None  # None: settings.local_openai_dir()
+    job_seconds: float = DEFAULT_JOB_SECONDS  # time from job creation to a final state
+    api_key: str | None = None  # bearer token the server requires; None: no auth
+    latency_ms: float = 0.0  # delay before every response
+    error_rate: float = 0.0  # share of requests answered 429/500/503, before any work is done
+    fault_seed: int | None = None  # makes the injected faults reproducible
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    clock: Callable[[], float] = time.time  # seconds since the epoch; tests step it by hand
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be within [0, 1], got {self.error_rate}")
+        # Frozen: normalise through object.__setattr__ (an empty key means no auth, negatives mean 0).
+        object.__setattr__(self, "api_key", self.api_key or None)
+        object.__setattr__(self, "latency_ms", max(0.0, float(self.latency_ms)))
+        object.__setattr__(self, "job_seconds", max(0.0, float(self.job_seconds)))
+        object.__setattr__(self, "error_rate", float(self.error_rate))
+
+    @classmethod
+    def of(cls, options: BackendOptions | str | os.PathLike[str] | None, **overrides: Any) -> BackendOptions:
+        """Options as given (with overrides), or built from a store directory and keywords."""
+        if isinstance(options, BackendOptions):
+            return replace(options, **overrides)
+        return cls(data_dir=options, **overrides)
+
+    @classmethod
+    def take(cls, kwargs: dict[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Remove the option keywords from `kwargs` and return them (except those in `keep`)."""
+        names = {f.name for f in fields(cls)} - set(keep)
+        return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+
+    def store_dir(self) -> Path:
+        """The store directory actually used."""
+        if self.data_dir is not None and str(self.data_dir):
+            return Path(self.data_dir)
+        from fine_tuning.core.settings import local_openai_dir
+
+        return local_openai_dir()
