@@ -33,11 +33,12 @@ FORMAT_ERROR_KINDS: tuple[str, ...] = (
 TOKEN_ERROR_KINDS: tuple[str, ...] = ("too_many_tokens",)
 # Reported, never failing: OpenAI accepts these files, but they are probably not what was meant.
 WARNING_KINDS: tuple[str, ...] = ("unknown_top_level_key", "duplicate_example")
+_KEPT_DETAILS = 100  # details of the first offending lines only: a report stays small
 ERROR_DESCRIPTIONS: dict[str, str] = {
     "invalid_json": "line is not a JSON value (or not UTF-8, or blank, or NaN/Infinity)",
     "invalid_unicode": "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not valid Unicode",
     "data_type": "example is not a JSON object",
-    "missing_messages_list": "no non-empty `messages` list",
+    "missing_messages_list": "no non-empty 'messages' list",
     "message_data_type": "a message is not a JSON object",
     "message_missing_key": "a message lacks `role` or `content`",
     "message_unrecognized_key": "a message has a key other than role/content/name/function_call/weight",
@@ -66,6 +67,7 @@ class FileReport:
     min_examples: int = MIN_TRAINING_EXAMPLES
     error_counts: Counter[str] = field(default_factory=Counter)
     error_lines: dict[str, list[int]] = field(default_factory=dict)
+    error_details: dict[tuple[str, int], str] = field(default_factory=dict)  # (kind, line) -> what exactly
     warning_counts: Counter[str] = field(default_factory=Counter)
     warning_lines: dict[str, list[int]] = field(default_factory=dict)
     token_counts: list[int] = field(default_factory=list)
@@ -84,9 +86,11 @@ class FileReport:
     example_digests: dict[bytes, int] = field(default_factory=dict, repr=False)
     user_digests: dict[bytes, int] = field(default_factory=dict, repr=False)
 
-    def add_error(self, kind: str, line: int | None) -> None:
+    def add_error(self, kind: str, line: int | None, detail: str = "") -> None:
         """Record one offending example (line numbers are 1-based; None for file-level errors)."""
         _add(self.error_counts, self.error_lines, kind, line)
+        if detail and line is not None and len(self.error_details) < _KEPT_DETAILS:
+            self.error_details.setdefault((kind, line), detail)
 
     def add_warning(self, kind: str, line: int) -> None:
         """Record one example that is accepted but probably not meant."""
@@ -112,13 +116,14 @@ class FileReport:
         """True when the file has no error of any kind (warnings do not count)."""
         return not any(self.error_counts.values())
 
-    def first_error(self) -> tuple[str, int | None] | None:
-        """(kind, line) of the error on the earliest line (file-level errors last), or None."""
+    def first_error(self) -> tuple[str, int | None, str] | None:
+        """(kind, line, description) of the error on the earliest line (file-level errors last), or None."""
         found = [(lines[0] if lines else None, kind) for kind, lines in self.error_lines.items() if self.error_counts[kind]]
         if not found:
             return None
         line, kind = min(found, key=lambda item: (item[0] is None, item[0] or 0))
-        return kind, line
+        detail = self.error_details.get((kind, line)) if line is not None else None
+        return kind, line, f"{ERROR_DESCRIPTIONS[kind]}: {detail}" if detail else ERROR_DESCRIPTIONS[kind]
 
     @property
     def estimated_cost_usd(self) -> float | None:

@@ -80,21 +80,23 @@ def _reject_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN / Infinity are not JSON
 
 
-def _parse(raw: bytes) -> tuple[Any, str | None]:
-    """The JSON value of one line, or (None, error kind)."""
+def _parse(raw: bytes) -> tuple[Any, str | None, str]:
+    """The JSON value of one line, or (None, error kind, what exactly is wrong)."""
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, "invalid_json"
+    except UnicodeDecodeError as error:
+        return None, "invalid_json", f"not valid UTF-8 (byte {error.start})"
     if not text.strip():
-        return None, "invalid_json"  # a blank line is an example OpenAI cannot read
+        return None, "invalid_json", "a blank line"  # an example OpenAI cannot read
     try:
         value = _DECODER.decode(text)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return None, "invalid_json"
+    except RecursionError:
+        return None, "invalid_json", "nested too deeply to be a chat example"
+    except ValueError as error:
+        return None, "invalid_json", f"not valid JSON ({getattr(error, 'msg', error)})"
     if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
-        return None, "invalid_unicode"
-    return value, None
+        return None, "invalid_unicode", "a lone surrogate escape"
+    return value, None, ""
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -186,9 +188,9 @@ class _Pass:
         """Apply every rule to one line."""
         report = self.report
         report.examples += 1
-        example, error = _parse(raw)
+        example, error, detail = _parse(raw)
         if error is not None:
-            report.add_error(error, number)
+            report.add_error(error, number, detail)
             return
         errors = example_errors(example)
         for kind in errors:
@@ -221,7 +223,7 @@ class _Pass:
             report.tokens_exact = False
         if counted.tokens > report.token_limit:
             report.over_limit.append((number, counted.tokens))
-            report.add_error("too_many_tokens", number)
+            report.add_error("too_many_tokens", number, f"{counted.tokens} tokens, over the limit of {report.token_limit}")
 
 
 def validate_chat_lines(

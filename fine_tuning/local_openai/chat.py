@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fine_tuning.core.catalog import catalog_model, resolve_model
 from fine_tuning.core.tokens import token_counter
 from fine_tuning.local_openai import learner, structured_outputs
 from fine_tuning.local_openai.exceptions import (
+    ContextLengthExceeded,
     InvalidRequest,
     MissingRequiredParameter,
     UnsupportedParameter,
@@ -34,6 +36,17 @@ def _messages(value: Any) -> list[learner.Message]:
         if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
             raise InvalidRequest(f"Invalid message at messages[{index}]: needs a valid 'role'.", f"messages[{index}]")
     return value
+
+
+def _check_context(model_name: str, prompt_tokens: int) -> None:
+    """A 400 for messages over the model's context window, before the answer is worked out.
+
+    Counting is bounded (texts past a size cap are estimated), so even a body at the size limit
+    is refused in a second or two instead of being featurised.
+    """
+    model = catalog_model(resolve_model(model_name))
+    if model is not None and prompt_tokens > model.context_window:
+        raise ContextLengthExceeded(model_name, model.context_window, prompt_tokens)
 
 
 def _choices(body: dict[str, Any]) -> int:
@@ -81,17 +94,19 @@ class ChatCompletions:
         n = _choices(body)
         response_format = _response_format(body.get("response_format"))
         weights = self.models.weights(model_name)
+        counter = token_counter()
+        prompt_tokens = learner.count_message_tokens(messages, counter)
+        _check_context(model_name, prompt_tokens)
         try:
             content = structured_outputs.answer(messages, response_format, weights)
         except structured_outputs.SchemaError as exc:  # $ref, recursion or constraints it cannot satisfy
             raise _invalid_schema(exc) from None
-        counter = token_counter()
         return ChatCompletion(
             id=new_id("chatcmpl"),
             created=int(self.clock()),
             model=model_name,
             content=content,
             n=n,
-            prompt_tokens=learner.count_message_tokens(messages, counter),
+            prompt_tokens=prompt_tokens,
             completion_tokens=learner.count_text_tokens(content, counter),
         )
