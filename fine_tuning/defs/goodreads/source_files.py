@@ -79,11 +79,10 @@ def display_source(source: str) -> str:
 def _local_path(source: str, what: str) -> Path:
     """The local file for a non-URL source, or a dg.Failure naming it."""
     path = Path(source).expanduser()
+    if path.is_dir():
+        raise dg.Failure(description=f"{what} file is a directory, not a file: {path}", metadata={"source": source})
     if not path.is_file():
-        raise dg.Failure(
-            description=f"{what} file not found: {path}",
-            metadata={"source": source},
-        )
+        raise dg.Failure(description=f"{what} file not found: {path}", metadata={"source": source})
     return path
 
 
