@@ -96,17 +96,21 @@ def allowed_values(field: FieldInfo) -> str:
     return "allowed: " + allowed
 
 
+# pydantic error types that only restate the range `allowed_values` already spells out
+_RANGE_ERRORS = frozenset({
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "string_too_short",
+    "string_too_long", "too_short", "too_long", "string_pattern_mismatch",
+})
+
+
 def _problems_of(cls: type[pydantic.BaseModel], path: str, error: pydantic.ValidationError) -> list[SettingProblem]:
     problems = []
     for detail in error.errors(include_url=False):
         field_name = str(detail["loc"][0]) if detail["loc"] else ""
         field = cls.model_fields.get(field_name)
         allowed = allowed_values(field) if field is not None else ""
-        problems.append(SettingProblem(
-            f"{path}.{field_name}" if field_name else path,
-            detail.get("input"),
-            f"{detail['msg']}; {allowed}" if allowed else detail["msg"],
-        ))
+        reason = allowed if allowed and detail["type"] in _RANGE_ERRORS else "; ".join(filter(None, [detail["msg"], allowed]))
+        problems.append(SettingProblem(f"{path}.{field_name}" if field_name else path, detail.get("input"), reason))
     return problems
 
 
