@@ -83,8 +83,8 @@ class FileReport:
     price_per_million: float | None = None
     pricing_as_of: str = PRICING_AS_OF
     # Identities for the overlap and split checks: first line of each example / user message.
-    example_digests: dict[bytes, int] = field(default_factory=dict, repr=False)
-    user_digests: dict[bytes, int] = field(default_factory=dict, repr=False)
+    example_digests: dict[int, int] = field(default_factory=dict, repr=False)
+    user_digests: dict[int, int] = field(default_factory=dict, repr=False)
 
     def add_error(self, kind: str, line: int | None, detail: str = "") -> None:
         """Record one offending example (line numbers are 1-based; None for file-level errors)."""

@@ -222,7 +222,7 @@ def judge_splits_disjoint(training: _ReadFile, validation: _ReadFile, duckdb: Du
     unreadable = _unreadable(TRAINING.key, name, training, validation)
     if unreadable is not None:
         return unreadable
-    file_users: dict[bytes, str] = {}
+    file_users: dict[int, str] = {}
     for read in (training, validation):
         assert read.report is not None
         for digest, line in read.report.user_digests.items():
