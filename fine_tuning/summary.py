@@ -1,4 +1,4 @@
-"""`python -m fine_tuning.summary`: what the latest fine_tuning_job run produced, in three lines."""
+"""`python -m fine_tuning.summary`: what the latest fine_tuning_job run produced, in a few lines."""
 
 from __future__ import annotations
 
@@ -33,6 +33,40 @@ def latest_run_summary(instance: dg.DagsterInstance) -> dict[str, object] | None
     return summary
 
 
+def _value_line(label: str, value: object) -> str:
+    """`label:` padded to one column, then the value (a float with three decimals, or '-')."""
+    shown = f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else str(value))
+    return f"{label + ':':<21}{shown}"
+
+
+def model_lines(summary: dict[str, object]) -> list[str]:
+    """The fine-tuned model's name, and whether its provider job was reused."""
+    reused = " (reused provider job)" if summary.get("reused") else ""
+    return [_value_line("fine-tuned model", summary.get("model_name")) + reused]
+
+
+def accuracy_lines(summary: dict[str, object]) -> list[str]:
+    """Both accuracies on the held-out books, and how many books they were measured on."""
+    lines = [_value_line("fine-tuned accuracy", summary.get("fine_tuned_accuracy")),
+             _value_line("base accuracy", summary.get("base_accuracy"))]
+    if "eval_examples" in summary:
+        reused = " (same models and prompts as last time: evaluation reused)" if summary.get("reused_evaluation") else ""
+        lines.append(f"{'evaluated on:':<21}{summary['eval_examples']} held-out books{reused}")
+    return lines
+
+
+def summary_lines(summary: dict[str, object]) -> list[str]:
+    """What `make run` prints after the progress lines."""
+    lines = [_value_line("run", f"{summary['run_id']} ({summary['status']})")]
+    lines += model_lines(summary)
+    lines += accuracy_lines(summary)
+    # The production model (the one applications should use) gets its line here once the
+    # production_model asset exists.
+    if summary["status"] != "SUCCESS":
+        lines.append("the run did not succeed: its full event log is in the UI (make dev, then Runs)")
+    return lines
+
+
 def main() -> int:
     """Print the summary; exit 1 when there is no successful run to report."""
     with dg.DagsterInstance.get() as instance:
@@ -40,15 +74,7 @@ def main() -> int:
     if summary is None:
         print(f"No {JOB_NAME} run found in this Dagster instance.", file=sys.stderr)
         return 1
-    print(f"run:                 {summary['run_id']} ({summary['status']})")
-    print(f"fine-tuned model:    {summary.get('model_name', '-')}"
-          f"{' (reused provider job)' if summary.get('reused') else ''}")
-    for label, key in (("fine-tuned accuracy", "fine_tuned_accuracy"), ("base accuracy", "base_accuracy")):
-        value = summary.get(key)
-        print(f"{label + ':':<21}{value:.3f}" if isinstance(value, float) else f"{label + ':':<21}-")
-    if "eval_examples" in summary:
-        reused = " (same models and prompts as last time: evaluation reused)" if summary.get("reused_evaluation") else ""
-        print(f"evaluated on:        {summary['eval_examples']} held-out books{reused}")
+    print("\n".join(summary_lines(summary)))
     return 0 if summary["status"] == "SUCCESS" else 1
 
 

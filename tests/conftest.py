@@ -23,7 +23,7 @@ from fine_tuning.core.tokens import token_counter
 
 from tests.support.chain import Chain, new_chain
 from tests.support.dagster_runs import pipeline_resources
-from tests.support.local_openai import BACKEND_MODES, Backend
+from tests.support.local_openai import BACKEND_MODES, Backend, Clock
 from tests.support.project import REPO
 
 
@@ -45,6 +45,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("GOODREADS_BOOKS_URL", raising=False)
     monkeypatch.delenv("GOODREADS_AUTHORS_URL", raising=False)
+    # Never let a developer's shell point the suite at a shared MotherDuck database.
+    monkeypatch.delenv("FINE_TUNING_DUCKDB_DATABASE", raising=False)
+    monkeypatch.delenv("MOTHERDUCK_TOKEN", raising=False)
     return workdir
 
 
@@ -110,3 +113,9 @@ def backend_options() -> dict[str, Any]:
 def client(backend: Backend, backend_options: dict[str, Any]) -> openai.OpenAI:
     """A real `openai` client on this test's local backend; max_retries=0 so every error surfaces as it is."""
     return backend.client(max_retries=0, **backend_options)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A stepped clock for backend tests that move job time by hand."""
+    return Clock()

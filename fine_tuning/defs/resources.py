@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
-
 from pydantic import Field
 
-from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_path, local_openai_dir, use_local_backend
+from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_database, local_openai_dir, use_local_backend
 from fine_tuning.defs.shared.run_settings import CheckedResource
 
 LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
@@ -92,7 +91,7 @@ def openai_resource() -> OpenAIResource:
 def build_resources() -> dict[str, Any]:
     """Every resource the assets need, resolved from the environment at call time."""
     return {
-        "duckdb": DuckDBResource(database=str(duckdb_path())),
+        "duckdb": DuckDBResource(database=duckdb_database()),
         "openai": openai_resource(),
         "tuning": TuningSettings(),
     }

@@ -128,14 +128,11 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(
-    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **options: Any
-) -> Iterator[RunningServer]:
-    """Run uvicorn in a background thread (port 0 = a free port); always shut down on exit.
+def serving(app: AsgiApp, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[int]:
+    """Serve `app` with uvicorn in a background thread (port 0 = a free port); yields the bound port.
 
-    `options` are `BackendOptions` keywords (job_seconds, api_key, error_rate, ...).
+    Always shut down on exit. Tests use it to serve a router they built themselves.
     """
-    app = create_app(BackendOptions(data_dir=data_dir, **options))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="local-openai-server", daemon=True)
@@ -146,8 +143,20 @@ def running_server(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("local OpenAI server did not start")
             time.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningServer(f"http://{host}:{bound}/v1", bound, app.router)
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def running_server(
+    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **options: Any
+) -> Iterator[RunningServer]:
+    """The backend over HTTP in a background thread until the block ends.
+
+    `options` are `BackendOptions` keywords (job_seconds, api_key, error_rate, ...).
+    """
+    app = create_app(BackendOptions(data_dir=data_dir, **options))
+    with serving(app, host, port) as bound:
+        yield RunningServer(f"http://{host}:{bound}/v1", bound, app.router)

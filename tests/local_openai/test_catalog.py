@@ -1,4 +1,4 @@
-"""The local backend fine-tunes every model the pipeline's checks accept: catalog snapshots and aliases, and its own fine-tuned models."""
+"""The local backend fine-tunes every model the checks accept: catalog snapshots, aliases and its own fine-tuned models."""
 
 from __future__ import annotations
 
@@ -15,23 +15,10 @@ from fine_tuning.core.prompts import training_example
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.transport import local_client
 
+from tests.support.local_openai import Clock
+
 CATEGORIES = ("fantasy", "horror")
 EVERY_NAME = [name for model in MODELS for name in model.names]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture()
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture()

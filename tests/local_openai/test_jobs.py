@@ -18,25 +18,10 @@ from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from fine_tuning.local_openai import learner
 
-from tests.support.local_openai import BASE_MODEL, Backend, jsonl, train_toy_model, upload, validated, wait_for
+from tests.support.local_openai import BASE_MODEL, Backend, Clock, jsonl, train_toy_model, upload, validated, wait_for
 from tests.support.toy_books import toy_examples
 
 JOB_SECONDS = 10.0
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture()
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture()

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -22,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import uvicorn
 from openai.types.fine_tuning import FineTuningJob
 
 from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.server import AsgiApp
+from fine_tuning.local_openai.server import AsgiApp, serving
 from fine_tuning.local_openai.transport import local_client
 
 from tests.support.processes import free_port, stop, wait_for_port
@@ -40,28 +38,25 @@ _ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "err
                    "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock"}
 
 
+class Clock:
+    """A clock the test moves by hand (set `now`), for the backend's lazily advanced jobs."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @contextmanager
-def serving(router: Router) -> Iterator[str]:
+def serving_router(router: Router) -> Iterator[str]:
     """Serve `router` over real HTTP on a free loopback port until the block ends; yields the base URL.
 
-    The ASGI app and uvicorn server of `python -m fine_tuning.local_openai serve`, in a background
-    thread, around a router the test built itself: its options, a stepped clock included, hold
-    over the socket exactly as in-process.
+    The ASGI app and uvicorn server of `python -m fine_tuning.local_openai serve` around a router the
+    test built itself: its options, a stepped clock included, hold over the socket exactly as in-process.
     """
-    config = uvicorn.Config(AsgiApp(router), host="127.0.0.1", port=0, log_level="warning",
-                            access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="test-local-openai", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the local backend did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(AsgiApp(router), "127.0.0.1") as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 class Backend:
@@ -84,7 +79,7 @@ class Backend:
         router_options = {_ROUTER_OPTIONS[name]: options.pop(name) for name in list(options) if name in _ROUTER_OPTIONS}
         router = Router(self.store, job_seconds=job_seconds, **router_options)
         options.setdefault("api_key", "local")
-        client = openai.OpenAI(base_url=self._stack.enter_context(serving(router)), **options)
+        client = openai.OpenAI(base_url=self._stack.enter_context(serving_router(router)), **options)
         client._local_router = router  # type: ignore[attr-defined] - the same handle local_client gives
         return client
 

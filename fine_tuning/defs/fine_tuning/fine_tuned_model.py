@@ -8,8 +8,6 @@ provider job it was waiting for, and errors become `dg.Failure`s.
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
 """
 
-import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -60,21 +58,13 @@ class FineTunedModelConfig(CheckedConfig):
     )
 
 
-def wait_for_job(
-    client: openai_sdk.OpenAI,
-    job_id: str,
-    log: Log,
-    poll_interval_seconds: float,
-    timeout_seconds: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.time,
-) -> tuple[FineTuningJob, JobProgress]:
-    """Poll until the job is final; a terminated run cancels the job, a failed wait is a `dg.Failure`."""
+def wait_for_job(client: openai_sdk.OpenAI, job_id: str, log: Log, **polling: Any) -> tuple[FineTuningJob, JobProgress]:
+    """`core.job_polling.wait_for_job` in a run: a terminated run cancels the job, a failed wait is a `dg.Failure`.
+
+    `polling` are that function's keywords (poll_interval_seconds, timeout_seconds, sleep, clock).
+    """
     with provider_job_failures():
-        return job_polling.wait_for_job(
-            client, job_id, log, poll_interval_seconds, timeout_seconds, sleep=sleep, clock=clock,
-            interrupts=RUN_INTERRUPTS,
-        )
+        return job_polling.wait_for_job(client, job_id, log, interrupts=RUN_INTERRUPTS, **polling)
 
 
 def success_metadata(
@@ -180,7 +170,10 @@ def fine_tuned_model(
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:
             timeout = config.timeout_hours * 3600 if config.timeout_hours else None
-            job, progress = wait_for_job(client, job.id, context.log, config.poll_interval_seconds, timeout)
+            job, progress = wait_for_job(
+                client, job.id, context.log,
+                poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout,
+            )
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)

@@ -14,8 +14,8 @@ import pytest
 import fine_tuning.core.splits as training_files_module
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import duckdb_path, files_dir
-from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 from fine_tuning.defs.training_data.training_files import training_files
+from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 
 from tests.support.dagster_runs import failure_text, materialization_metadata, pipeline_resources
 from tests.support.warehouse import BookRow, write_labelled_books
