@@ -36,7 +36,7 @@ class TuningSettings(CheckedResource):
         default="goodreads", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
         description="Suffix of the fine-tuned model name: 1-64 letters, digits, '-' or '_' (':' would split the name).",
     )
-    seed: int = Field(default=42, ge=0, le=2_147_483_647, description="Provider-side training seed.")
+    seed: int = Field(default=42, ge=0, le=2_147_483_647, description="Provider-side training seed (0-2147483647).")
     n_epochs: int | None = Field(default=None, ge=1, le=50, description="Epochs (1-50); null means 'auto'.")
     batch_size: int | None = Field(default=None, ge=1, le=256, description="Batch size (1-256); null means 'auto'.")
     learning_rate_multiplier: float | None = Field(

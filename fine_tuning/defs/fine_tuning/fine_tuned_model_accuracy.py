@@ -42,7 +42,7 @@ class EvaluationConfig(CheckedConfig):
 
     concurrency: int = Field(default=16, ge=1, le=256, description="Most chat requests in flight at once (1-256).")
     max_examples: int | None = Field(
-        default=None, ge=1, description="Evaluate only the first N test books (by book_id); null = all."
+        default=None, ge=1, description="Evaluate only the first N test books (by book_id), N >= 1; null = all."
     )
     max_retries: int = Field(
         default=5, ge=0, le=20,

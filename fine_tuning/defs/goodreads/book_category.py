@@ -34,7 +34,7 @@ class BookCategoryConfig(CheckedConfig):
         "non-blank, at most 64 characters, no duplicates (case-insensitive).",
     )
     min_shelf_count_exclusive: int = Field(
-        default=3, ge=0, le=1_000_000, description="A shelf counts only when its count is strictly greater."
+        default=3, ge=0, le=1_000_000, description="A shelf counts only when its count is strictly greater (0-1000000)."
     )
 
     @model_validator(mode="after")

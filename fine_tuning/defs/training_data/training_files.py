@@ -55,7 +55,7 @@ class SplitConfig(CheckedConfig):
 
     seed: int = Field(default=42, description="Seed of the deterministic book-id hash that assigns splits.")
     validation_fraction: float = Field(
-        default=0.1, gt=0.0, le=MAX_HELD_OUT, description="Share of each category for validation (0 < x <= 0.5)."
+        default=0.1, gt=0.0, le=MAX_HELD_OUT, description="Share of each category for validation (0 < x <= 0.5; with test_fraction at most 0.5)."
     )
     test_fraction: float = Field(
         default=0.2, gt=0.0, le=MAX_HELD_OUT, description="Share of each category held out for evaluation (0 < x <= 0.5)."
@@ -65,10 +65,10 @@ class SplitConfig(CheckedConfig):
         description=f"Cap on training examples (at least OpenAI's minimum of {MIN_TRAINING_EXAMPLES}; null: no cap).",
     )
     max_validation_examples: int | None = Field(
-        default=500, ge=1, description="Cap on validation examples (bounds validation cost on the full dataset)."
+        default=500, ge=1, description="Cap on validation examples, >= 1 (bounds validation cost on the full dataset)."
     )
     max_test_examples: int | None = Field(
-        default=500, ge=1, description="Cap on test books (bounds evaluation calls on the full dataset)."
+        default=500, ge=1, description="Cap on test books, >= 1 (bounds evaluation calls on the full dataset)."
     )
 
     @model_validator(mode="after")
