@@ -171,3 +171,19 @@ def test_every_run_config_section_is_checked() -> None:
     }
     assert configured <= set(registered_sections()), configured - set(registered_sections())
     assert f"{TUNING}" in registered_sections()
+
+
+def test_fractions_that_leave_a_split_empty_on_the_data_name_the_settings() -> None:
+    from fine_tuning.defs.training_data.training_files import training_files
+
+    from tests.support.dagster_runs import failure_text
+    from tests.support.warehouse import write_labelled_books
+
+    categories = ["fantasy", "horror"]
+    write_labelled_books([(f"b{n}", f"Book {n}", "A", f"About {n}.", categories[n % 2]) for n in range(8)], categories)
+    result = dg.materialize(
+        [training_files], resources=pipeline_resources(), raise_on_error=False,
+        run_config={"ops": {"training_files": {"config": {"test_fraction": 0.05}}}},
+    )
+    text = failure_text(result)
+    assert "would be empty" in text and f"{SPLITS}.test_fraction = 0.05" in text

@@ -122,6 +122,12 @@ def assign_splits(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> d
     return {split: int(sizes.get(split, 0)) for split in SPLITS}
 
 
+def _split_settings(config: SplitConfig) -> str:
+    """The settings that decide split sizes, by run-config path, for a message about an empty split."""
+    names = ("validation_fraction", "test_fraction", "max_train_examples", "max_validation_examples", "max_test_examples")
+    return ", ".join(f"{config.setting(name)} = {getattr(config, name)}" for name in names)
+
+
 def _file_metadata(
     written: WrittenFile,
     sizes: dict[str, int],
@@ -162,7 +168,10 @@ def build_training_files(
     counter = token_counter()
     with transaction(conn):
         sizes = assign_splits(conn, config)
-        check_sizes(sizes)
+        try:
+            check_sizes(sizes)
+        except SplitError as error:
+            raise SplitError(f"{error}; with {_split_settings(config)}") from None
         categories = category_list(conn)
         targets = {"train": out_dir / TRAINING_FILE_NAME, "validation": out_dir / VALIDATION_FILE_NAME}
         written = {split: WrittenFile(split, path) for split, path in targets.items()}
