@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
+# JSON requests (chat, jobs) are far smaller than file uploads: a 1M-token context is ~4 MB of
+# text. This bound keeps any one request to a second or two and a few hundred MB at most.
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+
+
+def body_limit(max_body_bytes: int, content_type: str) -> int:
+    """The largest body accepted for a request of this content type (uploads are multipart)."""
+    if content_type.lower().startswith("multipart/"):
+        return max_body_bytes
+    return min(max_body_bytes, MAX_JSON_BODY_BYTES)
 DEFAULT_JOB_SECONDS = 3.0
 BATCH_WINDOW_SECONDS = 24 * 3600.0  # OpenAI's only completion window, "24h"
 
