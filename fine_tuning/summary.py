@@ -25,6 +25,11 @@ def latest_run_summary(instance: dg.DagsterInstance) -> dict[str, object] | None
         materialization = record.get_dagster_event().step_materialization_data.materialization
         if materialization.asset_key == dg.AssetKey("fine_tuned_model"):
             summary.update(_metadata_values(materialization.metadata))
+        elif materialization.asset_key == dg.AssetKey("production_model"):
+            decision = _metadata_values(materialization.metadata)
+            summary["production_model"] = decision.get("model_name")
+            summary["promoted"] = decision.get("promoted")
+            summary["production_reason"] = decision.get("reason")
     for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.get_dagster_event().asset_check_evaluation_data
         if evaluation.check_name == "fine_tuned_model_accuracy":
@@ -55,13 +60,21 @@ def accuracy_lines(summary: dict[str, object]) -> list[str]:
     return lines
 
 
+def production_lines(summary: dict[str, object]) -> list[str]:
+    """The model applications should use after this run, and why it is that one."""
+    if "production_reason" not in summary:
+        return []
+    verdict = "promoted" if summary.get("promoted") else "kept"
+    return [_value_line("production model", summary.get("production_model")) + f" ({verdict})",
+            f"{'because:':<21}{summary['production_reason']}"]
+
+
 def summary_lines(summary: dict[str, object]) -> list[str]:
     """What `make run` prints after the progress lines."""
     lines = [_value_line("run", f"{summary['run_id']} ({summary['status']})")]
     lines += model_lines(summary)
     lines += accuracy_lines(summary)
-    # The production model (the one applications should use) gets its line here once the
-    # production_model asset exists.
+    lines += production_lines(summary)
     if summary["status"] != "SUCCESS":
         lines.append("the run did not succeed: its full event log is in the UI (make dev, then Runs)")
     return lines

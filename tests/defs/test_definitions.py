@@ -19,7 +19,7 @@ from tests.support.project import REPO, VENV_BIN
 
 ASSETS = {
     "graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file",
-    "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model",
+    "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model", "production_model",
 }
 CHECKS = {"training_file_format_check", "validation_file_format_check", "fine_tuned_model_accuracy"}
 

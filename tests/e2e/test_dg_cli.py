@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 ASSETS = {
     "goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels",
     "training_file", "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model",
+    "production_model",
 }
 CHECKS = {"training_file_format_check", "validation_file_format_check", "fine_tuned_model_accuracy"}
 GROUPS = {"goodreads", "training_data", "fine_tuning"}

@@ -14,6 +14,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from fine_tuning.core.prompts import parse_answer, response_format
+from fine_tuning.core.provider_jobs import result_file_text
 
 from tests.support.local_openai import BASE_MODEL, Backend, jsonl, upload, validated, wait_for
 from tests.support.toy_books import CATEGORIES, toy_examples
@@ -36,7 +37,7 @@ def test_whole_lifecycle_with_raw_bodies_validated(client: openai.OpenAI) -> Non
     assert [FineTuningJobCheckpoint.model_validate(c).step_number for c in ckpts]
     model = validated(Model, client.models.with_raw_response.retrieve(done.fine_tuned_model).http_response)
     assert model.id == done.fine_tuned_model
-    content = client.files.content(done.result_files[0]).text
+    content = result_file_text(client.files.content(done.result_files[0]).content)
     assert content.startswith("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n")
     chat = validated(ChatCompletion, client.chat.completions.with_raw_response.create(
         model=done.fine_tuned_model, messages=toy_examples(1, seed=9)[0]["messages"][:2],

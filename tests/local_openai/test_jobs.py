@@ -16,6 +16,7 @@ import pytest
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
+from fine_tuning.core.provider_jobs import result_file_text
 from fine_tuning.local_openai import learner
 
 from tests.support.local_openai import BASE_MODEL, Backend, Clock, jsonl, train_toy_model, upload, validated, wait_for
@@ -80,7 +81,7 @@ def test_lifecycle_step_by_step(client: openai.OpenAI, clock: Clock) -> None:
     # Result file: per-step metrics with validation columns.
     (result_id,) = done.result_files
     assert client.files.retrieve(result_id).purpose == "fine-tune-results"
-    rows = list(csv.DictReader(io.StringIO(client.files.content(result_id).text)))
+    rows = list(csv.DictReader(io.StringIO(result_file_text(client.files.content(result_id).content))))
     assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
     assert [int(r["step"]) for r in rows] == list(range(1, 181))
     assert all(r["valid_loss"] and 0 <= float(r["valid_mean_token_accuracy"]) <= 1 for r in rows)
@@ -120,7 +121,7 @@ def test_explicit_hyperparameters_are_honoured_via_method_and_legacy_field(backe
         job = train_toy_model(client, n=60, **kwargs)
         assert job.status == "succeeded", job.error
         assert job.hyperparameters.model_dump() == {"n_epochs": 2, "batch_size": 5, "learning_rate_multiplier": 0.5}
-        rows = client.files.content(job.result_files[0]).text.strip().splitlines()
+        rows = result_file_text(client.files.content(job.result_files[0]).content).strip().splitlines()
         assert len(rows) - 1 == 2 * math.ceil(60 / 5)
 
 

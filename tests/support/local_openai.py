@@ -35,7 +35,8 @@ FINAL = ("succeeded", "failed", "cancelled")
 BACKEND_MODES = ("in-process", "http")
 # local_client's backend options and the Router arguments they become; the rest configure the client.
 _ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "error_rate": "error_rate",
-                   "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock"}
+                   "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock",
+                   "batch_seconds": "batch_seconds", "batch_window_seconds": "batch_window_seconds"}
 
 
 class Clock:
@@ -46,6 +47,10 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
 
 
 @contextmanager

@@ -14,9 +14,11 @@ import dagster as dg
 import openai as openai_sdk
 from dagster_openai import OpenAIResource
 from openai.types.fine_tuning import FineTuningJob
+from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 from pydantic import Field
 
 from fine_tuning.core import job_polling
+from fine_tuning.core.costs import training_cost
 from fine_tuning.core.job_polling import JobProgress
 from fine_tuning.core.provider_jobs import (
     Log,
@@ -37,6 +39,9 @@ from fine_tuning.defs.shared.failures import api_errors, job_failure, provider_j
 from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.upstream import latest_metadata
 
+# The check that priced the training file before it was uploaded, and how far back to look for it.
+COST_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("training_file"), "training_file_cost_check")
+ESTIMATE_LOOKBACK = 20
 # What stopping a run looks like inside the step: the UI/CLI terminating it, or Ctrl-C.
 RUN_INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
 
@@ -90,6 +95,11 @@ def success_metadata(
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }
+    cost = training_cost(job.model, int(job.trained_tokens or 0))
+    metadata["cost_usd"] = cost  # None (null) when the catalog has no training price for the model
+    if (job.model_extra or {}).get("trained_tokens_estimated"):
+        # The local backend's marker: counted without the tokenizer file (OpenAI's counts are exact).
+        metadata["trained_tokens_estimated"] = True
     if duration is not None:
         metadata["duration_seconds"] = float(duration)
     if replaced:
@@ -97,6 +107,22 @@ def success_metadata(
             [{"job_id": old.id, "status": old.status, "error": old.error.message if old.error else None} for old in replaced]
         )
     return metadata
+
+
+def estimated_cost(instance: dg.DagsterInstance, training_sha256: str) -> float | None:
+    """What the training file's cost check priced for this very file (matched by sha256), or None."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        COST_CHECK_KEY, limit=ESTIMATE_LOOKBACK, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+    )
+    for record in records:
+        event = record.event.dagster_event if record.event is not None else None
+        if event is None:
+            continue
+        values = {name: getattr(value, "value", value) for name, value in event.asset_check_evaluation_data.metadata.items()}
+        estimate = values.get("estimated_cost_usd")
+        if values.get("sha256") == training_sha256 and isinstance(estimate, (int, float)):
+            return float(estimate)
+    return None
 
 
 def _upload_ids(context: dg.AssetExecutionContext) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -177,5 +203,6 @@ def fine_tuned_model(
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)
+    metadata["estimated_cost_usd"] = estimated_cost(context.instance, str(training["sha256"]))
     context.log.info(f"Fine-tuned model {job.fine_tuned_model} (job {job.id}, reused={reused}).")
     return dg.MaterializeResult(metadata=metadata)

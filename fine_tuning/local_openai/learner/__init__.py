@@ -11,6 +11,7 @@ accuracy rises, and the tuned model beats the zero-shot base model.
 - `training`: mini-batch gradient descent with per-step metrics and epoch checkpoints.
 - `hyperparameters`: OpenAI-style "auto" epochs, batch size and learning-rate multiplier.
 - `zero_shot`: how a base model (no weights) picks an answer.
+- `probabilities`: read-only reply probabilities (fine-tuned or zero-shot) for logprobs and sampling.
 - `tokens`: token counts for `trained_tokens` and chat `usage`, counted as the pipeline counts.
 
 Turning a prediction into a reply (plain text, json_object, strict json_schema) is the business
@@ -25,13 +26,15 @@ from fine_tuning.local_openai.learner.hyperparameters import (
     resolve_hyperparameters,
 )
 from fine_tuning.local_openai.learner.model import SoftmaxModel
+from fine_tuning.local_openai.learner.probabilities import Ranked, reply_probabilities, zero_shot_probabilities
 from fine_tuning.local_openai.learner.tokens import count_message_tokens, count_text_tokens
 from fine_tuning.local_openai.learner.training import EpochCheckpoint, StepMetrics, TrainingResult, train
-from fine_tuning.local_openai.learner.zero_shot import system_prompt_candidates, zero_shot_choice
+from fine_tuning.local_openai.learner.zero_shot import overlap_scores, system_prompt_candidates, zero_shot_choice
 
 __all__ = [
     "EpochCheckpoint",
     "Message",
+    "Ranked",
     "SoftmaxModel",
     "StepMetrics",
     "TrainingResult",
@@ -40,8 +43,11 @@ __all__ = [
     "auto_n_epochs",
     "count_message_tokens",
     "count_text_tokens",
+    "overlap_scores",
+    "reply_probabilities",
     "resolve_hyperparameters",
     "system_prompt_candidates",
     "train",
     "zero_shot_choice",
+    "zero_shot_probabilities",
 ]
