@@ -116,9 +116,14 @@ class FileReport:
         """True when the file has no error of any kind (warnings do not count)."""
         return not any(self.error_counts.values())
 
-    def first_error(self) -> tuple[str, int | None, str] | None:
-        """(kind, line, description) of the error on the earliest line (file-level errors last), or None."""
-        found = [(lines[0] if lines else None, kind) for kind, lines in self.error_lines.items() if self.error_counts[kind]]
+    def first_error(self, kinds: Iterable[str] | None = None) -> tuple[str, int | None, str] | None:
+        """(kind, line, description) of the error (among `kinds`, default all) on the earliest line
+        (file-level errors last), or None."""
+        wanted = set(kinds) if kinds is not None else set(self.error_lines)
+        found = [
+            (lines[0] if lines else None, kind)
+            for kind, lines in self.error_lines.items() if self.error_counts[kind] and kind in wanted
+        ]
         if not found:
             return None
         line, kind = min(found, key=lambda item: (item[0] is None, item[0] or 0))

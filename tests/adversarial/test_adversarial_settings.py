@@ -32,6 +32,7 @@ ACCURACY = "ops.fine_tuned_model_fine_tuned_model_accuracy.config"
 SPLITS = "ops.training_files.config"
 ENRICHED = "ops.enriched_graphic_novels.config"
 CATEGORY = "ops.book_category.config"
+PRODUCTION = "ops.production_model.config"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,12 @@ SETTINGS = [
     single(f"{CATEGORY}.categories", ["fantasy", "  "]),
     single(f"{CATEGORY}.categories", ["ya", "YA"]),
     single(f"{CATEGORY}.min_shelf_count_exclusive", -1),
+    single(f"{ACCURACY}.poll_interval_seconds", 0.0),
+    single(f"{ACCURACY}.timeout_hours", -1.0),
+    single(f"{PRODUCTION}.min_improvement", 1.5),
+    single(f"{PRODUCTION}.min_improvement", -0.1),
+    single(f"{PRODUCTION}.pin_model", "my model"),
+    single(f"{PRODUCTION}.pin_model", ""),
 ]
 
 
@@ -187,3 +194,12 @@ def test_fractions_that_leave_a_split_empty_on_the_data_name_the_settings() -> N
     )
     text = failure_text(result)
     assert "would be empty" in text and f"{SPLITS}.test_fraction = 0.05" in text
+
+
+def test_a_value_outside_an_enumeration_is_refused_before_the_run_is_created(instance: dg.DagsterInstance) -> None:
+    # Choices are part of Dagster's own config schema: no run starts at all.
+    runs_before = len(instance.get_runs())
+    with pytest.raises(dg.DagsterInvalidConfigError, match="mode"):
+        whole_job().execute_in_process(run_config=run_config_of({f"{ACCURACY}.mode": "offline"}), instance=instance)
+    assert len(instance.get_runs()) == runs_before
+    assert provider_counts() == (0, 0)

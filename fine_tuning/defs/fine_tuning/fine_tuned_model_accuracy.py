@@ -77,9 +77,12 @@ class EvaluationConfig(CheckedConfig):
         description="Score each of the job's checkpoints and its final model on the validation split; the best "
         "one is the challenger.",
     )
-    poll_interval_seconds: float = Field(default=10.0, gt=0, description="Seconds between batch status polls (jittered).")
+    poll_interval_seconds: float = Field(
+        default=10.0, ge=0.1, le=3600, description="Seconds between batch status polls, 0.1-3600 (jittered)."
+    )
     timeout_hours: float | None = Field(
-        default=None, gt=0, description="Stop waiting for a batch after this long (it keeps going; the next run attaches)."
+        default=None, gt=0, le=720,
+        description="Stop waiting for a batch after this long, up to 720 h (it keeps going; the next run attaches).",
     )
 
     def ask_settings(self) -> AskSettings:

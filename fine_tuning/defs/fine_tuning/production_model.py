@@ -34,12 +34,12 @@ from fine_tuning.defs.shared.upstream import latest_metadata
 
 
 class ProductionModelConfig(CheckedConfig):
-    """Run configuration of `production_model` (checked by the preflight with every other setting)."""
+    """Run configuration of `production_model`."""
 
     run_config_path: ClassVar[str] = "ops.production_model.config"
 
     pin_model: str | None = Field(
-        default=None, min_length=1, max_length=256, pattern=r"^\S+$",
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
         description='Make this model the production model whatever the evaluation says (a rollback), e.g. '
         '"ft:gpt-4o-mini-2024-07-18:org:goodreads:abc123". It must exist on the provider.',
     )

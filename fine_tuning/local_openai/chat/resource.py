@@ -26,8 +26,8 @@ def reported_model(model: str) -> str:
 def check_context(model_name: str, prompt_tokens: int) -> None:
     """A 400 for messages over the model's context window, before the answer is worked out.
 
-    Counting is bounded (texts past a size cap are estimated), so even a body at the size limit
-    is refused in a second or two instead of being featurised.
+    Counting is bounded (texts past a size cap are estimated), so even a body at the JSON size
+    limit is refused in about a second instead of being featurised.
     """
     model = catalog_model(resolve_model(model_name))
     if model is not None and prompt_tokens > model.context_window:

@@ -1,10 +1,13 @@
 """Validation of uploaded chat-format JSONL training and validation files: the pipeline's own rules.
 
-The backend applies `fine_tuning.core.chat_files`, the rules the pipeline's validator and
-blocking checks apply, so it refuses every file they reject (a pipeline tested against it
-cannot pass here and fail on OpenAI for its data). A job's files are checked when the job
-leaves `validating_files`, not at upload (as OpenAI does), so a problem becomes the job's
-`error` rather than an HTTP error: hence its own exception type.
+The backend applies `fine_tuning.core.chat_files`, the format rules the pipeline's validator and
+blocking checks apply, so it refuses every file they reject as malformed (a pipeline tested
+against it cannot pass here and fail on OpenAI for its data). Examples over the model's
+per-example token limit are the exception, as on OpenAI: they are truncated, billed up to the
+limit and announced in a warning event (`billing.py`), while the pipeline's own token check
+blocks them before any upload. A job's files are checked when the job leaves
+`validating_files`, not at upload (as OpenAI does), so a problem becomes the job's `error`
+rather than an HTTP error: hence its own exception type.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from fine_tuning.core.chat_files import validate_chat_lines
+from fine_tuning.core.chat_files import FORMAT_ERROR_KINDS, validate_chat_lines
 
 # Roles a chat completions request may use (training files follow the stricter file rules).
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -34,14 +37,14 @@ def invalid_file_code(param: str) -> str:
 def parse_chat_jsonl(data: bytes, param: str, minimum: int, model: str) -> list[list[dict[str, Any]]]:
     """Conversations of a chat-format JSONL file, or TrainingDataError naming the first bad line.
 
-    `model` sets the per-example token limit (an example over it is refused, not truncated).
+    Format errors only: an example over `model`'s per-example token limit is trained truncated.
     """
     conversations: list[list[dict[str, Any]]] = []
     report = validate_chat_lines(
         enumerate(io.BytesIO(data), start=1), label=param, model=model, min_examples=minimum,
         on_example=lambda _line, messages: conversations.append(messages),
     )
-    first = report.first_error()
+    first = report.first_error(FORMAT_ERROR_KINDS)
     if first is None:
         return conversations
     kind, line, description = first
