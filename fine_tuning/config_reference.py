@@ -96,9 +96,11 @@ class ClassFacts:
 
 def _op_config_class(op_def: dg.OpDefinition) -> type | None:
     """The Config class an op's (or asset's) function takes, if it takes one."""
-    get_config_arg = getattr(op_def.compute_fn, "get_config_arg", None)
-    config_arg = get_config_arg() if get_config_arg else None
-    return getattr(config_arg, "annotation", None)
+    compute_fn = op_def.compute_fn
+    # A multi-asset check takes no config yet has an (empty) config shape: ask before fetching.
+    if not getattr(compute_fn, "has_config_arg", lambda: False)():
+        return None
+    return getattr(compute_fn.get_config_arg(), "annotation", None)
 
 
 def _field_type_label(name: str, field: ConfigField, facts: ClassFacts) -> str:

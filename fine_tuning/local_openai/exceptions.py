@@ -158,6 +158,18 @@ class InvalidHyperparameters(OpenAIError):
     code = "invalid_hyperparameters"
 
 
+class ContextLengthExceeded(OpenAIError):
+    """Messages longer than the model's context window (refused before any work on them)."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, model: str, limit: int, tokens: int) -> None:
+        super().__init__(
+            f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+            f"{tokens} tokens. Please reduce the length of the messages.", "messages",
+        )
+
+
 class JobNotCancellable(OpenAIError):
     """Cancelling a job that has already reached a final state."""
 

@@ -79,7 +79,7 @@ class Models:
         match = _CHECKPOINT_RE.match(model)
         if match:
             name, step = match.group(1), int(match.group(2))
-        job = self.jobs.tuned_job(name)
+        job = self.jobs.tuned_job(name, deleted_too=step is not None)
         if job is None:
             return None, None
         if step is not None and not self.store.path("models", job.id, f".step-{step}.json").exists():

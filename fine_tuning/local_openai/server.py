@@ -22,7 +22,7 @@ import uvicorn
 
 from fine_tuning.local_openai.exceptions import RequestTooLarge
 from fine_tuning.local_openai.http import LocalRequest, LocalResponse, Router, error_response
-from fine_tuning.local_openai.options import BackendOptions
+from fine_tuning.local_openai.options import BackendOptions, body_limit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8800
@@ -40,9 +40,10 @@ class AsgiApp:
             return
         if scope["type"] != "http":
             return
-        body = await self._read_body(scope, receive)
+        limit = self._body_limit(scope)
+        body = await self._read_body(scope, receive, limit)
         if body is None:
-            response = error_response(RequestTooLarge(self.router.options.max_body_bytes))
+            response = error_response(RequestTooLarge(limit))
         else:
             request = LocalRequest(
                 method=scope["method"],
@@ -54,12 +55,20 @@ class AsgiApp:
             response = await anyio.to_thread.run_sync(self.router.handle, request)
         await self._send(send, response)
 
-    async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | None:
-        """The body, or None once it exceeds the limit (stops reading: no unbounded buffering)."""
-        limit = self.router.options.max_body_bytes
+    def _body_limit(self, scope: dict[str, Any]) -> int:
+        """The body limit for this request's content type (JSON requests get the smaller one)."""
         for name, value in scope.get("headers", []):
-            if name.lower() == b"content-length" and value.isdigit() and int(value) > limit:
-                return None
+            if name.lower() == b"content-type":
+                return body_limit(self.router.options.max_body_bytes, value.decode("latin-1"))
+        return body_limit(self.router.options.max_body_bytes, "")
+
+    @staticmethod
+    async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes | None:
+        """The body, or None once it exceeds `limit` (stops reading: no unbounded buffering)."""
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return None
         chunks, size = [], 0
         while True:
             message = await receive()

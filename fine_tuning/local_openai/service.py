@@ -29,10 +29,9 @@ class LocalOpenAI:
         self.jobs = Jobs(self.store, self.files, clock, job_seconds=options.job_seconds)
         self.models = Models(self.store, self.jobs)
         self.chat = ChatCompletions(self.models, clock)
-        assert options.batch_seconds is not None
         self.batches = Batches(
             self.store, self.files, clock, self.answer_batch_request, self.model_exists,
-            batch_seconds=options.batch_seconds, window_seconds=options.batch_window_seconds,
+            batch_seconds=options.batch_duration, window_seconds=options.batch_window_seconds,
         )
 
     def answer_batch_request(self, body: dict[str, Any], at: float) -> tuple[int, dict[str, Any]]:

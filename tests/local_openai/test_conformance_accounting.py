@@ -17,6 +17,7 @@ from openai.types.fine_tuning import FineTuningJob
 from fine_tuning.core.catalog import catalog_model
 from fine_tuning.core.provider_jobs import result_file_text
 from fine_tuning.local_openai import learner
+from fine_tuning.local_openai.jobs.billing import billed_tokens, token_events
 
 from tests.support.conformance import conformance_options, jsonl, validated
 from tests.support.local_openai import Clock
@@ -38,19 +39,41 @@ def run_job(client: openai.OpenAI, clock: Clock, examples: list, **kwargs: Any) 
     return validated(FineTuningJob, client.fine_tuning.jobs.with_raw_response.retrieve(job.id))
 
 
-def test_trained_tokens_are_capped_per_example_as_billing_is(client: openai.OpenAI, clock: Clock) -> None:
+def test_trained_tokens_are_every_examples_tokens_times_epochs(client: openai.OpenAI, clock: Clock) -> None:
     examples = toy_examples(12)
-    long_example = {"messages": [*examples[0]["messages"][:-1], {"role": "user", "content": "word " * 20_000},
-                                 examples[0]["messages"][-1]]}
-    examples.append(long_example)
     job = run_job(client, clock, examples, model=GPT35, hyperparameters={"n_epochs": 2})
     assert job.status == "succeeded", job.error
-    limit = catalog_model(GPT35).example_token_limit
     counts = [learner.count_message_tokens(example["messages"]) for example in examples]
-    assert max(counts) > limit
-    assert job.trained_tokens == 2 * sum(min(count, limit) for count in counts)
-    warnings = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.level == "warn"]
-    assert any("1 example(s) are longer than the 16385-token limit" in message for message in warnings)
+    assert job.trained_tokens == 2 * sum(counts)
+
+
+def test_an_example_over_the_per_example_limit_is_refused_as_the_validator_refuses_it(
+    client: openai.OpenAI, clock: Clock
+) -> None:
+    # OpenAI would truncate it and bill the first tokens; the pipeline's checks refuse to pay for
+    # a truncated example, and the local backend is never more lenient than those checks.
+    examples = toy_examples(12)
+    *leading, _user, answer = examples[0]["messages"]
+    examples.append({"messages": [*leading, {"role": "user", "content": "word " * 20_000}, answer]})
+    job = run_job(client, clock, examples, model=GPT35, hyperparameters={"n_epochs": 2})
+    assert job.status == "failed"
+    assert job.error.code == "invalid_training_file"
+    assert "line 13" in job.error.message and "per-example token limit" in job.error.message
+
+
+def test_billing_caps_each_example_at_the_per_example_limit_as_openai_bills() -> None:
+    examples = toy_examples(12)
+    *leading, _user, answer = examples[0]["messages"]
+    conversations = [example["messages"] for example in examples]
+    conversations.append([*leading, {"role": "user", "content": "word " * 20_000}, answer])
+    billed = billed_tokens(conversations, GPT35)
+    limit = catalog_model(GPT35).example_token_limit
+    counts = [learner.count_message_tokens(conversation) for conversation in conversations]
+    assert max(counts) > limit == billed.limit
+    assert billed.per_epoch == sum(min(count, limit) for count in counts)
+    assert billed.truncated_examples == 1
+    assert any("1 example(s) are longer than the 16385-token limit" in event.message
+               for event in token_events(0.0, billed))
 
 
 def test_counts_without_the_tokenizer_file_are_marked_estimates(

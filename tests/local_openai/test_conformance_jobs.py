@@ -42,6 +42,11 @@ def test_every_fine_tunable_catalog_name_trains_its_dated_snapshot(client: opena
     assert job.model == catalog_model(name).snapshot
 
 
+def test_every_model_the_checks_can_price_can_be_fine_tuned() -> None:
+    priced = {model.snapshot for model in MODELS if model.training_price is not None}
+    assert priced == {model.snapshot for model in MODELS if model.fine_tunable}
+
+
 def test_catalog_names_are_listed_models(client: openai.OpenAI) -> None:
     listed = {model.id for model in client.models.list()}
     assert {name for model in MODELS for name in model.names} <= listed
@@ -141,6 +146,8 @@ def test_a_deleted_fine_tuned_model_is_gone_everywhere(client: openai.OpenAI, cl
         start_job(client, model=name)
     assert error_of(caught)["code"] == "model_not_available"
     assert client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model == name  # the job still names it
+    checkpoint = client.fine_tuning.jobs.checkpoints.list(job.id).data[0].fine_tuned_model_checkpoint
+    assert client.chat.completions.create(model=checkpoint, messages=book_messages("x")).model == checkpoint
 
 
 def test_base_models_cannot_be_deleted(client: openai.OpenAI) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from fine_tuning.core.settings import duckdb_path
+from fine_tuning.defs.goodreads.loads import declare_external_load
 
 # (book_id, title, author, description, category); a None or unknown category is an unlabelled book.
 BookRow = tuple[str, str, str, str, str | None]
@@ -23,3 +24,5 @@ def write_labelled_books(books: Sequence[BookRow], categories: Sequence[str], da
             "(book_id VARCHAR, title VARCHAR, author VARCHAR, description VARCHAR, category VARCHAR)"
         )
         conn.executemany("INSERT INTO enriched_graphic_novels VALUES (?, ?, ?, ?, ?)", [tuple(book) for book in books])
+        # As one load, as the goodreads steps record theirs (the files step refuses mixed loads).
+        declare_external_load(conn, ["categories", "enriched_graphic_novels"])

@@ -8,7 +8,7 @@ provider job it was waiting for, and errors become `dg.Failure`s.
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import openai as openai_sdk
@@ -36,6 +36,7 @@ from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.shared.failures import api_errors, job_failure, provider_job_failures
+from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.upstream import latest_metadata
 
 # The check that priced the training file before it was uploaded, and how far back to look for it.
@@ -45,19 +46,20 @@ ESTIMATE_LOOKBACK = 20
 RUN_INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
 
 
-class FineTunedModelConfig(dg.Config):
+class FineTunedModelConfig(CheckedConfig):
     """Run configuration of `fine_tuned_model`."""
 
+    run_config_path: ClassVar[str] = "ops.fine_tuned_model.config"
+
     poll_interval_seconds: float = Field(
-        default=10.0, gt=0, description="Seconds between status polls (jittered by +/-20%)."
+        default=10.0, ge=0.1, le=3600, description="Seconds between status polls, 0.1-3600 (jittered by +/-20%)."
     )
     force_retrain: bool = Field(
         default=False, description="Train a new model even when a succeeded job has the same fingerprint."
     )
     timeout_hours: float | None = Field(
-        default=None,
-        gt=0,
-        description="Stop waiting after this long (the provider job keeps running; the next run attaches).",
+        default=None, gt=0, le=720,
+        description="Stop waiting after this long, up to 720 h (the provider job keeps running; the next run attaches).",
     )
 
 
@@ -162,6 +164,7 @@ def fine_tuned_model(
     tuning: TuningSettings,
 ) -> dg.MaterializeResult:
     """Create, reuse or resume the provider fine-tuning job and wait for its model."""
+    require_valid_run_settings(context)
     training, validation = _upload_ids(context)
     method = tuning.method()
     fingerprint = training_fingerprint(

@@ -11,7 +11,7 @@ severity is WARN, so a worse model never stops the run, it just is not promoted.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -39,6 +39,7 @@ from fine_tuning.defs.fine_tuning.evaluation_metadata import (
 from fine_tuning.defs.fine_tuning.fine_tuned_model import RUN_INTERRUPTS
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.shared.failures import api_errors, provider_job_failures
+from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.upstream import latest_metadata
 from fine_tuning.defs.shared.warehouse import configured_categories, connection
@@ -46,15 +47,20 @@ from fine_tuning.defs.shared.warehouse import configured_categories, connection
 SQL = sql_statements(__package__, "fine_tuned_model_accuracy")
 
 
-class EvaluationConfig(dg.Config):
+class EvaluationConfig(CheckedConfig):
     """Run configuration of `fine_tuned_model_accuracy`."""
 
-    concurrency: int = Field(default=16, ge=1, description="Most chat requests in flight at once (online mode).")
+    run_config_path: ClassVar[str] = "ops.fine_tuned_model_fine_tuned_model_accuracy.config"
+
+    concurrency: int = Field(
+        default=16, ge=1, le=256, description="Most chat requests in flight at once, 1-256 (online mode)."
+    )
     max_examples: int | None = Field(
-        default=None, ge=1, description="Evaluate only the first N books of each split (by book_id); null = all."
+        default=None, ge=1, description="Evaluate only the first N books of each split (by book_id), N >= 1; null = all."
     )
     max_retries: int = Field(
-        default=5, ge=0, description="Client retries per request on 429/5xx/connection errors (honours retry-after)."
+        default=5, ge=0, le=20,
+        description="Client retries per request on 429/5xx/connection errors, 0-20 (honours retry-after).",
     )
     force_evaluation: bool = Field(
         default=False,
@@ -159,6 +165,7 @@ def fine_tuned_model_accuracy(
     tuning: TuningSettings,
 ) -> dg.AssetCheckResult:
     """Score the challenger, the production model and the base model on every test book."""
+    require_valid_run_settings(context)
     produced = latest_metadata(context, "fine_tuned_model")
     trained = str(produced.get("model_name") or "")
     if not trained:

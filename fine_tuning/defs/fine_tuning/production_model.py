@@ -11,7 +11,7 @@ provider has the model.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import openai as openai_sdk
@@ -29,14 +29,17 @@ from fine_tuning.defs.fine_tuning.evaluation_history import (
     spending,
 )
 from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
+from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.upstream import latest_metadata
 
 
-class ProductionModelConfig(dg.Config):
-    """Run configuration of `production_model`."""
+class ProductionModelConfig(CheckedConfig):
+    """Run configuration of `production_model` (checked by the preflight with every other setting)."""
+
+    run_config_path: ClassVar[str] = "ops.production_model.config"
 
     pin_model: str | None = Field(
-        default=None,
+        default=None, min_length=1, max_length=256, pattern=r"^\S+$",
         description='Make this model the production model whatever the evaluation says (a rollback), e.g. '
         '"ft:gpt-4o-mini-2024-07-18:org:goodreads:abc123". It must exist on the provider.',
     )
@@ -110,6 +113,7 @@ def production_model(
     context: dg.AssetExecutionContext, config: ProductionModelConfig, openai: OpenAIResource
 ) -> dg.MaterializeResult:
     """Decide which model is in production after this run and record it."""
+    require_valid_run_settings(context)
     previous = latest_materialization(context.instance, PRODUCTION_MODEL) or {}
     champion = str(previous["model_name"]) if previous.get("model_name") else None
     trained = str(latest_metadata(context, "fine_tuned_model").get("model_name") or "")

@@ -10,9 +10,10 @@ from dagster_duckdb import DuckDBResource
 from fine_tuning.core import settings
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
+from fine_tuning.defs.goodreads.loads import Load, publish_when_complete, published_metadata, record_staged, staging_connection
 from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata
+from fine_tuning.defs.shared.run_settings import require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection
 
 SQL = sql_statements(__package__, "graphic_novels")
 
@@ -76,10 +77,15 @@ def graphic_novels(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Load the books file into the `graphic_novels` table."""
-    with connection(duckdb) as con:
-        stats = load_json_lines(con, BOOKS_TABLE, settings.books_source())
+    require_valid_run_settings(context)
+    load = Load.of(context)
+    with staging_connection(duckdb, load) as con:
+        stats = load_json_lines(
+            con, BOOKS_TABLE, settings.books_source(), record=lambda: record_staged(con, "graphic_novels", load, {})
+        )
         distinct_ids = distinct_book_ids(con)
         metadata = load_metadata(con, BOOKS_TABLE, stats)
+        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
     metadata["distinct_book_ids"] = distinct_ids
     metadata["duplicate_book_id_rows"] = stats.rows_loaded - distinct_ids
     context.log.info(f"graphic_novels: {stats}")

@@ -143,11 +143,11 @@ class Lifecycle:
     def _load_conversations(self, job: Job) -> tuple[list[Conversation], list[Conversation]]:
         """Parse the job's files; raises TrainingDataError."""
         training = self._blob_or_error(job.training_file, "training_file")
-        conversations = parse_chat_jsonl(training, "training_file", MIN_TRAINING_EXAMPLES)
+        conversations = parse_chat_jsonl(training, "training_file", MIN_TRAINING_EXAMPLES, job.model)
         validation: list[Conversation] = []
         if job.validation_file:
             data = self._blob_or_error(job.validation_file, "validation_file")
-            validation = parse_chat_jsonl(data, "validation_file", 1)
+            validation = parse_chat_jsonl(data, "validation_file", 1, job.model)
         return conversations, validation
 
     def _blob_or_error(self, file_id: str, param: str) -> bytes:

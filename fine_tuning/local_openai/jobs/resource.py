@@ -72,13 +72,16 @@ class Jobs:
             return model  # as OpenAI does, a continued job reports the model it continues
         return create_request.base_model(model)
 
-    def tuned_job(self, model: str) -> Job | None:
-        """The succeeded job whose fine-tuned model is `model` (`ft:...:{job id}`), else None."""
+    def tuned_job(self, model: str, deleted_too: bool = False) -> Job | None:
+        """The succeeded job whose fine-tuned model is `model` (`ft:...:{job id}`), else None.
+
+        A deleted model has no job unless `deleted_too` (its checkpoints are models of their own).
+        """
         job = self.find("ftjob-" + model.rsplit(":", 1)[-1])
         if job is None:
             return None
         job = self.observe(job.id, job)
-        available = job.status == "succeeded" and not job.model_deleted
+        available = job.status == "succeeded" and (deleted_too or not job.model_deleted)
         return job if available and job.fine_tuned_model == model else None
 
     def _job_file(self, file_id: Any, param: str, required: bool) -> str | None:
