@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 import dagster as dg
 import openai as openai_sdk
+from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 from dagster_openai import OpenAIResource
 from openai.types.fine_tuning import FineTuningJob
-from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 from pydantic import Field
 
 from fine_tuning.core import job_polling

@@ -22,7 +22,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import openai
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -173,7 +172,7 @@ evaluate = dg.define_asset_job(
     "evaluate",
     selection=dg.AssetSelection.checks(fine_tuned_model_accuracy),
     executor_def=dg.in_process_executor,
-    config={"ops": {"%s": {"config": {"mode": "batch", "poll_interval_seconds": 0.1}}}},
+    config={"ops": {fine_tuned_model_accuracy.node_def.name: {"config": {"mode": "batch", "poll_interval_seconds": 0.1}}}},
 )
 defs = dg.Definitions(
     assets=[dg.AssetSpec("fine_tuned_model")],
@@ -187,7 +186,7 @@ defs = dg.Definitions(
         "tuning": TuningSettings(),
     },
 )
-""" % CHECK_OP
+"""
 
 DAGSTER_YAML = """
 telemetry:
