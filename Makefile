@@ -13,7 +13,7 @@ ifneq ($(wildcard ../shared/tiktoken),)
 export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
 endif
 
-.PHONY: setup run test dev bench home clean
+.PHONY: setup run test dev bench home clean screenshots
 
 setup: $(STAMP)
 
@@ -32,18 +32,27 @@ home:
 
 # The demo is offline and on the shipped sample even in a shell that has an API key or other
 # inputs set: running it must never cost money.
-OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL
+OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL \
+	-u FINE_TUNING_DUCKDB_DATABASE -u MOTHERDUCK_TOKEN
 
+# Progress lines on the terminal (config/offline.yaml picks the compact `progress` logger); the
+# full event stream, DEBUG included, stays in the run's event log (`make dev`, then Runs).
+# VIRTUAL_ENV tells dg which environment is the project's, so it does not warn about a mismatch.
 run: export DAGSTER_HOME := $(LOCAL_DAGSTER_HOME)
 run: setup home
-	$(OFFLINE) $(BIN)/dagster job execute -m fine_tuning.definitions -j fine_tuning_job -c config/offline.yaml
-	$(BIN)/python -m fine_tuning.summary
+	@echo "fine_tuning_job: offline, on the shipped sample (instance: $(DAGSTER_HOME))"
+	@$(OFFLINE) VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg launch --job fine_tuning_job -c config/offline.yaml
+	@$(BIN)/python -m fine_tuning.summary
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 dev: setup home
 	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+
+# Pictures of the real UI for the README (docs/images/): needs Debian's chromium package; not on CI.
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py --out docs/images
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -10,6 +10,5 @@ from pathlib import Path
 
 import dagster as dg
 
-
 # Everything the defs folder defines, discovered by Dagster's project loader.
 defs: dg.Definitions = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -1,4 +1,4 @@
-"""`python -m fine_tuning.summary`: what the latest fine_tuning_job run produced, in three lines."""
+"""`python -m fine_tuning.summary`: what the latest fine_tuning_job run produced, in a few lines."""
 
 from __future__ import annotations
 
@@ -25,12 +25,59 @@ def latest_run_summary(instance: dg.DagsterInstance) -> dict[str, object] | None
         materialization = record.get_dagster_event().step_materialization_data.materialization
         if materialization.asset_key == dg.AssetKey("fine_tuned_model"):
             summary.update(_metadata_values(materialization.metadata))
+        elif materialization.asset_key == dg.AssetKey("production_model"):
+            decision = _metadata_values(materialization.metadata)
+            summary["production_model"] = decision.get("model_name")
+            summary["promoted"] = decision.get("promoted")
+            summary["production_reason"] = decision.get("reason")
     for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.get_dagster_event().asset_check_evaluation_data
         if evaluation.check_name == "fine_tuned_model_accuracy":
             summary.update(_metadata_values(evaluation.metadata))
             summary["check_passed"] = evaluation.passed
     return summary
+
+
+def _value_line(label: str, value: object) -> str:
+    """`label:` padded to one column, then the value (a float with three decimals, or '-')."""
+    shown = f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else str(value))
+    return f"{label + ':':<21}{shown}"
+
+
+def model_lines(summary: dict[str, object]) -> list[str]:
+    """The fine-tuned model's name, and whether its provider job was reused."""
+    reused = " (reused provider job)" if summary.get("reused") else ""
+    return [_value_line("fine-tuned model", summary.get("model_name")) + reused]
+
+
+def accuracy_lines(summary: dict[str, object]) -> list[str]:
+    """Both accuracies on the held-out books, and how many books they were measured on."""
+    lines = [_value_line("fine-tuned accuracy", summary.get("fine_tuned_accuracy")),
+             _value_line("base accuracy", summary.get("base_accuracy"))]
+    if "eval_examples" in summary:
+        reused = " (same models and prompts as last time: evaluation reused)" if summary.get("reused_evaluation") else ""
+        lines.append(f"{'evaluated on:':<21}{summary['eval_examples']} held-out books{reused}")
+    return lines
+
+
+def production_lines(summary: dict[str, object]) -> list[str]:
+    """The model applications should use after this run, and why it is that one."""
+    if "production_reason" not in summary:
+        return []
+    verdict = "promoted" if summary.get("promoted") else "kept"
+    return [_value_line("production model", summary.get("production_model")) + f" ({verdict})",
+            f"{'because:':<21}{summary['production_reason']}"]
+
+
+def summary_lines(summary: dict[str, object]) -> list[str]:
+    """What `make run` prints after the progress lines."""
+    lines = [_value_line("run", f"{summary['run_id']} ({summary['status']})")]
+    lines += model_lines(summary)
+    lines += accuracy_lines(summary)
+    lines += production_lines(summary)
+    if summary["status"] != "SUCCESS":
+        lines.append("the run did not succeed: its full event log is in the UI (make dev, then Runs)")
+    return lines
 
 
 def main() -> int:
@@ -40,15 +87,7 @@ def main() -> int:
     if summary is None:
         print(f"No {JOB_NAME} run found in this Dagster instance.", file=sys.stderr)
         return 1
-    print(f"run:                 {summary['run_id']} ({summary['status']})")
-    print(f"fine-tuned model:    {summary.get('model_name', '-')}"
-          f"{' (reused provider job)' if summary.get('reused') else ''}")
-    for label, key in (("fine-tuned accuracy", "fine_tuned_accuracy"), ("base accuracy", "base_accuracy")):
-        value = summary.get(key)
-        print(f"{label + ':':<21}{value:.3f}" if isinstance(value, float) else f"{label + ':':<21}-")
-    if "eval_examples" in summary:
-        reused = " (same models and prompts as last time: evaluation reused)" if summary.get("reused_evaluation") else ""
-        print(f"evaluated on:        {summary['eval_examples']} held-out books{reused}")
+    print("\n".join(summary_lines(summary)))
     return 0 if summary["status"] == "SUCCESS" else 1
 
 

@@ -8,8 +8,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fine_tuning.core.chat_files import validate_chat_file
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
+from fine_tuning.core.chat_files import validate_chat_file
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import openai as openai_sdk
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
@@ -19,6 +19,8 @@ from fine_tuning.core.provider_jobs import TERMINAL_STATUSES, Log, ProviderJobEr
 MIN_POLL_SECONDS = 0.2
 MAX_EVENTS_PER_POLL = 1000  # bounds the first fetch when attaching to a long job
 MAX_TRANSIENT_POLL_FAILURES = 5  # consecutive polls that may fail (after the client's own retries)
+
+T = TypeVar("T")
 
 
 def next_poll_delay(
@@ -118,6 +120,68 @@ def cancel_quietly(client: openai_sdk.OpenAI, job_id: str, log: Log) -> None:
         log.error(describe_api_error(error, f"cancelling job {job_id}", client))
 
 
+def poll_until_final(
+    fetch: Callable[[], T],
+    status_of: Callable[[T], str],
+    terminal: frozenset[str],
+    what: str,
+    client: openai_sdk.OpenAI,
+    log: Log,
+    poll_interval_seconds: float,
+    *,
+    on_poll: Callable[[T, float], None] | None = None,
+    estimated_finish: Callable[[T], int | None] = lambda _: None,
+    cancel: Callable[[], None] | None = None,
+    timeout_seconds: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
+) -> T:
+    """Poll a provider-side object (a fine-tuning job, a batch) until its status is terminal.
+
+    `fetch` retrieves it; `on_poll` reports what changed; transient API errors are retried up to
+    MAX_TRANSIENT_POLL_FAILURES polls in a row. Raises ProviderJobError when polling keeps
+    failing or `timeout_seconds` pass (the object keeps going at the provider, so the next
+    attempt attaches to it); calls `cancel` when one of `interrupts` arrives, then re-raises.
+    """
+    started = clock()
+    transient_failures = 0
+    try:
+        while True:
+            try:
+                current = fetch()
+                transient_failures = 0
+            except openai_sdk.APIError as error:
+                # The client already retried; a flaky poll should not abandon a paid job's wait.
+                transient_failures += 1
+                if not is_transient(error) or transient_failures > MAX_TRANSIENT_POLL_FAILURES:
+                    raise ProviderJobError(
+                        describe_api_error(error, f"polling {what}", client)
+                        + " (it keeps running at the provider; the next materialization attaches to it)"
+                    ) from None
+                log.warning(describe_api_error(error, f"polling {what}", client) + "; retrying")
+                sleep(next_poll_delay(poll_interval_seconds, None, clock()))
+                continue
+            now = clock()
+            if on_poll is not None:
+                on_poll(current, now)
+            status = status_of(current)
+            if status in terminal:
+                return current
+            if timeout_seconds is not None and now - started > timeout_seconds:
+                raise ProviderJobError(
+                    f"{what[:1].upper()}{what[1:]} is still {status} after {timeout_seconds / 3600:.2f} h; "
+                    "it keeps running at the provider and the next materialization attaches to it.",
+                    {"status": status},
+                )
+            sleep(next_poll_delay(poll_interval_seconds, estimated_finish(current), now))
+    except interrupts:
+        # The caller was stopped (a terminated run, Ctrl-C): do not leave paid work running unattended.
+        if cancel is not None:
+            cancel()
+        raise
+
+
 def wait_for_job(
     client: openai_sdk.OpenAI,
     job_id: str,
@@ -138,40 +202,25 @@ def wait_for_job(
     attempt attaches to it.
     """
     progress = JobProgress()
-    started = clock()
-    transient_failures = 0
+    known = [current] if current is not None else []
+
+    def fetch() -> FineTuningJob:
+        if known:
+            return known.pop()
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        stream_new_events(client, job_id, progress, log)
+        return job
+
     try:
-        while True:
-            try:
-                if current is not None:
-                    job, current = current, None
-                else:
-                    job = client.fine_tuning.jobs.retrieve(job_id)
-                    stream_new_events(client, job_id, progress, log)
-                transient_failures = 0
-            except openai_sdk.APIError as error:
-                # The client already retried; a flaky poll should not abandon a paid job's wait.
-                transient_failures += 1
-                if not is_transient(error) or transient_failures > MAX_TRANSIENT_POLL_FAILURES:
-                    raise ProviderJobError(
-                        describe_api_error(error, f"polling fine-tuning job {job_id}", client)
-                        + " (the job keeps running at the provider; the next materialization attaches to it)"
-                    ) from None
-                log.warning(describe_api_error(error, f"polling job {job_id}", client) + "; retrying")
-                sleep(next_poll_delay(poll_interval_seconds, None, clock()))
-                continue
-            now = clock()
-            report_progress(job, progress, log, now)
-            if job.status in TERMINAL_STATUSES:
-                return job, progress
-            if timeout_seconds is not None and now - started > timeout_seconds:
-                raise ProviderJobError(
-                    f"Fine-tuning job {job_id} is still {job.status} after {timeout_seconds / 3600:.2f} h; "
-                    "it keeps running at the provider and the next materialization attaches to it.",
-                    {"job_id": job_id, "status": job.status},
-                )
-            sleep(next_poll_delay(poll_interval_seconds, job.estimated_finish, now))
-    except interrupts:
-        # The caller was stopped (a terminated run, Ctrl-C): do not leave a paid job running unattended.
-        cancel_quietly(client, job_id, log)
+        job = poll_until_final(
+            fetch, lambda job: job.status, TERMINAL_STATUSES, f"fine-tuning job {job_id}", client, log,
+            poll_interval_seconds,
+            on_poll=lambda job, now: report_progress(job, progress, log, now),
+            estimated_finish=lambda job: job.estimated_finish,
+            cancel=lambda: cancel_quietly(client, job_id, log),
+            timeout_seconds=timeout_seconds, sleep=sleep, clock=clock, interrupts=interrupts,
+        )
+    except ProviderJobError as error:
+        error.metadata.setdefault("job_id", job_id)
         raise
+    return job, progress

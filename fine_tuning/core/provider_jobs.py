@@ -12,6 +12,8 @@ Waiting for a job (polling, its events, cancelling on interrupt) is `job_polling
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import hashlib
 import io
@@ -19,7 +21,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import openai as openai_sdk
 from openai.types.fine_tuning import FineTuningJob
@@ -32,6 +34,8 @@ FINGERPRINT_VERSION = 1  # bump when the fingerprint payload changes meaning
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 CREATE_ATTEMPTS = 4  # tries at creating the job, each preceded by a look-up after the first
 CREATE_BACKOFF_SECONDS = 2.0
+
+T = TypeVar("T")
 
 
 class Log(Protocol):
@@ -124,6 +128,41 @@ def _retry_after_seconds(error: openai_sdk.APIError, default: float) -> float:
         return default
 
 
+def create_once(
+    create: Callable[[], T],
+    find_existing: Callable[[], T | None],
+    action: str,
+    client: openai_sdk.OpenAI,
+    log: Log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[T, bool]:
+    """Create a paid provider object (a job, a batch) without ever creating it twice.
+
+    `create` must make exactly one request with the client's automatic retries off: when a
+    request times out or fails with a 5xx after the provider accepted it, a blind retry would
+    start (and bill) a second one. So before every new attempt `find_existing` looks it up (by
+    the fingerprint in its metadata). Returns (object, whether an earlier attempt had created it).
+    """
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        if attempt > 1:
+            existing = find_existing()
+            if existing is not None:
+                log.info(f"The earlier request {action} did reach the provider: using {getattr(existing, 'id', existing)}.")
+                return existing, True
+        try:
+            return create(), False
+        except openai_sdk.APIError as error:
+            if not is_transient(error) or attempt == CREATE_ATTEMPTS:
+                raise
+            delay = _retry_after_seconds(error, CREATE_BACKOFF_SECONDS * attempt)
+            log.warning(
+                describe_api_error(error, action, client)
+                + f"; checking whether it was created, then trying again in {delay:.1f} s"
+            )
+            sleep(delay)
+    raise AssertionError("unreachable: the last attempt either returns or raises")
+
+
 def create_job_once(
     client: openai_sdk.OpenAI,
     fingerprint: str,
@@ -131,31 +170,17 @@ def create_job_once(
     log: Log,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[FineTuningJob, bool]:
-    """Create the provider job without ever creating it twice; returns (job, found_existing).
-
-    The client's automatic retries are off for this one POST: when a request times out or
-    fails with a 5xx after the provider accepted it, a blind retry would start (and bill) a
-    second job. So before every new attempt the job is looked up by its fingerprint.
-    """
+    """Create the provider job without ever creating it twice; returns (job, found_existing)."""
     once = client.with_options(max_retries=0)
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
-        if attempt > 1:
-            existing = [job for job in find_jobs(client, fingerprint) if job.status not in ("failed", "cancelled")]
-            if existing:
-                log.info(f"The earlier create request did reach the provider: using job {existing[0].id}.")
-                return existing[0], True
-        try:
-            return once.fine_tuning.jobs.create(**create_kwargs), False
-        except openai_sdk.APIError as error:
-            if not is_transient(error) or attempt == CREATE_ATTEMPTS:
-                raise
-            delay = _retry_after_seconds(error, CREATE_BACKOFF_SECONDS * attempt)
-            log.warning(
-                describe_api_error(error, "creating the fine-tuning job", client)
-                + f"; checking whether it was created, then trying again in {delay:.1f} s"
-            )
-            sleep(delay)
-    raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def find_existing() -> FineTuningJob | None:
+        live = [job for job in find_jobs(client, fingerprint) if job.status not in ("failed", "cancelled")]
+        return live[0] if live else None
+
+    return create_once(
+        lambda: once.fine_tuning.jobs.create(**create_kwargs), find_existing,
+        "creating the fine-tuning job", client, log, sleep,
+    )
 
 
 def settle_concurrent_jobs(
@@ -200,6 +225,17 @@ def resolved_hyperparameters(job: FineTuningJob) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key in ("n_epochs", "batch_size", "learning_rate_multiplier")}
 
 
+def result_file_text(content: bytes) -> str:
+    """A fine-tuning result file as CSV text: OpenAI serves it base64-encoded; plain CSV is read as it is."""
+    text = content.decode("utf-8", "replace")
+    if text.lstrip().startswith("step,"):
+        return text
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # neither base64 nor UTF-8 inside: the caller finds no columns
+        return text
+
+
 def _last_number(rows: list[dict[str, str]], column: str) -> float | None:
     for row in reversed(rows):
         value = (row.get(column) or "").strip()
@@ -218,7 +254,7 @@ def final_losses(
     losses: dict[str, float] = {}
     if job.result_files:
         try:
-            text = client.files.content(job.result_files[0]).text
+            text = result_file_text(client.files.content(job.result_files[0]).content)
             rows = list(csv.DictReader(io.StringIO(text)))
             train = _last_number(rows, "train_loss")
             valid = _last_number(rows, "full_valid_loss")

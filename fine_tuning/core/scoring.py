@@ -1,8 +1,10 @@
-"""Scoring a fine-tuned model against its base model on held-out books (no Dagster here).
+"""Scoring models on held-out books (no Dagster here).
 
-Both models see exactly the prompt the training files were built with (`prompts.build_messages`)
-and must answer through a strict json_schema enum. Requests run concurrently but bounded, and
-requests that still fail after the client's retries are counted as wrong answers, never dropped.
+Every model sees exactly the prompt the training files were built with (`prompts.build_messages`)
+and must answer through a strict json_schema enum. `chat_request` is the one request body, sent
+online (`ask_models`: concurrent but bounded) or in a Batch API file (`core.batch_scoring`); both
+turn what came back into `Answer`s and `tally` them, so the two modes score alike. Requests that
+still fail after the client's retries are counted as wrong answers, never dropped.
 """
 
 from __future__ import annotations
@@ -11,23 +13,23 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai as openai_sdk
 
 from fine_tuning.core import prompts
-from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.openai_errors import describe_api_error
 
-TOP_CONFUSIONS = 10
 MAX_FAILURE_SAMPLES = 5
+FINGERPRINT_VERSION = 2  # 2: the models compared are a set (challenger, champion, base, checkpoints)
 
 
 @dataclass(frozen=True)
 class Example:
-    """One test book and its true category."""
+    """One held-out book and its true category."""
 
     book_id: str
     title: str
@@ -36,9 +38,20 @@ class Example:
     category: str
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one request for one model and one book came back with."""
+
+    predicted: str | None  # None: failed request or unparseable answer
+    failed: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
 @dataclass
 class ModelScore:
-    """How one model did on the test examples."""
+    """How one model did on the examples."""
 
     model: str
     examples: int = 0
@@ -66,10 +79,57 @@ class ModelScore:
         else:
             self.confusions[(truth, predicted or "<no answer>")] += 1
 
+    def add(self, truth: str, answer: Answer) -> None:
+        """Count one answer with its tokens and whether its request failed."""
+        self.record(truth, answer.predicted)
+        self.prompt_tokens += answer.prompt_tokens
+        self.completion_tokens += answer.completion_tokens
+        if answer.failed:
+            self.failed_requests += 1
+        elif answer.predicted is None:
+            self.unparseable += 1
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to rebuild this score later (reusing an evaluation asks nothing)."""
+        return {
+            "model": self.model, "examples": self.examples, "correct": self.correct,
+            "failed_requests": self.failed_requests, "unparseable": self.unparseable,
+            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "per_category": self.per_category,
+            "confusions": [[truth, predicted, count] for (truth, predicted), count in self.confusions.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelScore:
+        """The score `to_json` described."""
+        return cls(
+            model=str(data["model"]), examples=int(data["examples"]), correct=int(data["correct"]),
+            failed_requests=int(data["failed_requests"]), unparseable=int(data["unparseable"]),
+            prompt_tokens=int(data["prompt_tokens"]), completion_tokens=int(data["completion_tokens"]),
+            per_category={str(k): [int(v[0]), int(v[1])] for k, v in dict(data["per_category"]).items()},
+            confusions=Counter({(str(t), str(p)): int(n) for t, p, n in data["confusions"]}),
+        )
+
+
+@dataclass
+class Scores:
+    """Scores of several models on the same examples, and how the requests went."""
+
+    models: dict[str, ModelScore]
+    eval_examples: int
+    concurrency: int = 0
+    max_in_flight: int = 0
+    failure_samples: list[str] = field(default_factory=list)
+
+    @property
+    def failed_requests(self) -> int:
+        """Requests that failed after every retry, all models together."""
+        return sum(score.failed_requests for score in self.models.values())
+
 
 @dataclass
 class EvaluationResult:
-    """Scores of both models plus what the concurrency bound actually allowed."""
+    """A fine-tuned and its base model's scores plus what the concurrency bound actually allowed."""
 
     tuned: ModelScore
     base: ModelScore
@@ -84,13 +144,42 @@ class EvaluationResult:
         return self.tuned.failed_requests + self.base.failed_requests
 
 
-@dataclass(frozen=True)
-class _Answer:
-    predicted: str | None
-    failed: bool
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: str | None = None
+def chat_request(model: str, example: Example, categories: Sequence[str]) -> dict[str, Any]:
+    """The body of the one chat request that asks `model` about `example` (online and in a batch)."""
+    return {
+        "model": model,
+        "messages": prompts.build_messages(example.title, example.author, example.description, categories),
+        "temperature": 0,
+        "response_format": prompts.response_format(categories),
+    }
+
+
+def answer_from_completion(completion: Mapping[str, Any], categories: Sequence[str]) -> Answer:
+    """The Answer in a chat completion's JSON (a batch output line's body, or a response dumped)."""
+    choices = completion.get("choices") or []
+    message = (choices[0].get("message") or {}) if choices and isinstance(choices[0], Mapping) else {}
+    usage = completion.get("usage") or {}
+    return Answer(
+        prompts.parse_answer(message.get("content"), categories),
+        failed=False,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def tally(
+    models: Sequence[str], examples: Sequence[Example], answer: Callable[[str, int], Answer]
+) -> tuple[dict[str, ModelScore], list[str]]:
+    """Every model's score from `answer(model, example_index)`, and a few failure messages."""
+    scores = {model: ModelScore(model) for model in models}
+    failures: list[str] = []
+    for index, example in enumerate(examples):
+        for model in models:
+            reply = answer(model, index)
+            scores[model].add(example.category, reply)
+            if reply.failed and reply.error and len(failures) < MAX_FAILURE_SAMPLES:
+                failures.append(reply.error)
+    return scores, failures
 
 
 class _InFlight:
@@ -116,33 +205,45 @@ class _InFlight:
 
 
 def _ask(
-    client: openai_sdk.OpenAI,
-    model: str,
-    example: Example,
-    categories: Sequence[str],
-    gate: _InFlight,
-) -> _Answer:
+    client: openai_sdk.OpenAI, model: str, example: Example, categories: Sequence[str], gate: _InFlight
+) -> Answer:
     """One chat request; an API error that survives the client's retries becomes a failed answer."""
-    messages = prompts.build_messages(example.title, example.author, example.description, categories)
     try:
         with gate:
-            response = client.chat.completions.create(
-                model=model,
-                messages=messages,
-                temperature=0,
-                response_format=prompts.response_format(categories),
-            )
+            response = client.chat.completions.create(**chat_request(model, example, categories))
     except openai_sdk.APIError as error:
         reason = describe_api_error(error, "a chat completion", client)
-        return _Answer(None, failed=True, error=f"{model} / {example.book_id}: {reason}")
-    text = response.choices[0].message.content if response.choices else None
-    usage = response.usage
-    return _Answer(
-        prompts.parse_answer(text, categories),
-        failed=False,
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-    )
+        return Answer(None, failed=True, error=f"{model} / {example.book_id}: {reason}")
+    return answer_from_completion(response.model_dump(), categories)
+
+
+def ask_models(
+    client: openai_sdk.OpenAI,
+    examples: Sequence[Example],
+    categories: Sequence[str],
+    models: Sequence[str],
+    concurrency: int = 16,
+    max_retries: int = 5,
+    log: Callable[[str], None] | None = None,
+) -> Scores:
+    """Ask every model about every example online, with at most `concurrency` requests in flight."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    models = list(dict.fromkeys(models))
+    # The official client retries 429/5xx/connection errors with backoff and honours retry-after.
+    retrying = client.with_options(max_retries=max_retries)
+    gate = _InFlight(concurrency)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="evaluate") as pool:
+        futures = {
+            (model, index): pool.submit(_ask, retrying, model, example, categories, gate)
+            for index, example in enumerate(examples)
+            for model in models
+        }
+        scores, failures = tally(models, examples, lambda model, index: futures[(model, index)].result())
+    result = Scores(scores, len(examples), concurrency, gate.peak, failures)
+    if log is not None and failures:
+        log(f"{result.failed_requests} requests failed after retries, e.g. {failures[0]}")
+    return result
 
 
 def evaluate_models(
@@ -155,69 +256,28 @@ def evaluate_models(
     max_retries: int = 5,
     log: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
-    """Ask both models about every example with at most `concurrency` requests in flight."""
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    # The official client retries 429/5xx/connection errors with backoff and honours retry-after.
-    retrying = client.with_options(max_retries=max_retries)
-    gate = _InFlight(concurrency)
-    scores = {"tuned": ModelScore(tuned_model), "base": ModelScore(base_model)}
-    tasks = [(role, model, example) for example in examples for role, model in (("tuned", tuned_model), ("base", base_model))]
-    failures: list[str] = []
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="evaluate") as pool:
-        futures = [
-            (role, example, pool.submit(_ask, retrying, model, example, categories, gate))
-            for role, model, example in tasks
-        ]
-        for role, example, future in futures:
-            answer = future.result()
-            score = scores[role]
-            score.record(example.category, answer.predicted)
-            score.prompt_tokens += answer.prompt_tokens
-            score.completion_tokens += answer.completion_tokens
-            if answer.failed:
-                score.failed_requests += 1
-                if len(failures) < MAX_FAILURE_SAMPLES and answer.error:
-                    failures.append(answer.error)
-            elif answer.predicted is None:
-                score.unparseable += 1
-    if log is not None and failures:
-        log(f"{sum(score.failed_requests for score in scores.values())} requests failed after retries, e.g. {failures[0]}")
+    """Ask a fine-tuned model and its base model about every example (online)."""
+    scores = ask_models(client, examples, categories, [tuned_model, base_model], concurrency, max_retries, log)
     return EvaluationResult(
-        tuned=scores["tuned"],
-        base=scores["base"],
-        eval_examples=len(examples),
-        concurrency=concurrency,
-        max_in_flight=gate.peak,
-        failure_samples=failures,
+        tuned=scores.models[tuned_model],
+        base=scores.models[base_model],
+        eval_examples=scores.eval_examples,
+        concurrency=scores.concurrency,
+        max_in_flight=scores.max_in_flight,
+        failure_samples=scores.failure_samples,
     )
 
 
-def per_category_table(result: EvaluationResult, categories: Sequence[str]) -> str:
-    """Markdown table of per-category accuracy for both models (categories without examples left out)."""
-    rows = []
-    for category in categories:
-        tuned_correct, total = result.tuned.per_category.get(category, [0, 0])
-        base_correct, _ = result.base.per_category.get(category, [0, 0])
-        if total:
-            rows.append((category, total, f"{tuned_correct / total:.1%}", f"{base_correct / total:.1%}"))
-    return markdown_table(("category", "examples", "fine-tuned", "base"), rows, align="lrrr")
-
-
-def confusion_table(score: ModelScore, top: int = TOP_CONFUSIONS) -> str:
-    """Markdown table of the most frequent (true -> predicted) mistakes of one model, under a title."""
-    rows = [(truth, predicted, count) for (truth, predicted), count in score.confusions.most_common(top)]
-    table = markdown_table(("true", "predicted", "count"), rows or [("-", "-", 0)], align="llr")
-    return f"Top confusions of {score.model}\n\n{table}"
-
-
-def evaluation_fingerprint(
-    tuned_model: str, base_model: str, examples: Sequence[Example], categories: Sequence[str]
-) -> str:
-    """sha256 of everything an evaluation's result depends on: both models and every test prompt."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([tuned_model, base_model, list(categories)]).encode())
+def prompts_fingerprint(examples: Sequence[Example], categories: Sequence[str]) -> str:
+    """sha256 of every prompt and its true answer: what any model is asked and scored against."""
+    digest = hashlib.sha256(json.dumps(list(categories)).encode())
     for example in examples:
         messages = prompts.build_messages(example.title, example.author, example.description, categories)
         digest.update(json.dumps([example.book_id, example.category, messages], ensure_ascii=False).encode())
     return digest.hexdigest()
+
+
+def evaluation_fingerprint(models: Sequence[str], prompts_sha256: str) -> str:
+    """sha256 of everything an evaluation's result depends on: the models asked and the prompts."""
+    payload = {"version": FINGERPRINT_VERSION, "models": sorted(set(models)), "prompts": prompts_sha256}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -41,6 +41,25 @@ def duckdb_path() -> Path:
     return workdir() / "goodreads.duckdb"
 
 
+DUCKDB_DATABASE_ENV = "FINE_TUNING_DUCKDB_DATABASE"
+
+
+def duckdb_database() -> str:
+    """The database the `duckdb` resource opens: FINE_TUNING_DUCKDB_DATABASE (a file path, or a
+    MotherDuck database such as `md:goodreads` for data shared by several machines), else
+    duckdb_path().
+
+    A MotherDuck token is only ever read by DuckDB from the environment (MOTHERDUCK_TOKEN): one
+    written into the database string would be shown in the UI with the resource's config.
+    """
+    database = os.environ.get(DUCKDB_DATABASE_ENV) or str(duckdb_path())
+    if "motherduck_token" in database.lower():
+        raise ValueError(
+            f"{DUCKDB_DATABASE_ENV} must not carry a MotherDuck token: set MOTHERDUCK_TOKEN in the environment instead"
+        )
+    return database
+
+
 def files_dir() -> Path:
     """Where training and validation JSONL files are written."""
     path = workdir() / "files"

@@ -3,6 +3,13 @@
 Never touches the network: tiktoken would download the encoding when its cache file is missing
 and delete-then-download it when the file's hash is wrong, so both cases are decided here first.
 Counting follows OpenAI's cookbook "Data preparation and analysis for chat model fine-tuning".
+
+Work is bounded on any text: tiktoken's byte-pair merge of one long run without whitespace costs
+seconds and gigabytes (a 30 MB line: 23 s, 1.7 GB), so long texts are encoded in pieces cut
+right before a space (where o200k_base's pre-tokenizer always ends a piece, so the count stays
+exact), a run with no space to cut at is cut anyway (the count is then approximate), and a text
+longer than EXACT_LIMIT_CHARS is not encoded at all but estimated. Approximate counts are
+reported as such (`TokenCount.exact`).
 """
 
 import functools
@@ -11,7 +18,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,22 @@ from typing import Any
 O200K_BASE_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 O200K_BASE_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 ESTIMATE_BYTES_PER_TOKEN = 3
+# Longer texts are estimated rather than encoded: far over every model's per-example limit
+# (65,536 tokens), so the exact number could not change a verdict, only cost time.
+EXACT_LIMIT_CHARS = 1_000_000
+# Texts are encoded in pieces of at most this many characters (bounded time and memory).
+CHUNK_CHARS = 16_384
+# Only short texts (system prompt, role names, answers: what every example repeats) are memoised;
+# long ones are unique and would pin memory.
+MEMO_MAX_CHARS = 2_048
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """A number of tokens and whether it is exact (False: estimated or approximated)."""
+
+    tokens: int
+    exact: bool
 
 
 @dataclass(frozen=True)
@@ -30,14 +53,47 @@ class TokenCounter:
     _count: Callable[[str], int] = field(repr=False, compare=False)
 
     def count(self, text: str) -> int:
-        """Number of tokens in `text`."""
-        return self._count(text)
+        """Number of tokens in `text` (bounded work; see `measure` for whether it is exact)."""
+        return self.measure(text).tokens
+
+    def measure(self, text: str) -> TokenCount:
+        """Tokens of `text` and whether the number is exact, in time and memory linear in its length."""
+        if not self.exact or len(text) > EXACT_LIMIT_CHARS:
+            return TokenCount(_estimate_tokens(text), False)
+        if len(text) <= CHUNK_CHARS:
+            return TokenCount(self._count(text), True)
+        total, exact = 0, True
+        for piece, cut_at_space in text_pieces(text):
+            total += self._count(piece)
+            exact = exact and cut_at_space
+        return TokenCount(total, exact)
+
+
+def text_pieces(text: str, size: int = CHUNK_CHARS) -> Iterator[tuple[str, bool]]:
+    """`text` in pieces of at most `size` characters, each with whether it ends where o200k_base's
+    pre-tokenizer ends a piece anyway (right before a space that follows a non-space)."""
+    start, end_of_text = 0, len(text)
+    while end_of_text - start > size:
+        cut = _space_cut(text, start + size // 2, start + size)
+        yield text[start:cut or start + size], cut is not None
+        start = cut or start + size
+    yield text[start:], True
+
+
+def _space_cut(text: str, low: int, high: int) -> int | None:
+    """The last position in (low, high] holding a space that follows a non-space, if any."""
+    position = text.rfind(" ", low, high + 1)
+    while position > low:
+        if not text[position - 1].isspace():
+            return position
+        position = text.rfind(" ", low, position)
+    return None
 
 
 def _estimate_tokens(text: str) -> int:
     # ~4 bytes per token for English with o200k_base; 3 errs on the high side so that
     # limits and budgets are not passed on an underestimate.
-    return math.ceil(len(text.encode("utf-8")) / ESTIMATE_BYTES_PER_TOKEN)
+    return math.ceil(len(text.encode("utf-8", "surrogatepass")) / ESTIMATE_BYTES_PER_TOKEN)
 
 
 ESTIMATED_COUNTER = TokenCounter(
@@ -89,29 +145,43 @@ def _load_o200k(cache_file: str, _mtime_ns: int, _size: int) -> TokenCounter:
     # Every example repeats the system prompt, the role names and a dozen answers: memoised,
     # those are encoded once per file instead of once per example.
     @functools.lru_cache(maxsize=4096)
-    def count(text: str) -> int:
+    def memoised(text: str) -> int:
         return len(encoding.encode_ordinary(text))
+
+    def count(text: str) -> int:
+        return memoised(text) if len(text) <= MEMO_MAX_CHARS else len(encoding.encode_ordinary(text))
 
     return TokenCounter(exact=True, method="exact: tiktoken o200k_base", _count=count)
 
 
 def count_example_tokens(messages: Sequence[Any], counter: TokenCounter) -> int:
     """Tokens of one chat example, counted as the cookbook does (3 per message, 1 per name, 3 to prime)."""
-    total = 3
+    return measure_example_tokens(messages, counter).tokens
+
+
+def measure_example_tokens(messages: Sequence[Any], counter: TokenCounter) -> TokenCount:
+    """`count_example_tokens` and whether every text in the example was counted exactly."""
+    total, exact = 3, counter.exact
+    # Short texts (nearly all of them) skip `measure`: this loop runs for every message of every example.
+    short = counter._count if counter.exact else None
     for message in messages:
         total += 3
         if not isinstance(message, Mapping):
             continue
         for key, value in message.items():
-            if key == "weight":
+            if key == "weight" or value is None:
                 continue
-            if isinstance(value, str):
-                total += counter.count(value)
-            elif value is not None:
-                total += counter.count(json.dumps(value, ensure_ascii=False))
             if key == "name":
                 total += 1
-    return total
+            if type(value) is not str:
+                value = json.dumps(value, ensure_ascii=False)
+            if short is not None and len(value) <= CHUNK_CHARS:
+                total += short(value)
+                continue
+            counted = counter.measure(value)
+            total += counted.tokens
+            exact = exact and counted.exact
+    return TokenCount(total, exact)
 
 
 def token_stats(counts: Sequence[int]) -> dict[str, float | int]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
-
 from pydantic import Field
 
-from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_path, local_openai_dir, use_local_backend
+from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_database, local_openai_dir, use_local_backend
+from fine_tuning.defs.shared.run_settings import CheckedResource
 
 LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
 # DuckDB's own default is 80% of the machine's memory, and its temp tables (the cleaned text of
@@ -22,23 +22,35 @@ LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
 DUCKDB_CONNECTION_CONFIG = {"memory_limit": "1GB"}
 
 
-class TuningSettings(dg.ConfigurableResource):
+class TuningSettings(CheckedResource):
     """Base model, hyperparameters and budget.
 
     A resource rather than per-asset config because the cost check on the training files and
-    the `fine_tuned_model` asset must price and train the very same model and epochs.
+    the `fine_tuned_model` asset must price and train the very same model and epochs. The bounds
+    are OpenAI's documented ones (n_epochs 1-50, batch_size 1-256, learning_rate_multiplier > 0,
+    suffix up to 64 characters), checked before anything is uploaded.
     """
 
-    base_model: str = Field(default=DEFAULT_BASE_MODEL, description="Model to fine-tune.")
-    suffix: str = Field(default="goodreads", description="Suffix of the fine-tuned model name (<= 64 chars).")
-    seed: int = Field(default=42, description="Provider-side training seed.")
-    n_epochs: int | None = Field(default=None, description="Epochs; null means 'auto'.")
-    batch_size: int | None = Field(default=None, description="Batch size; null means 'auto'.")
+    run_config_path: ClassVar[str] = "resources.tuning.config"
+
+    base_model: str = Field(
+        default=DEFAULT_BASE_MODEL, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="Model to fine-tune (a dated snapshot, an alias, or an ft: model to continue).",
+    )
+    suffix: str = Field(
+        default="goodreads", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="Suffix of the fine-tuned model name: 1-64 letters, digits, '-' or '_' (':' would split the name).",
+    )
+    seed: int = Field(default=42, ge=0, le=2_147_483_647, description="Provider-side training seed (0-2147483647).")
+    n_epochs: int | None = Field(default=None, ge=1, le=50, description="Epochs (1-50); null means 'auto'.")
+    batch_size: int | None = Field(default=None, ge=1, le=256, description="Batch size (1-256); null means 'auto'.")
     learning_rate_multiplier: float | None = Field(
-        default=None, description="Learning-rate multiplier; null means 'auto'."
+        default=None, gt=0, le=10,
+        description="Learning-rate multiplier (> 0; above 10 training diverges); null means 'auto'.",
     )
     max_cost_usd: float = Field(
-        default=5.0, description="Training files whose estimated training cost exceeds this are blocked."
+        default=5.0, gt=0,
+        description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked.",
     )
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -84,7 +96,7 @@ def openai_resource() -> OpenAIResource:
 def build_resources() -> dict[str, Any]:
     """Every resource the assets need, resolved from the environment at call time."""
     return {
-        "duckdb": DuckDBResource(database=str(duckdb_path()), connection_config=DUCKDB_CONNECTION_CONFIG),
+        "duckdb": DuckDBResource(database=duckdb_database(), connection_config=DUCKDB_CONNECTION_CONFIG),
         "openai": openai_resource(),
         "tuning": TuningSettings(),
     }

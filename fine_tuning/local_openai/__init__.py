@@ -1,8 +1,8 @@
-"""A local, offline stand-in for OpenAI's files / fine-tuning / models / chat completions API.
+"""A local, offline stand-in for OpenAI's files / fine-tuning / models / chat completions / batches API.
 
 Shaped like a moto service; it imports only `fine_tuning.core`, never the Dagster definitions.
 
-    options.py            BackendOptions: store, job speed, auth key, latency, faults, body limit, clock
+    options.py            BackendOptions: store, job and batch speed, auth key, latency, faults, body limit, clock
     exceptions.py         one exception class per OpenAI error (status, type, code, param)
     records.py            typed records with to_api(): file, job, event, checkpoint, model, completion, page
     store.py              the on-disk store (atomic, locked), typed tables over it, ids, pagination
@@ -11,6 +11,7 @@ Shaped like a moto service; it imports only `fine_tuning.core`, never the Dagste
     jobs/                 the fine-tuning jobs resource: requests, lifecycle, training data
     models.py             base models (from core.catalog) and fine-tuned models
     chat.py               chat completions
+    batches/              the Batch API: input file checks, lifecycle, output and error files
     learner/              the small model that is trained: features, model, training, zero-shot, ...
     structured_outputs/   replies to response_format: schema check, validation, generation, replies
     http/                 framework-free HTTP: routes as data, thin handlers, parsing, middleware, Router

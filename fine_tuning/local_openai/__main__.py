@@ -6,7 +6,7 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from fine_tuning.local_openai.options import DEFAULT_JOB_SECONDS, BackendOptions
+from fine_tuning.local_openai.options import BATCH_WINDOW_SECONDS, DEFAULT_JOB_SECONDS, BackendOptions
 from fine_tuning.local_openai.server import DEFAULT_HOST, DEFAULT_PORT, serve
 
 
@@ -27,11 +27,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--latency-ms", type=float, default=0.0, help="delay every response by this much")
     run.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 429/500/503")
     run.add_argument("--job-seconds", type=float, default=DEFAULT_JOB_SECONDS, help="time from job creation to a final state")
+    run.add_argument(
+        "--batch-seconds", type=float, default=None, help="time from batch creation to completed (default: --job-seconds)"
+    )
+    run.add_argument(
+        "--batch-window-seconds", type=float, default=BATCH_WINDOW_SECONDS,
+        help="a batch still running this long after creation expires (default: 24 h, OpenAI's window)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error("--error-rate must be within [0, 1]")
-    if args.latency_ms < 0 or args.job_seconds < 0:
-        parser.error("--latency-ms and --job-seconds must not be negative")
+    if min(args.latency_ms, args.job_seconds, args.batch_window_seconds, args.batch_seconds or 0.0) < 0:
+        parser.error("--latency-ms, --job-seconds and the --batch-* times must not be negative")
     return args
 
 
@@ -44,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         latency_ms=args.latency_ms,
         error_rate=args.error_rate,
         job_seconds=args.job_seconds,
+        batch_seconds=args.batch_seconds,
+        batch_window_seconds=args.batch_window_seconds,
     )
     serve(options, host=args.host, port=args.port)
 

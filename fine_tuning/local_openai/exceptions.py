@@ -38,6 +38,15 @@ class InvalidRequest(OpenAIError):
     """A 400 that OpenAI sends without a code (a parameter of the wrong type or out of range)."""
 
 
+class InvalidParameter(OpenAIError):
+    """A parameter of the wrong type, out of range or of a value not allowed; `code` says which
+    (invalid_type, decimal_above_max_value, integer_below_min_value, array_above_max_length, ...)."""
+
+    def __init__(self, message: str, param: str, code: str) -> None:
+        super().__init__(message, param)
+        self.code = code  # type: ignore[misc] - one class for OpenAI's many validation codes
+
+
 class InvalidJson(OpenAIError):
     """The body is not a JSON object."""
 
@@ -78,6 +87,21 @@ class UnsupportedParameter(OpenAIError):
     """A parameter the local backend does not implement."""
 
     code = "unsupported_parameter"
+
+
+class UnsupportedValue(OpenAIError):
+    """A parameter value the model does not support."""
+
+    code = "unsupported_value"
+
+
+class UnknownParameter(OpenAIError):
+    """A body field the endpoint does not define."""
+
+    code = "unknown_parameter"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(f"Unknown parameter: '{param}'.", param)
 
 
 class InvalidFileFormat(OpenAIError):
@@ -134,6 +158,18 @@ class InvalidHyperparameters(OpenAIError):
     code = "invalid_hyperparameters"
 
 
+class ContextLengthExceeded(OpenAIError):
+    """Messages longer than the model's context window (refused before any work on them)."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, model: str, limit: int, tokens: int) -> None:
+        super().__init__(
+            f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+            f"{tokens} tokens. Please reduce the length of the messages.", "messages",
+        )
+
+
 class JobNotCancellable(OpenAIError):
     """Cancelling a job that has already reached a final state."""
 
@@ -141,6 +177,24 @@ class JobNotCancellable(OpenAIError):
 
     def __init__(self, job_id: str, status: str) -> None:
         super().__init__(f"Cannot cancel job {job_id}: it has already {status}.", "fine_tuning_job_id")
+
+
+class JobStateConflict(OpenAIError):
+    """Pausing a job that is not running, or resuming one that is not paused."""
+
+    code = "invalid_job_status"
+
+    def __init__(self, job_id: str, action: str, status: str) -> None:
+        super().__init__(f"Cannot {action} job {job_id}: its status is '{status}'.", "fine_tuning_job_id")
+
+
+class BatchNotCancellable(OpenAIError):
+    """Cancelling a batch that has already reached a final state."""
+
+    code = "batch_not_cancellable"
+
+    def __init__(self, batch_id: str, status: str) -> None:
+        super().__init__(f"Cannot cancel batch {batch_id}: its status is '{status}'.", "batch_id")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +229,7 @@ class UnknownUrl(OpenAIError):
     code = "unknown_url"
 
     def __init__(self, method: str, path: str) -> None:
-        super().__init__(f"Invalid URL ({method.upper()} {path})")
+        super().__init__(f"Invalid URL ({method.upper()} {path}): this route is not supported.")
 
 
 class NoSuchFile(OpenAIError):
@@ -197,6 +251,26 @@ class JobNotFound(OpenAIError):
         super().__init__(f"Could not find fine-tuning job: {job_id}", "fine_tuning_job_id")
 
 
+class BatchNotFound(OpenAIError):
+    """A batch id that does not exist."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"No batch found with id '{batch_id}'.", "batch_id")
+
+
+class CompletionNotFound(OpenAIError):
+    """A stored chat completion id that does not exist (or was not stored)."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, completion_id: str) -> None:
+        super().__init__(f"No chat completion found with id '{completion_id}'.", "completion_id")
+
+
 class ModelNotFound(OpenAIError):
     """A model that does not exist (or is not yet, or no longer, available)."""
 
@@ -205,6 +279,18 @@ class ModelNotFound(OpenAIError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist or you do not have access to it.", "model")
+
+
+class ModelNotDeletable(OpenAIError):
+    """Deleting a model the organization does not own (a base model)."""
+
+    status = 403
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"You do not have permission to delete the model '{model}': only fine-tuned models can be deleted.",
+            "model",
+        )
 
 
 class RequestTooLarge(OpenAIError):

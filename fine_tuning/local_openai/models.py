@@ -7,9 +7,9 @@ from pathlib import Path
 
 from fine_tuning.core.catalog import MODELS
 from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.exceptions import ModelNotFound
+from fine_tuning.local_openai.exceptions import ModelNotDeletable, ModelNotFound
 from fine_tuning.local_openai.jobs import Jobs
-from fine_tuning.local_openai.records import ORGANIZATION_ID, Job, Model, ModelList
+from fine_tuning.local_openai.records import ORGANIZATION_ID, DeletedModel, Job, Model, ModelList
 from fine_tuning.local_openai.store import Store
 
 # Every catalog name (snapshot and alias) is a base model that answers chat requests zero-shot.
@@ -41,7 +41,7 @@ class Models:
         """Base models, then each fine-tuned model whose job has succeeded."""
         models = [_base_model(name) for name in BASE_MODELS]
         for job in self.jobs.all_observed():
-            if job.status == "succeeded" and job.fine_tuned_model:
+            if job.status == "succeeded" and job.fine_tuned_model and not job.model_deleted:
                 models.append(_tuned_model(job))
         return ModelList(models)
 
@@ -53,6 +53,13 @@ class Models:
         if job is None:
             raise ModelNotFound(model)
         return _tuned_model(job, model if step is not None else None)
+
+    def delete(self, model: str) -> DeletedModel:
+        """Delete a fine-tuned model: it is 404 everywhere afterwards (its job still names it)."""
+        if model in BASE_MODELS or _CHECKPOINT_RE.match(model):
+            raise ModelNotDeletable(model)
+        self.jobs.delete_model(model)
+        return DeletedModel(model)
 
     def weights(self, model: str) -> learner.SoftmaxModel | None:
         """The weights a model answers with: None for a base model (it answers zero-shot)."""
@@ -72,7 +79,7 @@ class Models:
         match = _CHECKPOINT_RE.match(model)
         if match:
             name, step = match.group(1), int(match.group(2))
-        job = self.jobs.tuned_job(name)
+        job = self.jobs.tuned_job(name, deleted_too=step is not None)
         if job is None:
             return None, None
         if step is not None and not self.store.path("models", job.id, f".step-{step}.json").exists():

@@ -14,7 +14,18 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
+# JSON requests (chat, jobs) are far smaller than file uploads: a 1M-token context is ~4 MB of
+# text. This bound keeps any one request to a second or two and a few hundred MB at most.
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+
+
+def body_limit(max_body_bytes: int, content_type: str) -> int:
+    """The largest body accepted for a request of this content type (uploads are multipart)."""
+    if content_type.lower().startswith("multipart/"):
+        return max_body_bytes
+    return min(max_body_bytes, MAX_JSON_BODY_BYTES)
 DEFAULT_JOB_SECONDS = 3.0
+BATCH_WINDOW_SECONDS = 24 * 3600.0  # OpenAI's only completion window, "24h"
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,8 @@ class BackendOptions:
 
     data_dir: str | os.PathLike[str] | None = None  # None: settings.local_openai_dir()
     job_seconds: float = DEFAULT_JOB_SECONDS  # time from job creation to a final state
+    batch_seconds: float | None = None  # time from batch creation to completed; None: job_seconds
+    batch_window_seconds: float = BATCH_WINDOW_SECONDS  # a batch still running this long after creation expires
     api_key: str | None = None  # bearer token the server requires; None: no auth
     latency_ms: float = 0.0  # delay before every response
     error_rate: float = 0.0  # share of requests answered 429/500/503, before any work is done
@@ -37,6 +50,9 @@ class BackendOptions:
         object.__setattr__(self, "api_key", self.api_key or None)
         object.__setattr__(self, "latency_ms", max(0.0, float(self.latency_ms)))
         object.__setattr__(self, "job_seconds", max(0.0, float(self.job_seconds)))
+        if self.batch_seconds is not None:
+            object.__setattr__(self, "batch_seconds", max(0.0, float(self.batch_seconds)))
+        object.__setattr__(self, "batch_window_seconds", max(0.0, float(self.batch_window_seconds)))
         object.__setattr__(self, "error_rate", float(self.error_rate))
 
     @classmethod
@@ -51,6 +67,11 @@ class BackendOptions:
         """Remove the option keywords from `kwargs` and return them (except those in `keep`)."""
         names = {f.name for f in fields(cls)} - set(keep)
         return {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+
+    @property
+    def batch_duration(self) -> float:
+        """Seconds from batch creation to completed (job_seconds unless batch_seconds is set)."""
+        return self.job_seconds if self.batch_seconds is None else self.batch_seconds
 
     def store_dir(self) -> Path:
         """The store directory actually used."""

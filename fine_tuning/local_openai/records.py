@@ -1,5 +1,7 @@
 """Typed records of the local backend (moto's models.py): files, jobs, events, checkpoints, models.
 
+Chat completions have theirs in chat/records.py, batches in batches/records.py.
+
 Each record has a `to_api()` that builds the exact JSON object OpenAI sends. What only the
 backend needs (list order, exact times, the job's schedule) lives in separate fields that
 `to_api()` leaves out. `to_store()` / `from_store()` are the on-disk form: the API object
@@ -46,6 +48,7 @@ class FileObject:
     created_at: int
     filename: str
     purpose: str
+    expires_at: int | None = None  # after this the file is gone (batch files expire by default)
     seq: int = 0  # list position; backend state
 
     def to_api(self) -> dict[str, Any]:
@@ -58,7 +61,7 @@ class FileObject:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "expires_at": None,
+            "expires_at": self.expires_at,
             "status_details": None,
         }
 
@@ -75,6 +78,7 @@ class FileObject:
             created_at=document["created_at"],
             filename=document["filename"],
             purpose=document["purpose"],
+            expires_at=document.get("expires_at"),
             seq=document.get(STATE_KEY, {}).get("seq", 0),
         )
 
@@ -122,6 +126,7 @@ class Job:
     metadata: dict[str, str] | None
     method_type: str
     hyperparameters: dict[str, Any]  # as requested ("auto" allowed) until validated, then resolved
+    integrations: list[dict[str, Any]]  # echoed (the local backend sends nothing anywhere)
     # Backend state: the exact creation time, the lifecycle's length and the request as made.
     t0: float
     job_seconds: float
@@ -139,6 +144,10 @@ class Job:
     example_tokens: int | None = None
     result_file: str | None = None  # written when training runs, published when the job succeeds
     model_name: str | None = None
+    paused_at: float | None = None  # while paused: when; nothing dated later is visible
+    paused_seconds: float = 0.0  # time spent paused, which pushes the finish back
+    model_deleted: bool = False  # its fine-tuned model was deleted (the job still names it)
+    tokens_estimated: bool = False  # counted without the tokenizer file
 
     @property
     def finished(self) -> bool:
@@ -146,7 +155,13 @@ class Job:
         return self.status in TERMINAL_STATUSES
 
     def to_api(self) -> dict[str, Any]:
-        """The `fine_tuning.job` object."""
+        """The `fine_tuning.job` object (with the local marker when trained_tokens is an estimate)."""
+        api = self._api_fields()
+        if self.tokens_estimated and self.trained_tokens is not None:
+            api["trained_tokens_estimated"] = True
+        return api
+
+    def _api_fields(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "fine_tuning.job",
@@ -164,7 +179,7 @@ class Job:
             "training_file": self.training_file,
             "validation_file": self.validation_file,
             "estimated_finish": self.estimated_finish,
-            "integrations": [],
+            "integrations": [dict(item) for item in self.integrations],
             "metadata": self.metadata,
             "method": {"type": self.method_type, self.method_type: {"hyperparameters": dict(self.hyperparameters)}},
             "user_provided_suffix": self.suffix,
@@ -175,7 +190,9 @@ class Job:
         state = {"t0": self.t0, "job_seconds": self.job_seconds, "requested": self.requested, "seq": self.seq}
         optional = {
             "n_examples": self.n_examples, "example_tokens": self.example_tokens,
-            "result_file": self.result_file, "model_name": self.model_name,
+            "result_file": self.result_file, "model_name": self.model_name, "paused_at": self.paused_at,
+            "paused_seconds": self.paused_seconds or None, "model_deleted": self.model_deleted or None,
+            "tokens_estimated": self.tokens_estimated or None,
         }
         state.update({key: value for key, value in optional.items() if value is not None})
         return {**self.to_api(), STATE_KEY: state}
@@ -196,6 +213,7 @@ class Job:
             metadata=document.get("metadata"),
             method_type=document["method"]["type"],
             hyperparameters=dict(document["hyperparameters"]),
+            integrations=list(document.get("integrations") or []),
             t0=state["t0"],
             job_seconds=state["job_seconds"],
             requested=dict(state["requested"]),
@@ -211,6 +229,10 @@ class Job:
             example_tokens=state.get("example_tokens"),
             result_file=state.get("result_file"),
             model_name=state.get("model_name"),
+            paused_at=state.get("paused_at"),
+            paused_seconds=state.get("paused_seconds") or 0.0,
+            model_deleted=bool(state.get("model_deleted")),
+            tokens_estimated=bool(state.get("tokens_estimated")),
         )
 
 
@@ -291,7 +313,7 @@ class JobCheckpoint:
 
 
 # ---------------------------------------------------------------------------------------------
-# Models and chat completions
+# Models
 # ---------------------------------------------------------------------------------------------
 
 
@@ -309,39 +331,14 @@ class Model:
 
 
 @dataclass(frozen=True)
-class ChatCompletion:
-    """A chat completion: `n` identical choices of one reply, and the usage OpenAI would bill."""
+class DeletedModel:
+    """What deleting a fine-tuned model answers."""
 
     id: str
-    created: int
-    model: str
-    content: str
-    n: int
-    prompt_tokens: int
-    completion_tokens: int  # of one choice
 
     def to_api(self) -> dict[str, Any]:
-        """The `chat.completion` object."""
-        choice = {
-            "finish_reason": "stop",
-            "logprobs": None,
-            "message": {"role": "assistant", "content": self.content, "refusal": None, "annotations": []},
-        }
-        completion_tokens = self.completion_tokens * self.n
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [dict(choice, index=i) for i in range(self.n)],
-            "usage": {
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": self.prompt_tokens + completion_tokens,
-            },
-            "service_tier": "default",
-            "system_fingerprint": "fp_local",
-        }
+        """The deletion status object."""
+        return {"id": self.id, "object": "model", "deleted": True}
 
 
 # ---------------------------------------------------------------------------------------------

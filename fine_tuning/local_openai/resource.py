@@ -21,6 +21,9 @@ class LocalOpenAIResource(OpenAIResource):
         default="", description="Store directory; empty means settings.local_openai_dir() (under FINE_TUNING_WORKDIR)."
     )
     job_seconds: float = Field(default=DEFAULT_JOB_SECONDS, description="Seconds from job creation to a final state.")
+    batch_seconds: float | None = Field(
+        default=None, description="Seconds from batch creation to completed; unset means job_seconds."
+    )
 
     def resolved_data_dir(self) -> str:
         """The store directory actually used."""
@@ -31,6 +34,7 @@ class LocalOpenAIResource(OpenAIResource):
         self._client = local_client(
             self.resolved_data_dir(),
             job_seconds=self.job_seconds,
+            batch_seconds=self.batch_seconds,
             api_key=self.api_key,
             organization=self.organization,
             project=self.project,

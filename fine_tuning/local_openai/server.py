@@ -22,7 +22,7 @@ import uvicorn
 
 from fine_tuning.local_openai.exceptions import RequestTooLarge
 from fine_tuning.local_openai.http import LocalRequest, LocalResponse, Router, error_response
-from fine_tuning.local_openai.options import BackendOptions
+from fine_tuning.local_openai.options import BackendOptions, body_limit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8800
@@ -40,9 +40,10 @@ class AsgiApp:
             return
         if scope["type"] != "http":
             return
-        body = await self._read_body(scope, receive)
+        limit = self._body_limit(scope)
+        body = await self._read_body(scope, receive, limit)
         if body is None:
-            response = error_response(RequestTooLarge(self.router.options.max_body_bytes))
+            response = error_response(RequestTooLarge(limit))
         else:
             request = LocalRequest(
                 method=scope["method"],
@@ -54,12 +55,20 @@ class AsgiApp:
             response = await anyio.to_thread.run_sync(self.router.handle, request)
         await self._send(send, response)
 
-    async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | None:
-        """The body, or None once it exceeds the limit (stops reading: no unbounded buffering)."""
-        limit = self.router.options.max_body_bytes
+    def _body_limit(self, scope: dict[str, Any]) -> int:
+        """The body limit for this request's content type (JSON requests get the smaller one)."""
         for name, value in scope.get("headers", []):
-            if name.lower() == b"content-length" and value.isdigit() and int(value) > limit:
-                return None
+            if name.lower() == b"content-type":
+                return body_limit(self.router.options.max_body_bytes, value.decode("latin-1"))
+        return body_limit(self.router.options.max_body_bytes, "")
+
+    @staticmethod
+    async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes | None:
+        """The body, or None once it exceeds `limit` (stops reading: no unbounded buffering)."""
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return None
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -119,14 +128,11 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(
-    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **options: Any
-) -> Iterator[RunningServer]:
-    """Run uvicorn in a background thread (port 0 = a free port); always shut down on exit.
+def serving(app: AsgiApp, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[int]:
+    """Serve `app` with uvicorn in a background thread (port 0 = a free port); yields the bound port.
 
-    `options` are `BackendOptions` keywords (job_seconds, api_key, error_rate, ...).
+    Always shut down on exit. Tests use it to serve a router they built themselves.
     """
-    app = create_app(BackendOptions(data_dir=data_dir, **options))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="local-openai-server", daemon=True)
@@ -137,8 +143,20 @@ def running_server(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("local OpenAI server did not start")
             time.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningServer(f"http://{host}:{bound}/v1", bound, app.router)
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def running_server(
+    data_dir: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = 0, **options: Any
+) -> Iterator[RunningServer]:
+    """The backend over HTTP in a background thread until the block ends.
+
+    `options` are `BackendOptions` keywords (job_seconds, api_key, error_rate, ...).
+    """
+    app = create_app(BackendOptions(data_dir=data_dir, **options))
+    with serving(app, host, port) as bound:
+        yield RunningServer(f"http://{host}:{bound}/v1", bound, app.router)

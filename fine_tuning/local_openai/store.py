@@ -14,6 +14,8 @@ Layout of the data directory:
     events/{ftjob-id}.json job events            checkpoints/{ftjob-id}.json
     models/{ftjob-id}.json final weights         models/{ftjob-id}.step-{n}.json checkpoints
     deleted/{file-id}.json tombstones: where a deleted file stood in the list
+    batches/{batch_id}.json batch records    batch_results/{batch_id}.json answered requests
+    completions/{chatcmpl-id}.json stored chat completions (`store: true`)
 Uploaded file names are data inside the records; paths are built only from validated ids.
 """
 
@@ -32,12 +34,13 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 _ID_ALPHABET = string.ascii_letters + string.digits
-_ID_RE = re.compile(r"^(file|ftjob|ftevent|ftckpt)-[A-Za-z0-9]{1,64}$")
+# Ids a path may be built from: OpenAI's prefixes (batches join theirs with "_", the rest with "-").
+_ID_RE = re.compile(r"^(?:(?:file|ftjob|ftevent|ftckpt|chatcmpl)-|batch_)[A-Za-z0-9]{1,64}$")
 
 
-def new_id(prefix: str) -> str:
-    """A random id like OpenAI's: prefix, dash, 24 letters/digits from `secrets`."""
-    return f"{prefix}-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+def new_id(prefix: str, separator: str = "-") -> str:
+    """A random id like OpenAI's: prefix, separator, 24 letters/digits from `secrets`."""
+    return f"{prefix}{separator}" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +51,10 @@ def new_id(prefix: str) -> str:
 class Store:
     """JSON records and blobs under one directory, atomic and safe across processes."""
 
-    SUBDIRS = ("files", "blobs", "jobs", "locks", "events", "checkpoints", "models", "deleted")
+    SUBDIRS = (
+        "files", "blobs", "jobs", "locks", "events", "checkpoints", "models", "deleted",
+        "batches", "batch_results", "completions",
+    )
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -79,7 +85,7 @@ class Store:
         return self._flock(self.root / ".lock")
 
     def job_lock(self, job_id: str) -> AbstractContextManager[None]:
-        """Exclusive lock for advancing or cancelling one job (never taken inside global_lock)."""
+        """Exclusive lock for advancing or cancelling one job or batch (never taken inside global_lock)."""
         return self._flock(self.path("locks", job_id, ".lock"))
 
     @contextmanager
@@ -247,8 +253,8 @@ class Timeline(Generic[T]):
         self.store.write_list(self.kind, job_id, [item.to_store() for item in items])
 
     def append(self, job_id: str, items: Sequence[T]) -> None:
-        """Add items after those already there."""
-        self.write(job_id, [*self.read(job_id), *items])
+        """Add items, keeping the list in time order (stable: items of one time keep their order)."""
+        self.write(job_id, sorted([*self.read(job_id), *items], key=lambda item: item.at))
 
     def until(self, job_id: str, now: float) -> list[T]:
         """The items dated by `now`, oldest first (later ones are not visible yet)."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from fine_tuning.definitions import defs
 
@@ -21,6 +22,7 @@ def test_the_definitions_default_executor_is_in_process() -> None:
     assert defs.resolve_job_def("fine_tuning_job").executor_def.name == "in_process"
 
 
+@pytest.mark.slow
 def test_materializing_assets_from_the_cli_starts_no_step_process(tmp_path: Path) -> None:
     """`dagster asset materialize` (what `dg launch --assets` calls) runs every step in its own pid."""
     env = {**os.environ, "FINE_TUNING_WORKDIR": str(tmp_path / "work")}

@@ -8,17 +8,17 @@ provider job it was waiting for, and errors become `dg.Failure`s.
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
 """
 
-import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import openai as openai_sdk
+from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 from dagster_openai import OpenAIResource
 from openai.types.fine_tuning import FineTuningJob
 from pydantic import Field
 
 from fine_tuning.core import job_polling
+from fine_tuning.core.costs import training_cost
 from fine_tuning.core.job_polling import JobProgress
 from fine_tuning.core.provider_jobs import (
     Log,
@@ -36,47 +36,41 @@ from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.shared.failures import api_errors, job_failure, provider_job_failures
+from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.upstream import latest_metadata
 
+# The check that priced the training file before it was uploaded, and how far back to look for it.
+COST_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("training_file"), "training_file_cost_check")
+ESTIMATE_LOOKBACK = 20
 # What stopping a run looks like inside the step: the UI/CLI terminating it, or Ctrl-C.
 RUN_INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
 
 
-class FineTunedModelConfig(dg.Config):
+class FineTunedModelConfig(CheckedConfig):
     """Run configuration of `fine_tuned_model`."""
 
+    run_config_path: ClassVar[str] = "ops.fine_tuned_model.config"
+
     poll_interval_seconds: float = Field(
-        default=10.0, gt=0, description="Seconds between status polls (jittered by +/-20%)."
+        default=10.0, ge=0.1, le=3600, description="Seconds between status polls, 0.1-3600 (jittered by +/-20%)."
     )
     force_retrain: bool = Field(
         default=False, description="Train a new model even when a succeeded job has the same fingerprint."
     )
     timeout_hours: float | None = Field(
-        default=None,
-        gt=0,
-        description="Stop waiting after this long (the provider job keeps running; the next run attaches).",
+        default=None, gt=0, le=720,
+        description="Stop waiting after this long, up to 720 h (the provider job keeps running; the next run attaches).",
     )
 
 
-def wait_for_job(
-    client: openai_sdk.OpenAI,
-    job_id: str,
-    log: Log,
-    poll_interval_seconds: float,
-    timeout_seconds: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.time,
-    current: FineTuningJob | None = None,
-) -> tuple[FineTuningJob, JobProgress]:
-    """Poll until the job is final; a terminated run cancels the job, a failed wait is a `dg.Failure`.
+def wait_for_job(client: openai_sdk.OpenAI, job_id: str, log: Log, **polling: Any) -> tuple[FineTuningJob, JobProgress]:
+    """`core.job_polling.wait_for_job` in a run: a terminated run cancels the job, a failed wait is a `dg.Failure`.
 
-    `current`: the job as just created or found, which stands for the first poll.
+    `polling` are that function's keywords (poll_interval_seconds, timeout_seconds, sleep, clock,
+    current: the job as just created or found, which stands for the first poll).
     """
     with provider_job_failures():
-        return job_polling.wait_for_job(
-            client, job_id, log, poll_interval_seconds, timeout_seconds, sleep=sleep, clock=clock,
-            interrupts=RUN_INTERRUPTS, current=current,
-        )
+        return job_polling.wait_for_job(client, job_id, log, interrupts=RUN_INTERRUPTS, **polling)
 
 
 def success_metadata(
@@ -102,6 +96,11 @@ def success_metadata(
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }
+    cost = training_cost(job.model, int(job.trained_tokens or 0))
+    metadata["cost_usd"] = cost  # None (null) when the catalog has no training price for the model
+    if (job.model_extra or {}).get("trained_tokens_estimated"):
+        # The local backend's marker: counted without the tokenizer file (OpenAI's counts are exact).
+        metadata["trained_tokens_estimated"] = True
     if duration is not None:
         metadata["duration_seconds"] = float(duration)
     if replaced:
@@ -109,6 +108,22 @@ def success_metadata(
             [{"job_id": old.id, "status": old.status, "error": old.error.message if old.error else None} for old in replaced]
         )
     return metadata
+
+
+def estimated_cost(instance: dg.DagsterInstance, training_sha256: str) -> float | None:
+    """What the training file's cost check priced for this very file (matched by sha256), or None."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        COST_CHECK_KEY, limit=ESTIMATE_LOOKBACK, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+    )
+    for record in records:
+        event = record.event.dagster_event if record.event is not None else None
+        if event is None:
+            continue
+        values = {name: getattr(value, "value", value) for name, value in event.asset_check_evaluation_data.metadata.items()}
+        estimate = values.get("estimated_cost_usd")
+        if values.get("sha256") == training_sha256 and isinstance(estimate, (int, float)):
+            return float(estimate)
+    return None
 
 
 def _upload_ids(context: dg.AssetExecutionContext) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,6 +165,7 @@ def fine_tuned_model(
     tuning: TuningSettings,
 ) -> dg.MaterializeResult:
     """Create, reuse or resume the provider fine-tuning job and wait for its model."""
+    require_valid_run_settings(context)
     training, validation = _upload_ids(context)
     method = tuning.method()
     fingerprint = training_fingerprint(
@@ -182,10 +198,12 @@ def fine_tuned_model(
         else:
             timeout = config.timeout_hours * 3600 if config.timeout_hours else None
             job, progress = wait_for_job(
-                client, job.id, context.log, config.poll_interval_seconds, timeout, current=job
+                client, job.id, context.log,
+                poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout, current=job,
             )
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)
+    metadata["estimated_cost_usd"] = estimated_cost(context.instance, str(training["sha256"]))
     context.log.info(f"Fine-tuned model {job.fine_tuned_model} (job {job.id}, reused={reused}).")
     return dg.MaterializeResult(metadata=metadata)

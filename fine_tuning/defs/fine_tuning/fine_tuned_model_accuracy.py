@@ -1,126 +1,164 @@
-"""`fine_tuned_model_accuracy`: the fine-tuned and the base model on the held-out test split.
+"""`fine_tuned_model_accuracy`: the challenger, the production model and the base on held-out books.
 
-Asking the models and scoring their answers is Dagster-free (`core.scoring`); this module reads
-the test split, re-uses the previous evaluation when nothing it depends on changed, and turns
-the scores into the check's verdict and metadata.
+The challenger is this run's fine-tuned model (or, with `evaluate_checkpoints`, whichever of the
+job's checkpoints and its final model scores best on the validation split). It is scored with
+the current production model (the champion, when there is one) and its base model on the same
+test prompts; `production_model` then decides, from this check's result, whether it takes over.
+Asking and scoring are Dagster-free (`core.scoring`, `core.batch_scoring`,
+`core.evaluation_rounds`); scores already known for these prompts are reused, so an unchanged
+run asks nothing. The check is blocking only to order `production_model` after it: its
+severity is WARN, so a worse model never stops the run, it just is not promoted.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
-from collections.abc import Sequence
-from typing import Any
+from typing import ClassVar, Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
-from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+import openai as openai_sdk
 from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
-from fine_tuning.core.scoring import (
-    EvaluationResult,
-    Example,
-    confusion_table,
-    evaluate_models,
-    evaluation_fingerprint,
-    per_category_table,
+from fine_tuning.core.evaluation_rounds import AskSettings, Round, best_model, job_checkpoints, run_round
+from fine_tuning.core.provider_jobs import Log
+from fine_tuning.core.scoring import Example, prompts_fingerprint
+from fine_tuning.defs.fine_tuning.evaluation_history import (
+    PastEvaluation,
+    known_scores,
+    past_evaluations,
+    production_model_name,
 )
+from fine_tuning.defs.fine_tuning.evaluation_metadata import (
+    TEST_SCORES_KEY,
+    VALIDATION_SCORES_KEY,
+    Roles,
+    check_metadata,
+    selection_metadata,
+)
+from fine_tuning.defs.fine_tuning.fine_tuned_model import RUN_INTERRUPTS
 from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.defs.shared.failures import api_errors, provider_job_failures
+from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.upstream import latest_metadata
 from fine_tuning.defs.shared.warehouse import configured_categories, connection
 
 SQL = sql_statements(__package__, "fine_tuned_model_accuracy")
-CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("fine_tuned_model"), "fine_tuned_model_accuracy")
-FINGERPRINT_KEY = "evaluation_fingerprint"
 
 
-class EvaluationConfig(dg.Config):
+class EvaluationConfig(CheckedConfig):
     """Run configuration of `fine_tuned_model_accuracy`."""
 
-    concurrency: int = Field(default=16, ge=1, description="Most chat requests in flight at once.")
+    run_config_path: ClassVar[str] = "ops.fine_tuned_model_fine_tuned_model_accuracy.config"
+
+    concurrency: int = Field(
+        default=16, ge=1, le=256, description="Most chat requests in flight at once, 1-256 (online mode)."
+    )
     max_examples: int | None = Field(
-        default=None, ge=1, description="Evaluate only the first N test books (by book_id); null = all."
+        default=None, ge=1, description="Evaluate only the first N books of each split (by book_id), N >= 1; null = all."
     )
     max_retries: int = Field(
-        default=5, ge=0, description="Client retries per request on 429/5xx/connection errors (honours retry-after)."
+        default=5, ge=0, le=20,
+        description="Client retries per request on 429/5xx/connection errors, 0-20 (honours retry-after).",
     )
     force_evaluation: bool = Field(
         default=False,
-        description="Ask both models again even when the same models were already evaluated on the same test prompts.",
+        description="Ask every model again (and submit a new batch) even when its answers to these prompts are known.",
     )
+    mode: Literal["online", "batch"] = Field(
+        default="online",
+        description="online: chat requests now, bounded by concurrency. batch: one Batch API batch per model at half the "
+        "price, outside the rate limits, waited for like the fine-tuning job (resumed after a crash, "
+        "cancelled when the run is terminated).",
+    )
+    evaluate_checkpoints: bool = Field(
+        default=False,
+        description="Score each of the job's checkpoints and its final model on the validation split; the best "
+        "one is the challenger.",
+    )
+    poll_interval_seconds: float = Field(
+        default=10.0, ge=0.1, le=3600, description="Seconds between batch status polls, 0.1-3600 (jittered)."
+    )
+    timeout_hours: float | None = Field(
+        default=None, gt=0, le=720,
+        description="Stop waiting for a batch after this long, up to 720 h (it keeps going; the next run attaches).",
+    )
+
+    def ask_settings(self) -> AskSettings:
+        """How `core.evaluation_rounds` asks the models."""
+        return AskSettings(
+            mode=self.mode, concurrency=self.concurrency, max_retries=self.max_retries,
+            poll_interval_seconds=self.poll_interval_seconds,
+            timeout_seconds=self.timeout_hours * 3600 if self.timeout_hours else None,
+            force=self.force_evaluation,
+        )
+
+
+def load_examples(
+    conn: duckdb_lib.DuckDBPyConnection, split: str, max_examples: int | None = None
+) -> list[Example]:
+    """The books of one split joined to the enriched books, by book_id."""
+    rows = conn.execute(SQL["split_examples"], {"split": split, "limit": max_examples}).fetchall()
+    return [Example(*(str(value) if value is not None else "" for value in row)) for row in rows]
 
 
 def load_test_examples(
     conn: duckdb_lib.DuckDBPyConnection, max_examples: int | None = None
 ) -> tuple[list[Example], list[str]]:
-    """The test split joined to the enriched books, and the configured categories in order."""
-    categories = configured_categories(conn)
-    rows = conn.execute(SQL["test_examples"], {"split": "test", "limit": max_examples}).fetchall()
-    examples = [Example(*(str(value) if value is not None else "" for value in row)) for row in rows]
-    return examples, categories
+    """The test split and the configured categories in order."""
+    return load_examples(conn, "test", max_examples), configured_categories(conn)
 
 
-def check_metadata(result: EvaluationResult, categories: Sequence[str]) -> dict[str, Any]:
-    """Metadata of the accuracy check."""
-    return {
-        "fine_tuned_accuracy": float(result.tuned.accuracy),
-        "base_accuracy": float(result.base.accuracy),
-        "eval_examples": int(result.eval_examples),
-        "fine_tuned_model": result.tuned.model,
-        "base_model": result.base.model,
-        "accuracy_note": "Accuracy is over all test examples; failed requests and unparseable answers count as wrong.",
-        "per_category_accuracy": dg.MetadataValue.md(per_category_table(result, categories)),
-        "confusions": dg.MetadataValue.md(
-            confusion_table(result.tuned) + "\n\n" + confusion_table(result.base)
-        ),
-        "failed_requests": int(result.failed_requests),
-        "fine_tuned_failed_requests": int(result.tuned.failed_requests),
-        "base_failed_requests": int(result.base.failed_requests),
-        "unparseable_answers": int(result.tuned.unparseable + result.base.unparseable),
-        "prompt_tokens": int(result.tuned.prompt_tokens + result.base.prompt_tokens),
-        "completion_tokens": int(result.tuned.completion_tokens + result.base.completion_tokens),
-        "total_tokens": int(
-            result.tuned.prompt_tokens + result.base.prompt_tokens
-            + result.tuned.completion_tokens + result.base.completion_tokens
-        ),
-        "concurrency": int(result.concurrency),
-        "max_in_flight": int(result.max_in_flight),
-    }
+def _choose_challenger(
+    client: openai_sdk.OpenAI, job_id: str, trained: str, validation: list[Example], categories: list[str],
+    history: list[PastEvaluation], settings: AskSettings, log: Log,
+) -> tuple[str, Round | None]:
+    """The final model, or the best of it and its job's checkpoints on the validation split."""
+    if not job_id:
+        log.warning("fine_tuned_model recorded no job_id: its checkpoints cannot be listed; the final model competes.")
+        return trained, None
+    if not validation:
+        log.warning("The validation split is empty: the final model competes without its checkpoints.")
+        return trained, None
+    with api_errors(f"listing the checkpoints of job {job_id}", client):
+        checkpoints = job_checkpoints(client, job_id)
+    # Later steps first, so a tie goes to the final model, then to the later checkpoint.
+    candidates = [trained, *(checkpoint.model for checkpoint in reversed(checkpoints))]
+    log.info(f"Scoring {len(candidates)} candidates (final model and {len(checkpoints)} checkpoints) on "
+             f"{len(validation)} validation books.")
+    known = known_scores(history, VALIDATION_SCORES_KEY, prompts_fingerprint(validation, categories))
+    selection = run_round(client, validation, categories, candidates, known, settings, log, RUN_INTERRUPTS)
+    best = best_model(selection.scores, trained)
+    log.info(f"Best on validation: {best} ({selection.scores[best].accuracy:.1%}).")
+    return best, selection
 
 
-def previous_evaluation(instance: dg.DagsterInstance, fingerprint: str) -> dg.AssetCheckEvaluation | None:
-    """The latest completed evaluation, when it asked the same models about the same prompts
-    and no request failed; re-asking would only pay again for the same answers (temperature 0)."""
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        CHECK_KEY, limit=1, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
+    challenger, base = test.scores[roles.challenger], test.scores[roles.base]
+    worse = challenger.accuracy < base.accuracy
+    champion = ""
+    if roles.champion and roles.champion != roles.challenger:
+        champion = f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%}"
+    summary = (
+        f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion} "
+        f"on {challenger.examples} test books; {test.failed_requests} failed requests (counted as wrong)"
     )
-    if not records or records[0].event is None or records[0].event.dagster_event is None:
-        return None
-    evaluation = records[0].event.dagster_event.asset_check_evaluation_data
-    metadata = evaluation.metadata
-    same = getattr(metadata.get(FINGERPRINT_KEY), "value", None) == fingerprint
-    clean = getattr(metadata.get("failed_requests"), "value", 1) == 0
-    return evaluation if same and clean else None
-
-
-def reused_result(previous: dg.AssetCheckEvaluation) -> dg.AssetCheckResult:
-    """The previous evaluation's verdict and numbers, marked as reused."""
-    return dg.AssetCheckResult(
-        passed=previous.passed,
-        severity=previous.severity,
-        description=f"Reused the evaluation of these models on these test prompts: {previous.description}",
-        metadata={**previous.metadata, "reused_evaluation": True},
-    )
+    if not test.asked:
+        summary = f"Reused the evaluation of these models on these test prompts: {summary}"
+    return not worse, ("The fine-tuned model is worse than its base: " if worse else "") + summary
 
 
 @dg.asset_check(
     asset="fine_tuned_model",
     name="fine_tuned_model_accuracy",
     description=(
-        "Accuracy of the fine-tuned and the base model on the held-out test split, same prompt, "
-        "strict json_schema answers; warns when the fine-tuned model is worse than the base."
+        "Accuracy of the challenger (this run's fine-tuned model or its best checkpoint), the production "
+        "model and the base model on the held-out test split, same prompt, strict json_schema answers; "
+        "warns when the challenger is worse than its base. Blocking only so production_model waits for it "
+        "(severity WARN never stops the run)."
     ),
-    blocking=False,
+    blocking=True,
 )
 def fine_tuned_model_accuracy(
     context: dg.AssetCheckExecutionContext,
@@ -129,16 +167,17 @@ def fine_tuned_model_accuracy(
     openai: OpenAIResource,
     tuning: TuningSettings,
 ) -> dg.AssetCheckResult:
-    """Compare the fine-tuned model with its base model on every test book."""
+    """Score the challenger, the production model and the base model on every test book."""
+    require_valid_run_settings(context)
     produced = latest_metadata(context, "fine_tuned_model")
-    model_name = produced.get("model_name")
-    # Compare with the model this one was actually trained from, even if the tuning config
-    # has changed since.
-    base_model = str(produced.get("base_model") or tuning.base_model)
-    if not model_name:
+    trained = str(produced.get("model_name") or "")
+    if not trained:
         raise dg.Failure(description="The latest fine_tuned_model materialization has no model_name metadata.")
+    # Compare with the model this one was actually trained from, even if the tuning config has changed.
+    base_model = str(produced.get("base_model") or tuning.base_model)
     with connection(duckdb) as conn:
         examples, categories = load_test_examples(conn, config.max_examples)
+        validation = load_examples(conn, "validation", config.max_examples) if config.evaluate_checkpoints else []
     if not categories:
         raise dg.Failure(description="The categories table is empty; materialize book_category first.")
     if not examples:
@@ -146,32 +185,26 @@ def fine_tuned_model_accuracy(
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
             description="No test examples: book_splits has no 'test' rows joined to enriched_graphic_novels.",
-            metadata={"eval_examples": 0},
+            metadata={"eval_examples": 0, "trained_model": trained},
         )
-    fingerprint = evaluation_fingerprint(str(model_name), base_model, examples, categories)
-    previous = None if config.force_evaluation else previous_evaluation(context.instance, fingerprint)
-    if previous is not None:
-        context.log.info("Same models, same test prompts: reusing the previous evaluation (no API calls).")
-        return reused_result(previous)
-    context.log.info(
-        f"Evaluating {model_name} and {base_model} on {len(examples)} test books "
-        f"({config.concurrency} requests at a time)."
-    )
-    with openai.get_client(context) as client:
-        result = evaluate_models(
-            client, examples, categories, base_model, str(model_name),
-            concurrency=config.concurrency, max_retries=config.max_retries, log=context.log.warning,
-        )
-    metadata = {**check_metadata(result, categories), FINGERPRINT_KEY: fingerprint, "reused_evaluation": False}
-    worse = result.tuned.accuracy < result.base.accuracy
-    summary = (
-        f"fine-tuned {result.tuned.accuracy:.1%} vs base {result.base.accuracy:.1%} "
-        f"on {result.eval_examples} test books; {result.failed_requests} failed requests (counted as wrong)"
-    )
-    context.log.info(summary)
+    settings = config.ask_settings()
+    history = [] if config.force_evaluation else past_evaluations(context.instance)
+    with openai.get_client(context) as client, provider_job_failures():
+        challenger, selection = trained, None
+        if config.evaluate_checkpoints:
+            job_id = str(produced.get("job_id") or "")
+            challenger, selection = _choose_challenger(
+                client, job_id, trained, validation, categories, history, settings, context.log
+            )
+        roles = Roles(challenger, production_model_name(context.instance), base_model, trained)
+        known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, categories))
+        test = run_round(client, examples, categories, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
+    passed, description = _verdict(roles, test)
+    context.log.info(description)
+    metadata = check_metadata(roles, test, categories)
+    if selection is not None:
+        metadata.update(selection_metadata(selection, roles))
+    metadata["evaluation_cost_usd"] = round(test.total_cost_usd + (selection.total_cost_usd if selection else 0.0), 6)
     return dg.AssetCheckResult(
-        passed=not worse,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=("The fine-tuned model is worse than its base: " if worse else "") + summary,
-        metadata=metadata,
+        passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata
     )

@@ -18,6 +18,7 @@ from openai.types import FileObject
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.defs.shared.failures import api_errors
+from fine_tuning.defs.shared.run_settings import require_valid_run_settings
 from fine_tuning.defs.shared.upstream import latest_metadata
 
 FILE_PURPOSE = "fine-tune"
@@ -117,6 +118,7 @@ def build_upload_asset(kind: str) -> dg.AssetsDefinition:
         ),
     )
     def _upload(context: dg.AssetExecutionContext, openai: OpenAIResource) -> dg.MaterializeResult:
+        require_valid_run_settings(context)
         path, sha256 = _verified_upstream_file(latest_metadata(context, source), source)
         with openai.get_client(context) as client:
             uploaded, reused = upload_or_reuse(client, path, sha256, kind, context.log)

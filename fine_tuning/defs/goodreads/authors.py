@@ -6,10 +6,10 @@ from dagster_duckdb import DuckDBResource
 from fine_tuning.core import settings
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
-from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata, source_version
-from fine_tuning.defs.shared.builds import build_fingerprint, forget_build, kept_build, record_build
+from fine_tuning.defs.goodreads.loads import Load, publish_when_complete, published_metadata, record_staged, staging_connection
+from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata
+from fine_tuning.defs.shared.run_settings import require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection
 
 AUTHOR_COLUMNS: dict[str, str] = {
     "author_id": "VARCHAR",
@@ -29,21 +29,19 @@ AUTHORS_TABLE = JsonLinesTable(
     group_name=GROUP,
     description=(
         "Goodreads authors (author_id, name; ratings cast to numbers, NULL when not numeric), "
-        "rebuilt when the authors file (or the loading SQL) changed, else kept (rebuilt=false). Malformed lines and rows without an author_id are skipped "
+        "replaced on every run. Malformed lines and rows without an author_id are skipped "
         "and counted (rows_skipped)."
     ),
 )
 def authors(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """Load the authors file into the `authors` table (kept when the file and the SQL are unchanged)."""
-    source = settings.authors_source()
-    fingerprint = build_fingerprint("authors", source_version(source, "authors"), AUTHOR_COLUMNS, dict(AUTHORS_TABLE.sql))
-    with connection(duckdb) as con:
-        kept = kept_build(con, "authors", fingerprint, ["authors"])
-        if kept is not None:
-            context.log.info("authors: the authors file is unchanged since the table was built; kept it")
-            return dg.MaterializeResult(metadata=kept)
-        forget_build(con, "authors")
-        stats = load_json_lines(con, AUTHORS_TABLE, source)
-        metadata = record_build(con, "authors", fingerprint, load_metadata(con, AUTHORS_TABLE, stats))
+    """Load the authors file into the `authors` table."""
+    require_valid_run_settings(context)
+    load = Load.of(context)
+    with staging_connection(duckdb, load) as con:
+        stats = load_json_lines(
+            con, AUTHORS_TABLE, settings.authors_source(), record=lambda: record_staged(con, "authors", load, {})
+        )
+        metadata = load_metadata(con, AUTHORS_TABLE, stats)
+        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
     context.log.info(f"authors: {stats}")
     return dg.MaterializeResult(metadata=metadata)

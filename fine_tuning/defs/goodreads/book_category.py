@@ -4,43 +4,56 @@ All work happens in DuckDB SQL (`sql/book_category.sql`; no Python loop over row
 configuration reaches SQL only as parameters.
 """
 
+from typing import ClassVar
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import DEFAULT_CATEGORIES
 from fine_tuning.defs.goodreads import GROUP
-from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, distinct_book_ids, graphic_novels
-from fine_tuning.defs.shared.builds import build_fingerprint, forget_build, kept_build, record_build, recorded_fingerprint
+from fine_tuning.defs.goodreads.loads import Load, input_loads, publish_when_complete, published_metadata, record_staged, staging_connection
+from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
+from fine_tuning.defs.shared.warehouse import table_schema, transaction
 
 SQL = sql_statements(__package__, "book_category")
+MAX_CATEGORY_CHARS = 64
 
 
-class BookCategoryConfig(dg.Config):
+class BookCategoryConfig(CheckedConfig):
     """Which shelves are categories, and how many readers must use a shelf for it to count."""
 
+    run_config_path: ClassVar[str] = "ops.book_category.config"
+
     categories: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_CATEGORIES),
-        description="Category shelf names in priority order (ties go to the earlier one).",
+        default_factory=lambda: list(DEFAULT_CATEGORIES), min_length=2, max_length=100,
+        description="2-100 category shelf names in priority order (ties go to the earlier one); "
+        "non-blank, at most 64 characters, no duplicates (case-insensitive).",
     )
     min_shelf_count_exclusive: int = Field(
-        default=3, description="A shelf counts only when its count is strictly greater."
+        default=3, ge=0, le=1_000_000, description="A shelf counts only when its count is strictly greater (0-1000000)."
     )
+
+    @model_validator(mode="after")
+    def _names_are_usable(self) -> "BookCategoryConfig":
+        names = [name.strip().lower() for name in self.categories]
+        bad = [name for name in self.categories if not name.strip() or len(name.strip()) > MAX_CATEGORY_CHARS]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if bad or duplicates:
+            reason = f"blank or longer than {MAX_CATEGORY_CHARS} characters: {bad}" if bad else f"duplicate categories (case-insensitive): {duplicates}"
+            raise SettingsError([SettingProblem(
+                self.setting("categories"), self.categories,
+                f"{reason}; allowed: non-blank names of at most {MAX_CATEGORY_CHARS} characters, each once (case-insensitive)",
+            )])
+        return self
 
 
 def normalized_categories(categories: list[str]) -> list[str]:
-    """Trimmed, lower-case category names; dg.Failure on an empty list, blanks or duplicates."""
-    names = [name.strip().lower() for name in categories]
-    if not names or any(not name for name in names):
-        raise dg.Failure(description=f"categories must be non-empty names, got {categories!r}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise dg.Failure(description=f"duplicate categories (case-insensitive): {duplicates}")
-    return names
+    """Trimmed, lower-case category names (the config has already refused blanks and duplicates)."""
+    return [name.strip().lower() for name in categories]
 
 
 def category_distribution_markdown(rows: list[tuple[str, int]]) -> str:
@@ -64,34 +77,35 @@ def category_distribution_markdown(rows: list[tuple[str, int]]) -> str:
 def book_category(
     context: dg.AssetExecutionContext, config: BookCategoryConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Write the `categories` and `book_category` tables (kept when books, configuration and SQL are unchanged)."""
+    """Write the `categories` and `book_category` tables."""
+    require_valid_run_settings(context)
     categories = normalized_categories(config.categories)
-    with connection(duckdb) as con:
-        fingerprint = build_fingerprint(
-            "book_category", recorded_fingerprint(con, "graphic_novels"), categories,
-            config.min_shelf_count_exclusive, dict(SQL), dict(BOOKS_SQL),
-        )
-        kept = kept_build(con, "book_category", fingerprint, ["book_category", "categories"])
-        if kept is not None:
-            context.log.info("book_category: books and configuration unchanged since the table was built; kept it")
-            return dg.MaterializeResult(metadata=kept)
-        forget_build(con, "book_category")
+    load = Load.of(context)
+    with staging_connection(duckdb, load) as con:
         create_canonical_rows_view(con)
         with transaction(con):
+            sources = input_loads(con, ["graphic_novels"])
             con.execute(SQL["categories"], {"categories": categories})
             con.execute(SQL["book_category"], {"min_shelf_count_exclusive": config.min_shelf_count_exclusive})
+            record_staged(con, "categories", load, {})
+            record_staged(con, "book_category", load, {**sources, "categories": load.load_id})
         labeled = con.execute(SQL["labeled_books"]).fetchone()[0]
         books = distinct_book_ids(con)
         distribution = con.execute(SQL["distribution"]).fetchall()
-        metadata = {
+        schema = table_schema(con, "book_category")
+        published = publish_when_complete(con, context, load)
+    context.log.info(f"book_category: {labeled} of {books} books labeled")
+    return dg.MaterializeResult(
+        metadata={
             "dagster/row_count": labeled,
-            "dagster/column_schema": table_schema(con, "book_category"),
+            "dagster/column_schema": schema,
             "books": books,
             "books_without_category": books - labeled,
             "categories": ", ".join(categories),
             "min_shelf_count_exclusive": config.min_shelf_count_exclusive,
-            "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
+            **published_metadata(load, published),
+            "category_distribution": dg.MetadataValue.md(
+                category_distribution_markdown(distribution)
+            ),
         }
-        metadata = record_build(con, "book_category", fingerprint, metadata)
-    context.log.info(f"book_category: {labeled} of {books} books labeled")
-    return dg.MaterializeResult(metadata=metadata)
+    )

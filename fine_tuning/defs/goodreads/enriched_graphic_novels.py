@@ -5,35 +5,52 @@ configuration reaches SQL only as parameters. Duplicate book ids are resolved as
 `book_category` (the temp view `canonical_book_rows`).
 """
 
+from typing import ClassVar
+
 import dagster as dg
-import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.authors import authors
 from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
-from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
-from fine_tuning.defs.shared.builds import build_fingerprint, forget_build, kept_build, record_build, recorded_fingerprint
+from fine_tuning.defs.goodreads.loads import Load, input_loads, publish_when_complete, published_metadata, record_staged, staging_connection
+from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection, table_schema, transaction
+from fine_tuning.defs.shared.warehouse import table_schema, transaction
 
 SQL = sql_statements(__package__, "enriched_graphic_novels")
 UNKNOWN_AUTHOR = "Unknown author"
 DROP_REASONS: tuple[str, ...] = ("no_description", "no_category", "no_title")
+# What the table is built from (its load record names their loads).
+INPUT_TABLES = ("graphic_novels", "authors", "categories", "book_category")
+# ~25k tokens: a description longer than this could not fit a training example anyway.
+MAX_DESCRIPTION_CHARS = 100_000
 
 
-class EnrichedConfig(dg.Config):
+class EnrichedConfig(CheckedConfig):
     """Bounds on usable descriptions."""
 
+    run_config_path: ClassVar[str] = "ops.enriched_graphic_novels.config"
+
     min_description_chars: int = Field(
-        default=10, description="Cleaned descriptions shorter than this are dropped."
+        default=10, ge=1, le=MAX_DESCRIPTION_CHARS, description="Cleaned descriptions shorter than this are dropped (1-100000, at most max_description_chars)."
     )
     max_description_chars: int = Field(
-        default=4000,
-        description="Cleaned descriptions are cut to this many characters (bounds token cost).",
+        default=4000, ge=1, le=MAX_DESCRIPTION_CHARS,
+        description="Cleaned descriptions are cut to this many characters, 1-100000 (bounds token cost).",
     )
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "EnrichedConfig":
+        if self.min_description_chars > self.max_description_chars:
+            raise SettingsError([SettingProblem(
+                self.setting("min_description_chars"), self.min_description_chars,
+                f"above {self.setting('max_description_chars')} = {self.max_description_chars}: every description "
+                "would be dropped; allowed: min_description_chars <= max_description_chars",
+            )])
+        return self
 
 
 @dg.asset(
@@ -53,46 +70,33 @@ class EnrichedConfig(dg.Config):
 def enriched_graphic_novels(
     context: dg.AssetExecutionContext, config: EnrichedConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Write the `enriched_graphic_novels` table and report what was dropped and why.
-
-    Kept as it is when the books, authors, labels, configuration and SQL it was built from are unchanged.
-    """
+    """Write the `enriched_graphic_novels` table and report what was dropped and why."""
+    require_valid_run_settings(context)
     params = {
         "unknown_author": UNKNOWN_AUTHOR,
         "min_description_chars": config.min_description_chars,
         "max_description_chars": config.max_description_chars,
     }
-    with connection(duckdb) as con:
-        upstream = [recorded_fingerprint(con, target) for target in ("graphic_novels", "authors", "book_category")]
-        fingerprint = build_fingerprint("enriched_graphic_novels", *upstream, params, dict(SQL), dict(BOOKS_SQL))
-        kept = kept_build(con, "enriched_graphic_novels", fingerprint, ["enriched_graphic_novels"])
-        if kept is not None:
-            context.log.info("enriched_graphic_novels: its inputs are unchanged since the table was built; kept it")
-            return dg.MaterializeResult(metadata=kept)
-        forget_build(con, "enriched_graphic_novels")
-        metadata = _build(context, con, params)
-        metadata = record_build(con, "enriched_graphic_novels", fingerprint, metadata)
-    return dg.MaterializeResult(metadata=metadata)
-
-
-def _build(context: dg.AssetExecutionContext, con: duckdb_lib.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
-    """Rebuild the table in one transaction; its metadata."""
-    con.execute(SQL["clean_text_macros"])
-    create_canonical_rows_view(con)
-    # One transaction: a run that keeps no book leaves the previous table in place.
-    with transaction(con):
-        con.execute(SQL["candidates"], params)
-        con.execute(SQL["enriched"])
-        candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
-        dropped = dict(con.execute(SQL["dropped"]).fetchall())
-        distribution = con.execute(SQL["distribution"]).fetchall()
-        schema = table_schema(con, "enriched_graphic_novels")
-        con.execute(SQL["drop_candidates"])
-        if kept == 0:
-            raise dg.Failure(
-                description=f"no usable books: all {candidates} books were dropped ({dropped})",
-                metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
-            )
+    load = Load.of(context)
+    with staging_connection(duckdb, load) as con:
+        con.execute(SQL["clean_text_macros"])
+        create_canonical_rows_view(con)
+        # One transaction: a run that keeps no book leaves the previous table in place.
+        with transaction(con):
+            record_staged(con, "enriched_graphic_novels", load, input_loads(con, INPUT_TABLES))
+            con.execute(SQL["candidates"], params)
+            con.execute(SQL["enriched"])
+            candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
+            dropped = dict(con.execute(SQL["dropped"]).fetchall())
+            distribution = con.execute(SQL["distribution"]).fetchall()
+            schema = table_schema(con, "enriched_graphic_novels")
+            con.execute(SQL["drop_candidates"])
+            if kept == 0:
+                raise dg.Failure(
+                    description=f"no usable books: all {candidates} books were dropped ({dropped})",
+                    metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
+                )
+        published = publish_when_complete(con, context, load)
     context.log.info(f"enriched_graphic_novels: kept {kept} of {candidates}, dropped {dropped}")
     metadata: dict[str, object] = {
         "dagster/row_count": kept,
@@ -102,6 +106,8 @@ def _build(context: dg.AssetExecutionContext, con: duckdb_lib.DuckDBPyConnection
         "unknown_author_rows": unknown,
         "truncated_descriptions": truncated,
         "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
+        **published_metadata(load, published),
     }
     metadata.update({f"dropped_{reason}": dropped.get(reason, 0) for reason in DROP_REASONS})
-    return metadata
+    return dg.MaterializeResult(metadata=metadata)
+

@@ -6,20 +6,22 @@ plain or gzip (detected from the file's first bytes, not its name). URLs are dow
 urllib to `workdir()/downloads` first so DuckDB only ever reads local files (no httpfs extension,
 which would need a network install).
 
-A table is rebuilt when its file changed (`defs.shared.builds` keeps it otherwise): the file is
-loaded into a staging table, and one transaction drops its unusable rows and puts it in the
-table's place. A file with no usable rows
-fails the asset and leaves the previous table untouched.
+Downloads are refused when shorter than announced; every input is read whole once before loading
+(a truncated or corrupt gzip fails the asset) and a leading UTF-8 byte-order mark is stripped.
+Tables are rebuilt with CREATE OR REPLACE on every materialization, inside one transaction:
+a file with no usable rows fails the asset, says why for its first lines, and leaves the
+previous table untouched.
 """
 
 import hashlib
+import http.client
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,15 @@ import duckdb as duckdb_lib
 
 from fine_tuning.core import settings
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.json_lines import (
+    InputFileError,
+    check_length,
+    check_readable,
+    copy_counting,
+    is_gzip,
+    line_problems,
+    write_without_bom,
+)
 from fine_tuning.defs.shared.warehouse import table_schema, transaction
 
 HTTP_TIMEOUT_SECONDS = 60
@@ -68,11 +79,10 @@ def display_source(source: str) -> str:
 def _local_path(source: str, what: str) -> Path:
     """The local file for a non-URL source, or a dg.Failure naming it."""
     path = Path(source).expanduser()
+    if path.is_dir():
+        raise dg.Failure(description=f"{what} file is a directory, not a file: {path}", metadata={"source": source})
     if not path.is_file():
-        raise dg.Failure(
-            description=f"{what} file not found: {path}",
-            metadata={"source": source},
-        )
+        raise dg.Failure(description=f"{what} file not found: {path}", metadata={"source": source})
     return path
 
 
@@ -84,7 +94,11 @@ def _unreachable(problem: str, what: str, url: str, reason: object) -> dg.Failur
 
 
 def download(url: str, what: str) -> Path:
-    """Download an http(s) source to workdir()/downloads (atomically); dg.Failure if unreachable."""
+    """Download an http(s) source to workdir()/downloads (atomically, and only when complete).
+
+    A body shorter or longer than the announced Content-Length is refused: http.client hands a
+    connection closed early over as a short but "successful" read.
+    """
     target_dir = settings.workdir() / "downloads"
     target_dir.mkdir(parents=True, exist_ok=True)
     name = Path(urllib.parse.urlsplit(url).path).name or "download"
@@ -94,9 +108,12 @@ def download(url: str, what: str) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
             with open(partial, "wb") as out:
-                shutil.copyfileobj(response, out, _HASH_CHUNK)
+                received = copy_counting(response, out)
+            check_length(received, response.headers.get("Content-Length"))
         os.replace(partial, target)  # never leave a half-written file under the final name
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except InputFileError as error:
+        raise _unreachable("refusing the", what, url, error) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         raise _unreachable("cannot download", what, url, error) from error
     finally:
         partial.unlink(missing_ok=True)
@@ -110,8 +127,33 @@ def local_input(source: str, what: str) -> Path:
 
 def compression_of(path: Path) -> str:
     """'gzip' when the file starts with the gzip magic bytes, else 'none'."""
-    with open(path, "rb") as handle:
-        return "gzip" if handle.read(2) == b"\x1f\x8b" else "none"
+    return "gzip" if is_gzip(path) else "none"
+
+
+@contextmanager
+def readable_input(source: str, what: str) -> Iterator[Path]:
+    """The file DuckDB should read for `source`: checked whole (gzip intact), without a leading BOM.
+
+    A byte-order mark would otherwise be read as part of the first record, which is then dropped;
+    such a file is loaded from a BOM-less copy that is removed afterwards.
+    """
+    path = local_input(source, what)
+    try:
+        has_bom = check_readable(path)
+    except InputFileError as error:
+        raise dg.Failure(
+            description=f"cannot load {what} file {display_source(source)}: {error}",
+            metadata={"source": display_source(source)},
+        ) from None
+    if not has_bom:
+        yield path
+        return
+    handle, copy_name = tempfile.mkstemp(dir=settings.workdir(), prefix=".no-bom-", suffix=".json")
+    os.close(handle)
+    try:
+        yield write_without_bom(path, Path(copy_name))
+    finally:
+        Path(copy_name).unlink(missing_ok=True)
 
 
 def url_version(url: str, what: str) -> str:
@@ -158,43 +200,52 @@ class JsonLinesTable:
     what: str  # how messages name the file: "books", "authors"
     key: str  # rows without a non-blank key are dropped
     columns: Mapping[str, str]  # the file's fields and their DuckDB types, in file order
-    sql: Mapping[str, str]  # statements `load`, `count_rows`, `drop_rows_without_key`, `publish`, `drop_staging`
+    sql: Mapping[str, str]  # statements `load`, `count_rows`, `drop_rows_without_key`
 
 
-def load_json_lines(con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, source: str) -> LoadStats:
+def load_json_lines(
+    con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, source: str, record: Callable[[], None] = lambda: None
+) -> LoadStats:
     """Replace the table with the source's rows that have a non-blank key.
 
-    The rows land in a staging table first; one transaction then drops those without a key and
-    renames the staging table into place. When no row is usable the previous table survives and
-    a dg.Failure names the file.
+    Runs in one transaction, which `record` joins (the load record of the table): when no row
+    is usable the previous table survives and a dg.Failure names the file.
     """
-    path = local_input(source, table.what)
-    params = {"path": str(path), "compression": compression_of(path), "columns": dict(table.columns)}
-    try:
-        con.execute(table.sql["load"], params)
-        with transaction(con):
-            rows_read = con.execute(table.sql["count_rows"]).fetchone()[0]
-            con.execute(table.sql["drop_rows_without_key"])
-            rows_loaded = con.execute(table.sql["count_rows"]).fetchone()[0]
-            if rows_loaded == 0:
-                raise dg.Failure(
-                    description=(
-                        f"no usable {table.what} in {display_source(source)}: {rows_read} line(s) read, none is "
-                        f"a JSON object with a non-empty {table.key}"
-                    ),
-                    metadata={"source": display_source(source), "rows_read": rows_read},
-                )
-            con.execute(table.sql["publish"])
-    except dg.Failure:
-        raise
-    except Exception as error:  # duckdb errors: corrupt gzip, unreadable file, ...
-        raise dg.Failure(
-            description=f"cannot load {table.what} file {display_source(source)}: {error}",
-            metadata={"source": display_source(source)},
-        ) from error
-    finally:
-        con.execute(table.sql["drop_staging"])  # after a failure; a no-op after success
+    with readable_input(source, table.what) as path:
+        params = {"path": str(path), "compression": compression_of(path), "columns": dict(table.columns)}
+        try:
+            with transaction(con):
+                con.execute(table.sql["load"], params)
+                rows_read = con.execute(table.sql["count_rows"]).fetchone()[0]
+                con.execute(table.sql["drop_rows_without_key"])
+                rows_loaded = con.execute(table.sql["count_rows"]).fetchone()[0]
+                record()
+                if rows_loaded == 0:
+                    raise _no_usable_rows(table, source, path, rows_read)
+        except dg.Failure:
+            raise
+        except Exception as error:  # duckdb errors: unreadable file, ...
+            raise dg.Failure(
+                description=f"cannot load {table.what} file {display_source(source)}: {error}",
+                metadata={"source": display_source(source)},
+            ) from error
     return LoadStats(source=display_source(source), rows_read=rows_read, rows_loaded=rows_loaded)
+
+
+def _no_usable_rows(table: JsonLinesTable, source: str, path: Path, rows_read: int) -> dg.Failure:
+    """The failure for a file without one usable row, saying why for its first lines."""
+    problems = line_problems(path, table.key)
+    why = "; ".join(problems) if problems else (
+        f"every line is a JSON object with a {table.key}, but a field does not have the expected type "
+        "(e.g. a list given as text)"
+    )
+    return dg.Failure(
+        description=(
+            f"no usable {table.what} in {display_source(source)}: {rows_read} line(s) read, none is a JSON object "
+            f"with a non-empty {table.key}. {why}"
+        ),
+        metadata={"source": display_source(source), "rows_read": rows_read, "first_problems": why},
+    )
 
 
 def load_metadata(con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, stats: LoadStats) -> dict[str, object]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 from contextlib import closing, contextmanager
+from typing import Any
 
 import dagster as dg
 import duckdb as duckdb_lib

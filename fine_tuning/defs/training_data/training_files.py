@@ -8,15 +8,14 @@ disk (`core.splits`); nothing holds the table in Python.
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from fine_tuning.core.checksums import file_sha256
-from fine_tuning.core.prompts import TrainingExampleLines
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.splits import (
     SPLITS,
@@ -29,7 +28,8 @@ from fine_tuning.core.splits import (
     write_examples,
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
-from fine_tuning.defs.shared.builds import REBUILT, build_fingerprint, forget_build, kept_build, record_build, recorded_fingerprint
+from fine_tuning.defs.goodreads.loads import same_load_problems
+from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import (
     configured_categories,
@@ -41,24 +41,46 @@ from fine_tuning.defs.shared.warehouse import (
 from fine_tuning.defs.training_data import GROUP
 
 SQL = sql_statements(__package__, "training_files")
+# At most half of every category is held out: the rest is what the model learns from.
+MAX_HELD_OUT = 0.5
 # Names inside files_dir(); the file checks read the files back from the same paths.
 TRAINING_FILE_NAME = "training.jsonl"
 VALIDATION_FILE_NAME = "validation.jsonl"
 
 
-class SplitConfig(dg.Config):
+class SplitConfig(CheckedConfig):
     """How books are split into train / validation / test (one config for both files)."""
 
+    run_config_path: ClassVar[str] = "ops.training_files.config"
+
     seed: int = Field(default=42, description="Seed of the deterministic book-id hash that assigns splits.")
-    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="Share of each category for validation.")
-    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of each category held out for evaluation.")
-    max_train_examples: int | None = Field(default=None, ge=1, description="Cap on training examples (null: no cap).")
+    validation_fraction: float = Field(
+        default=0.1, gt=0.0, le=MAX_HELD_OUT, description="Share of each category for validation (0 < x <= 0.5; with test_fraction at most 0.5)."
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0.0, le=MAX_HELD_OUT, description="Share of each category held out for evaluation (0 < x <= 0.5)."
+    )
+    max_train_examples: int | None = Field(
+        default=None, ge=MIN_TRAINING_EXAMPLES,
+        description=f"Cap on training examples (at least OpenAI's minimum of {MIN_TRAINING_EXAMPLES}; null: no cap).",
+    )
     max_validation_examples: int | None = Field(
-        default=500, ge=1, description="Cap on validation examples (bounds validation cost on the full dataset)."
+        default=500, ge=1, description="Cap on validation examples, >= 1 (bounds validation cost on the full dataset)."
     )
     max_test_examples: int | None = Field(
-        default=500, ge=1, description="Cap on test books (bounds evaluation calls on the full dataset)."
+        default=500, ge=1, description="Cap on test books, >= 1 (bounds evaluation calls on the full dataset)."
     )
+
+    @model_validator(mode="after")
+    def _enough_left_to_train(self) -> "SplitConfig":
+        held_out = self.validation_fraction + self.test_fraction
+        if held_out > MAX_HELD_OUT + 1e-9:
+            raise SettingsError([SettingProblem(
+                f"{self.setting('validation_fraction')} + {self.setting('test_fraction')}", round(held_out, 6),
+                f"holds out {held_out:.0%} of every category, leaving {1 - held_out:.0%} to train on; "
+                f"allowed: validation_fraction + test_fraction <= {MAX_HELD_OUT}",
+            )])
+        return self
 
 
 def category_list(conn: duckdb_lib.DuckDBPyConnection) -> list[str]:
@@ -78,6 +100,12 @@ def assign_splits(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> d
             f"DuckDB table(s) {', '.join(missing)} missing: materialize enriched_graphic_novels "
             "(and book_category, which writes categories) first"
         )
+    mixed = same_load_problems(conn)
+    if mixed:
+        raise SplitError(
+            "the Goodreads tables do not come from one load: " + "; ".join(mixed)
+            + ". Materialize the goodreads assets together (the whole job) before the training files"
+        )
     conn.execute(
         SQL["split_examples"],
         {
@@ -92,6 +120,12 @@ def assign_splits(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> d
     conn.execute(SQL["book_splits"])
     sizes = dict(conn.execute(SQL["split_sizes"]).fetchall())
     return {split: int(sizes.get(split, 0)) for split in SPLITS}
+
+
+def _split_settings(config: SplitConfig) -> str:
+    """The settings that decide split sizes, by run-config path, for a message about an empty split."""
+    names = ("validation_fraction", "test_fraction", "max_train_examples", "max_validation_examples", "max_test_examples")
+    return ", ".join(f"{config.setting(name)} = {getattr(config, name)}" for name in names)
 
 
 def _file_metadata(
@@ -134,7 +168,10 @@ def build_training_files(
     counter = token_counter()
     with transaction(conn):
         sizes = assign_splits(conn, config)
-        check_sizes(sizes)
+        try:
+            check_sizes(sizes)
+        except SplitError as error:
+            raise SplitError(f"{error}; with {_split_settings(config)}") from None
         categories = category_list(conn)
         targets = {"train": out_dir / TRAINING_FILE_NAME, "validation": out_dir / VALIDATION_FILE_NAME}
         written = {split: WrittenFile(split, path) for split, path in targets.items()}
@@ -179,57 +216,21 @@ def build_training_files(
 def training_files(
     context: dg.AssetExecutionContext, config: SplitConfig, duckdb: DuckDBResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Split the labelled books and write training.jsonl and validation.jsonl.
-
-    Both files (and `book_splits`) are kept as they are when the table, the categories, the
-    configuration, the SQL and the example format they were written from are unchanged.
-    """
+    """Split the labelled books and write training.jsonl and validation.jsonl."""
+    require_valid_run_settings(context)
     out_dir = files_dir()
     with connection(duckdb) as conn:
-        fingerprint = files_fingerprint(conn, config)
-        metadata = kept_files(conn, fingerprint, out_dir)
-        if metadata is not None:
-            context.log.info("training files: their inputs are unchanged since they were written; kept both")
-        else:
-            forget_build(conn, BUILD_TARGET)
-            try:
-                train, validation, facts = build_training_files(conn, config, out_dir)
-            except SplitError as error:
-                raise dg.Failure(description=f"Cannot write the training files: {error}") from error
-            context.log.info(
-                f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
-            )
-            files = {
-                key: _file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config, facts["excluded"])
-                for key, written in (("training_file", train), ("validation_file", validation))
-            }
-            metadata = record_build(conn, BUILD_TARGET, fingerprint, files)
-    for key in ("training_file", "validation_file"):
-        yield dg.MaterializeResult(asset_key=key, metadata={**metadata[key], REBUILT: metadata[REBUILT]})
-
-
-BUILD_TARGET = "training_files"
-
-
-def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> str | None:
-    """What both files are written from: the table and labels, the configuration, the SQL, the
-    exact example format (one rendered line per category) and how tokens are counted."""
-    categories = configured_categories(conn) if not missing_tables(conn, ["categories"]) else []
-    lines = TrainingExampleLines(categories)
-    formats = [lines.line("", category) for category in categories]
-    return build_fingerprint(
-        BUILD_TARGET, recorded_fingerprint(conn, "enriched_graphic_novels"), recorded_fingerprint(conn, "book_category"),
-        config.model_dump(), dict(SQL), formats or None, token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
+        try:
+            train, validation, facts = build_training_files(conn, config, out_dir)
+        except SplitError as error:
+            raise dg.Failure(description=f"Cannot write the training files: {error}") from error
+    context.log.info(
+        f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
     )
-
-
-def kept_files(conn: duckdb_lib.DuckDBPyConnection, fingerprint: str | None, out_dir: Path) -> dict[str, Any] | None:
-    """The recorded metadata of both files when they were written from `fingerprint` and are intact on disk."""
-    kept = kept_build(conn, BUILD_TARGET, fingerprint, ["book_splits"])
-    if kept is None:
-        return None
-    for key, name in (("training_file", TRAINING_FILE_NAME), ("validation_file", VALIDATION_FILE_NAME)):
-        path = out_dir / name
-        if not path.is_file() or file_sha256(path) != kept[key]["sha256"] or str(path.resolve()) != kept[key]["path"]:
-            return None
-    return kept
+    for key, written in (("training_file", train), ("validation_file", validation)):
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata=_file_metadata(
+                written, facts["sizes"], facts["distribution"], facts["counter"], config, facts["excluded"]
+            ),
+        )

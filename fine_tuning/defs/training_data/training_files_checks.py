@@ -1,12 +1,14 @@
-"""Blocking Dagster asset checks on the training and validation files.
+"""Blocking Dagster asset checks on the training and validation files, each file read once.
 
-The rules themselves live in the Dagster-free core (`core.chat_files`: format, tokens, cost,
-overlap; `core.tokens`; `core.catalog`); this module only reads the materialized files, applies
-those rules and turns the reports into check results. Every check is a module-level attribute
-so that the defs-folder loader finds it.
+The seven checks (format, token and cost of the training file; format and token of the
+validation file; overlap between them; the test split kept out of both) are one
+`multi_asset_check`: one pass over each file (`core.chat_files.validate_chat_file`) yields the
+format errors, token counts, cost and the identities the overlap and split checks compare, and
+each check judges that one report. Every check stays blocking and keeps its own name, so
+selecting a subset of them runs only what they need.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,9 @@ from fine_tuning.core.chat_files import (
     MIN_VALIDATION_EXAMPLES,
     FileReport,
     content_digest,
-    example_keys,
-    find_overlap,
+    overlap_between,
     validate_chat_file,
 )
-from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.tokens import token_counter
@@ -52,150 +52,116 @@ VALIDATION = _Split("validation", dg.AssetKey("validation_file"), VALIDATION_FIL
 
 
 @dataclass
-class _CheckedFile:
+class _ReadFile:
+    """One file at its deterministic path, what its latest materialization recorded, and its report."""
+
+    split: _Split
     path: Path
     materialized_sha256: str | None
-    problem: str | None  # why the file cannot be checked at all
+    report: FileReport | None  # None: the file cannot be read at all (see `problem`)
+    problem: str | None
 
 
-def _checked_file(context: dg.AssetCheckExecutionContext, split: _Split) -> _CheckedFile:
-    """The file at its deterministic path, plus what the latest materialization recorded."""
+def _read(context: dg.AssetCheckExecutionContext, split: _Split, tuning: TuningSettings) -> _ReadFile:
+    """Validate the file in one pass (or say why it cannot be)."""
     path = files_dir() / split.file_name
     event = context.instance.get_latest_materialization_event(split.key)
     metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
     sha = metadata.get("sha256")
-    problem = None if path.is_file() else f"{path} does not exist: materialize {split.key.to_user_string()} first"
-    return _CheckedFile(
-        path=path,
-        materialized_sha256=str(sha.value) if sha is not None else None,
-        problem=problem,
+    recorded = str(sha.value) if sha is not None else None
+    if not path.is_file():
+        problem = f"{path} does not exist: materialize {split.key.to_user_string()} first"
+        return _ReadFile(split, path, recorded, None, problem)
+    report = validate_chat_file(
+        path, tuning.base_model, n_epochs=tuning.n_epochs, min_examples=split.min_examples, counter=token_counter()
     )
+    return _ReadFile(split, path, recorded, report, None)
 
 
-def _missing_file_result(key: dg.AssetKey, *files: _CheckedFile) -> dg.AssetCheckResult | None:
-    """A failed result on `key` for the first file that cannot be checked, or None when all can."""
-    for checked in files:
-        if checked.problem:
+def _unreadable(key: dg.AssetKey, name: str, *files: _ReadFile) -> dg.AssetCheckResult | None:
+    """A failed result for check `name` when one of `files` cannot be read, else None."""
+    for read in files:
+        if read.problem:
             return dg.AssetCheckResult(
-                asset_key=key,
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=checked.problem,
-                metadata={"path": str(checked.path)},
+                asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                description=read.problem, metadata={"path": str(read.path)},
             )
     return None
 
 
-# Each file is read once per (content, model, epochs) even though several checks look at it.
-_REPORT_CACHE: dict[tuple[Any, ...], FileReport] = {}
-
-
-def _report_for(checked: _CheckedFile, tuning: TuningSettings, min_examples: int) -> FileReport:
-    counter = token_counter()
-    key = (str(checked.path), file_sha256(checked.path), tuning.base_model, tuning.n_epochs, min_examples, counter.method)
-    if key not in _REPORT_CACHE:
-        if len(_REPORT_CACHE) >= 8:
-            _REPORT_CACHE.pop(next(iter(_REPORT_CACHE)))
-        _REPORT_CACHE[key] = validate_chat_file(
-            checked.path, tuning.base_model, n_epochs=tuning.n_epochs, min_examples=min_examples, counter=counter
-        )
-    return _REPORT_CACHE[key]
-
-
-def _common_metadata(report: FileReport, checked: _CheckedFile) -> dict[str, Any]:
-    stats = report.token_stats()
+def _common_metadata(read: _ReadFile, report: FileReport) -> dict[str, Any]:
     return {
         "path": report.path,
         "sha256": report.sha256,
-        "materialized_sha256": checked.materialized_sha256 or "none recorded",
+        "materialized_sha256": read.materialized_sha256 or "none recorded",
         "examples": report.examples,
-        **stats,
+        **report.token_stats(),
         "tokens_exact": report.tokens_exact,
         "token_method": report.token_method,
+        "approximately_counted_examples": len(report.approximate_token_lines),
         "estimated_cost_usd": report.estimated_cost_usd if report.estimated_cost_usd is not None else "unknown",
     }
 
 
-def _sha_mismatch(checked: _CheckedFile, report: FileReport) -> str | None:
-    if checked.materialized_sha256 and checked.materialized_sha256 != report.sha256:
+def _sha_mismatch(read: _ReadFile, report: FileReport) -> str | None:
+    if read.materialized_sha256 and read.materialized_sha256 != report.sha256:
         return (
             f"{report.path} changed since it was materialized "
-            f"(sha256 {report.sha256[:12]} != recorded {checked.materialized_sha256[:12]})"
+            f"(sha256 {report.sha256[:12]} != recorded {read.materialized_sha256[:12]})"
         )
     return None
 
 
-# A judge turns one file's report into a check result; the factory below does the reading.
-_Judge = Callable[[_Split, _CheckedFile, FileReport, TuningSettings], dg.AssetCheckResult]
-
-
-def _file_check(split: _Split, aspect: str, judge: _Judge, description: str) -> dg.AssetChecksDefinition:
-    """The blocking check `{split.label}_file_{aspect}_check`: read the file once (cached), then judge it."""
-
-    @dg.asset_check(
-        asset=split.key, name=f"{split.label}_file_{aspect}_check", blocking=True, description=description
+def _result(read: _ReadFile, aspect: str, passed: bool, description: str, metadata: dict[str, Any]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=read.split.key, check_name=f"{read.split.label}_file_{aspect}_check", passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata,
     )
-    def _check(context: dg.AssetCheckExecutionContext, tuning: TuningSettings) -> dg.AssetCheckResult:
-        checked = _checked_file(context, split)
-        missing = _missing_file_result(split.key, checked)
-        if missing is not None:
-            return missing
-        return judge(split, checked, _report_for(checked, tuning, split.min_examples), tuning)
-
-    return _check
 
 
-def _judge_format(split: _Split, checked: _CheckedFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
-    """Format rules, and the file is the one that was materialized."""
-    mismatch = _sha_mismatch(checked, report)
+def judge_format(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
+    """Format rules, and the file is the one that was materialized; warnings are reported, not failed."""
+    mismatch = _sha_mismatch(read, report)
     counts = report.format_error_counts
-    passed = not counts and mismatch is None
     problems = [f"{sum(counts.values())} format error(s): {', '.join(counts)}"] if counts else []
     if mismatch:
         problems.append(mismatch)
-    return dg.AssetCheckResult(
-        asset_key=split.key,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(problems) or f"{report.examples} examples, all well-formed",
-        metadata={
-            **_common_metadata(report, checked),
-            "errors_by_kind": dg.MetadataValue.md(report.errors_markdown(FORMAT_ERROR_KINDS)),
-            "format_errors": sum(counts.values()),
-            "min_examples": split.min_examples,
-            "first_offending_lines": str(report.first_lines(FORMAT_ERROR_KINDS, _FIRST_LINES)),
-        },
-    )
+    warnings = {kind: n for kind, n in report.warning_counts.items() if n}
+    summary = f"{report.examples} examples, all well-formed"
+    if warnings:
+        summary += f" ({', '.join(f'{n} {kind}' for kind, n in warnings.items())} warning(s))"
+    return _result(read, "format", not problems, "; ".join(problems) or summary, {
+        **_common_metadata(read, report),
+        "errors_by_kind": dg.MetadataValue.md(report.errors_markdown(FORMAT_ERROR_KINDS)),
+        "format_errors": sum(counts.values()),
+        "warnings_by_kind": dg.MetadataValue.md(report.warnings_markdown()),
+        "warnings": sum(warnings.values()),
+        "min_examples": read.split.min_examples,
+        "first_offending_lines": str(report.first_lines(FORMAT_ERROR_KINDS, _FIRST_LINES)),
+    })
 
 
-def _judge_tokens(split: _Split, checked: _CheckedFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
+def judge_tokens(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """No example over the base model's per-example token limit."""
     over = report.over_limit
     truncated = ", ".join(f"line {line} ({tokens} tokens)" for line, tokens in over[:_FIRST_LINES])
-    return dg.AssetCheckResult(
-        asset_key=split.key,
-        passed=not over,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{len(over)} example(s) over the {report.token_limit}-token limit of {tuning.base_model} "
-            f"would be truncated: {truncated}"
-            if over
-            else f"every example fits the {report.token_limit}-token limit of {tuning.base_model}"
-        ),
-        metadata={
-            **_common_metadata(report, checked),
-            "model": tuning.base_model,
-            "token_limit": report.token_limit,
-            "token_limit_known": report.token_limit_known,
-            "token_limits_as_of": TOKEN_LIMITS_AS_OF,
-            "examples_over_limit": len(over),
-            "truncated_examples": truncated or "none",
-            "first_offending_lines": str([line for line, _ in over[:_FIRST_LINES]]),
-        },
+    description = (
+        f"{len(over)} example(s) over the {report.token_limit}-token limit of {tuning.base_model} would be truncated: {truncated}"
+        if over else f"every example fits the {report.token_limit}-token limit of {tuning.base_model}"
     )
+    return _result(read, "token", not over, description, {
+        **_common_metadata(read, report),
+        "model": tuning.base_model,
+        "token_limit": report.token_limit,
+        "token_limit_known": report.token_limit_known,
+        "token_limits_as_of": TOKEN_LIMITS_AS_OF,
+        "examples_over_limit": len(over),
+        "truncated_examples": truncated or "none",
+        "first_offending_lines": str([line for line, _ in over[:_FIRST_LINES]]),
+    })
 
 
-def _judge_cost(split: _Split, checked: _CheckedFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
+def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Estimated training cost within the `tuning` budget; an unpriced model fails."""
     cost = report.estimated_cost_usd
     if cost is None:
@@ -214,128 +180,61 @@ def _judge_cost(split: _Split, checked: _CheckedFile, report: FileReport, tuning
         )
     if not report.tokens_exact:
         description += " [token counts estimated]"
-    return dg.AssetCheckResult(
-        asset_key=split.key,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
-        metadata={
-            **_common_metadata(report, checked),
-            "model": tuning.base_model,
-            "billing_tokens": report.billing_tokens,
-            "n_epochs": report.n_epochs,
-            "epochs_rule": report.epochs_rule,
-            "price_per_million_usd": report.price_per_million if report.price_per_million is not None else "unknown",
-            "pricing_as_of": PRICING_AS_OF,
-            "max_cost_usd": tuning.max_cost_usd,
-        },
-    )
+    return _result(read, "cost", passed, description, {
+        **_common_metadata(read, report),
+        "model": tuning.base_model,
+        "billing_tokens": report.billing_tokens,
+        "n_epochs": report.n_epochs,
+        "epochs_rule": report.epochs_rule,
+        "price_per_million_usd": report.price_per_million if report.price_per_million is not None else "unknown",
+        "pricing_as_of": PRICING_AS_OF,
+        "max_cost_usd": tuning.max_cost_usd,
+    })
 
 
-training_file_format_check = _file_check(
-    TRAINING,
-    "format",
-    _judge_format,
-    "Blocking: every example of training.jsonl follows OpenAI's chat format (cookbook rules "
-    "plus role order, weights, blank content, valid JSON), there are at least 10, and the file is "
-    "the one that was materialized (sha256).",
-)
-validation_file_format_check = _file_check(
-    VALIDATION,
-    "format",
-    _judge_format,
-    "Blocking: every example of validation.jsonl follows OpenAI's chat format, the file is "
-    "not empty, and it is the one that was materialized (sha256).",
-)
-training_file_token_check = _file_check(
-    TRAINING,
-    "token",
-    _judge_tokens,
-    "Blocking: no training example exceeds the base model's per-example token limit "
-    "(o200k_base; examples that would be truncated are named).",
-)
-validation_file_token_check = _file_check(
-    VALIDATION,
-    "token",
-    _judge_tokens,
-    "Blocking: no validation example exceeds the base model's per-example token limit.",
-)
-training_file_cost_check = _file_check(
-    TRAINING,
-    "cost",
-    _judge_cost,
-    "Blocking: estimated training cost (billing tokens x epochs x dated price per 1M "
-    "training tokens) must not exceed tuning.max_cost_usd. A model without a known price fails: "
-    "the budget cannot be verified.",
-)
-
-
-@dg.asset_check(
-    asset=VALIDATION.key,
-    name="validation_file_overlap_check",
-    blocking=True,
-    description="Blocking: the validation file shares no example and no user message with the "
-    "training file.",
-)
-def validation_file_overlap_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def judge_overlap(training: _ReadFile, validation: _ReadFile) -> dg.AssetCheckResult:
     """Train and validation are disjoint, by whole example and by user message."""
-    training, validation = _checked_file(context, TRAINING), _checked_file(context, VALIDATION)
-    missing = _missing_file_result(VALIDATION.key, training, validation)
-    if missing is not None:
-        return missing
-    overlap = find_overlap(training.path, validation.path)
+    name = "validation_file_overlap_check"
+    unreadable = _unreadable(VALIDATION.key, name, training, validation)
+    if unreadable is not None:
+        return unreadable
+    assert training.report is not None and validation.report is not None
+    overlap = overlap_between(training.report, validation.report)
     pairs = overlap.identical_examples + overlap.shared_user_messages
     return dg.AssetCheckResult(
-        asset_key=VALIDATION.key,
-        passed=overlap.ok,
-        severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=VALIDATION.key, check_name=name, passed=overlap.ok, severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            "training and validation share no example and no user message"
-            if overlap.ok
+            "training and validation share no example and no user message" if overlap.ok
             else f"{len(overlap.identical_examples)} identical example(s) and "
             f"{len(overlap.shared_user_messages)} shared user message(s) between training and validation"
         ),
         metadata={
             "identical_examples": len(overlap.identical_examples),
             "shared_user_messages": len(overlap.shared_user_messages),
-            "first_offending_lines": str(
-                [f"training:{a} validation:{b}" for a, b in pairs[:_FIRST_LINES]]
-            ),
+            "first_offending_lines": str([f"training:{a} validation:{b}" for a, b in pairs[:_FIRST_LINES]]),
         },
     )
 
 
-@dg.asset_check(
-    asset=TRAINING.key,
-    name="training_file_splits_disjoint_check",
-    blocking=True,
-    description="Blocking: every book is in at most one split of book_splits, and no test-split "
-    "book's prompt appears in the training or validation file (evaluation never sees trained books).",
-)
-def training_file_splits_disjoint_check(
-    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
-) -> dg.AssetCheckResult:
+def judge_splits_disjoint(training: _ReadFile, validation: _ReadFile, duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """book_splits is a partition, and the test split's prompts are absent from both files."""
-    training, validation = _checked_file(context, TRAINING), _checked_file(context, VALIDATION)
-    missing = _missing_file_result(TRAINING.key, training, validation)
-    if missing is not None:
-        return missing
-    file_users: dict[bytes, str] = {}
-    for split, checked in ((TRAINING, training), (VALIDATION, validation)):
-        for line, _, user_digests in example_keys(checked.path):
-            for digest in user_digests:
-                file_users.setdefault(digest, f"{split.label}:{line}")
+    name = "training_file_splits_disjoint_check"
+    unreadable = _unreadable(TRAINING.key, name, training, validation)
+    if unreadable is not None:
+        return unreadable
+    file_users: dict[int, str] = {}
+    for read in (training, validation):
+        assert read.report is not None
+        for digest, line in read.report.user_digests.items():
+            file_users.setdefault(digest, f"{read.split.label}:{line}")
     with connection(duckdb) as conn:
         if missing_tables(conn, ("book_splits", "enriched_graphic_novels")):
             return dg.AssetCheckResult(
-                asset_key=TRAINING.key,
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
+                asset_key=TRAINING.key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
                 description="book_splits or enriched_graphic_novels is missing: materialize training_file first",
             )
         repeated = conn.execute(SQL["books_in_several_splits"]).fetchone()[0]
-        test_books = 0
-        leaked: list[str] = []
+        test_books, leaked = 0, []
         for book_id, title, author, description in stream_rows(conn.execute(SQL["split_books"], {"split": "test"})):
             test_books += 1
             where = file_users.get(content_digest(user_message(title, author, description)["content"]))
@@ -343,12 +242,9 @@ def training_file_splits_disjoint_check(
                 leaked.append(f"{book_id} -> {where}")
     passed = repeated == 0 and not leaked
     return dg.AssetCheckResult(
-        asset_key=TRAINING.key,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=TRAINING.key, check_name=name, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"splits are disjoint; none of {test_books} test books is in a file"
-            if passed
+            f"splits are disjoint; none of {test_books} test books is in a file" if passed
             else f"{repeated} book(s) in several splits; {len(leaked)} test book(s) found in a file"
         ),
         metadata={
@@ -360,12 +256,70 @@ def training_file_splits_disjoint_check(
     )
 
 
-FILE_CHECKS: list[dg.AssetChecksDefinition] = [
-    training_file_format_check,
-    validation_file_format_check,
-    training_file_token_check,
-    validation_file_token_check,
-    training_file_cost_check,
-    validation_file_overlap_check,
-    training_file_splits_disjoint_check,
-]
+_FileJudge = Callable[[_ReadFile, FileReport, TuningSettings], dg.AssetCheckResult]
+# Checks on one file: (split, aspect) -> judge.
+FILE_JUDGES: dict[tuple[_Split, str], _FileJudge] = {
+    (TRAINING, "format"): judge_format,
+    (VALIDATION, "format"): judge_format,
+    (TRAINING, "token"): judge_tokens,
+    (VALIDATION, "token"): judge_tokens,
+    (TRAINING, "cost"): judge_cost,
+}
+PAIR_CHECKS = ("validation_file_overlap_check", "training_file_splits_disjoint_check")
+DESCRIPTIONS: dict[str, str] = {
+    "training_file_format_check": "Blocking: every example of training.jsonl follows OpenAI's chat format (cookbook "
+    "rules plus role order, weights, names, blank content, valid JSON and Unicode), there are at least 10, and the "
+    "file is the one that was materialized (sha256). Unknown top-level keys and duplicate examples are warnings.",
+    "validation_file_format_check": "Blocking: every example of validation.jsonl follows OpenAI's chat format, the "
+    "file is not empty, and it is the one that was materialized (sha256).",
+    "training_file_token_check": "Blocking: no training example exceeds the base model's per-example token limit "
+    "(o200k_base; examples that would be truncated are named).",
+    "validation_file_token_check": "Blocking: no validation example exceeds the base model's per-example token limit.",
+    "training_file_cost_check": "Blocking: estimated training cost (billing tokens x epochs x dated price per 1M "
+    "training tokens) must not exceed tuning.max_cost_usd. A model without a known price fails: the budget cannot "
+    "be verified.",
+    "validation_file_overlap_check": "Blocking: the validation file shares no example and no user message with the "
+    "training file.",
+    "training_file_splits_disjoint_check": "Blocking: every book is in at most one split of book_splits, and no "
+    "test-split book's prompt appears in the training or validation file (evaluation never sees trained books).",
+}
+_ASSET_OF = {name: (TRAINING if name.startswith("training") else VALIDATION).key for name in DESCRIPTIONS}
+
+
+def _check_name(split: _Split, aspect: str) -> str:
+    return f"{split.label}_file_{aspect}_check"
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset=_ASSET_OF[name], blocking=True, description=description)
+        for name, description in DESCRIPTIONS.items()
+    ],
+    can_subset=True,
+    name="training_files_checks",
+    description="The blocking checks of training.jsonl and validation.jsonl, from one pass over each file.",
+)
+def training_files_checks(
+    context: dg.AssetCheckExecutionContext, tuning: TuningSettings, duckdb: DuckDBResource
+) -> Iterator[dg.AssetCheckResult]:
+    """Read each selected file once, then judge every selected check from its report."""
+    wanted = {key.name for key in context.selected_asset_check_keys}
+    needs_both = bool(wanted & set(PAIR_CHECKS))
+    files = {
+        split.label: _read(context, split, tuning)
+        for split in (TRAINING, VALIDATION)
+        if needs_both or any(name.startswith(split.label) for name in wanted)
+    }
+    for (split, aspect), judge in FILE_JUDGES.items():
+        name = _check_name(split, aspect)
+        if name in wanted:
+            read = files[split.label]
+            unreadable = _unreadable(split.key, name, read)
+            yield unreadable if unreadable is not None else judge(read, read.report, tuning)  # type: ignore[arg-type]
+    if "validation_file_overlap_check" in wanted:
+        yield judge_overlap(files["training"], files["validation"])
+    if "training_file_splits_disjoint_check" in wanted:
+        yield judge_splits_disjoint(files["training"], files["validation"], duckdb)
+
+
+FILE_CHECKS: list[dg.AssetChecksDefinition] = [training_files_checks]

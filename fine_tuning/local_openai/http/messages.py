@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fine_tuning.core.tokens import token_counter
 from fine_tuning.local_openai.exceptions import OpenAIError
 from fine_tuning.local_openai.store import new_id
 
@@ -40,9 +41,14 @@ class Serializable(Protocol):
     def to_api(self) -> dict[str, Any]: ...
 
 
+TOKEN_COUNT_HEADER = "x-local-token-count"
+
+
 def _base_headers(content_type: str) -> dict[str, str]:
-    # OpenAI sends a request id on every reply.
-    return {"content-type": content_type, "x-request-id": new_id("req")}
+    # OpenAI sends a request id on every reply. The local header says whether the token counts in
+    # this reply (usage, trained_tokens) are exact or an estimate made without the tokenizer file.
+    counting = "exact" if token_counter().exact else "estimate"
+    return {"content-type": content_type, "x-request-id": new_id("req"), TOKEN_COUNT_HEADER: counting}
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> LocalResponse:
@@ -58,6 +64,11 @@ def ok(record: Serializable) -> LocalResponse:
 def bytes_response(data: bytes) -> LocalResponse:
     """200 with raw bytes (a file's content)."""
     return LocalResponse(200, _base_headers("application/octet-stream"), data)
+
+
+def sse_response(body: bytes) -> LocalResponse:
+    """200 with server-sent events (a streamed chat completion)."""
+    return LocalResponse(200, {**_base_headers("text/event-stream; charset=utf-8"), "cache-control": "no-cache"}, body)
 
 
 def error_response(error: OpenAIError) -> LocalResponse:

@@ -29,6 +29,7 @@ from fine_tuning.local_openai.exceptions import (
     ServiceUnavailable,
 )
 from fine_tuning.local_openai.http.messages import LocalRequest, LocalResponse, error_response
+from fine_tuning.local_openai.options import body_limit
 
 App = Callable[[LocalRequest], LocalResponse]
 RETRY_AFTER_MS = 100  # what injected 429/503 responses ask the client to wait
@@ -114,7 +115,7 @@ def error_envelopes(request: LocalRequest, call_next: App) -> LocalResponse:
 
 
 class BodySizeLimit:
-    """413 for a body (or a declared content-length) over the limit."""
+    """413 for a body (or a declared content-length) over the limit (smaller for JSON than uploads)."""
 
     def __init__(self, max_body_bytes: int) -> None:
         self.max_body_bytes = max_body_bytes
@@ -122,8 +123,9 @@ class BodySizeLimit:
     def __call__(self, request: LocalRequest, call_next: App) -> LocalResponse:
         declared = request.headers.get("content-length", "")
         size = max(len(request.body), int(declared) if declared.isdigit() else 0)
-        if size > self.max_body_bytes:
-            raise RequestTooLarge(self.max_body_bytes, size)
+        limit = body_limit(self.max_body_bytes, request.headers.get("content-type", ""))
+        if size > limit:
+            raise RequestTooLarge(limit, size)
         return call_next(request)
 
 

@@ -160,10 +160,11 @@ class Upload:
     filename: str
     purpose: str
     data: bytes
+    expires_after: dict[str, str] | None = None
 
 
 def parse_upload(request: LocalRequest) -> Upload:
-    """The `file` and `purpose` fields of a multipart/form-data upload."""
+    """The `file`, `purpose` and `expires_after[anchor|seconds]` fields of a multipart/form-data upload."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise InvalidContentType("Uploads must be multipart/form-data.")
@@ -175,4 +176,10 @@ def parse_upload(request: LocalRequest) -> Upload:
     if file_part is None or file_part.filename is None:
         raise MissingRequiredParameter("file")
     purpose = purpose_part.data.decode("utf-8", "replace").strip()
-    return Upload(file_part.filename, purpose, file_part.data)
+    # The client flattens the expires_after object into `expires_after[anchor]` / `[seconds]` fields.
+    expires_after = {
+        match.group(1): part.data.decode("utf-8", "replace").strip()
+        for name, part in parts.items()
+        if (match := re.fullmatch(r"expires_after\[(\w+)\]", name))
+    }
+    return Upload(file_part.filename, purpose, file_part.data, expires_after or None)

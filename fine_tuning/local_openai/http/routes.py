@@ -40,6 +40,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/models", handlers.list_models),
     Route("GET", "/v1/models/{model}", handlers.retrieve_model),
+    Route("DELETE", "/v1/models/{model}", handlers.delete_model),
     Route("POST", "/v1/files", handlers.create_file),
     Route("GET", "/v1/files", handlers.list_files),
     Route("GET", "/v1/files/{file_id}", handlers.retrieve_file),
@@ -49,9 +50,20 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/fine_tuning/jobs", handlers.list_jobs),
     Route("GET", "/v1/fine_tuning/jobs/{job_id}", handlers.retrieve_job),
     Route("POST", "/v1/fine_tuning/jobs/{job_id}/cancel", handlers.cancel_job),
+    Route("POST", "/v1/fine_tuning/jobs/{job_id}/pause", handlers.pause_job),
+    Route("POST", "/v1/fine_tuning/jobs/{job_id}/resume", handlers.resume_job),
     Route("GET", "/v1/fine_tuning/jobs/{job_id}/events", handlers.list_job_events),
     Route("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints", handlers.list_job_checkpoints),
     Route("POST", "/v1/chat/completions", handlers.create_chat_completion),
+    Route("GET", "/v1/chat/completions", handlers.list_chat_completions),
+    Route("GET", "/v1/chat/completions/{completion_id}", handlers.retrieve_chat_completion),
+    Route("POST", "/v1/chat/completions/{completion_id}", handlers.update_chat_completion),
+    Route("DELETE", "/v1/chat/completions/{completion_id}", handlers.delete_chat_completion),
+    Route("GET", "/v1/chat/completions/{completion_id}/messages", handlers.list_chat_completion_messages),
+    Route("POST", "/v1/batches", handlers.create_batch),
+    Route("GET", "/v1/batches", handlers.list_batches),
+    Route("GET", "/v1/batches/{batch_id}", handlers.retrieve_batch),
+    Route("POST", "/v1/batches/{batch_id}/cancel", handlers.cancel_batch),
 )
 
 

@@ -14,9 +14,16 @@ from fine_tuning.local_openai.exceptions import (
     MissingRequiredParameter,
     ModelNotAvailable,
     OpenAIError,
+    UnknownParameter,
     UnsupportedMethod,
 )
 
+CREATE_FIELDS = (
+    "model", "training_file", "validation_file", "hyperparameters", "suffix", "seed", "metadata", "method",
+    "integrations",
+)
+INTEGRATION_TYPES = ("wandb",)
+WANDB_FIELDS = ("project", "entity", "name", "tags")
 MAX_SUFFIX_CHARS = 64
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
@@ -27,6 +34,40 @@ HYPERPARAMETER_LIMITS: dict[str, tuple[type, float, float]] = {
     "batch_size": (int, 1, 256),
     "learning_rate_multiplier": (float, 1e-6, 10.0),
 }
+
+
+def known_fields(body: dict[str, Any]) -> None:
+    """400 unknown_parameter for a field the create request does not define."""
+    for name in body:
+        if name not in CREATE_FIELDS:
+            raise UnknownParameter(name)
+
+
+def integrations(value: Any) -> list[dict[str, Any]]:
+    """Weights & Biases integrations, echoed in the job as OpenAI echoes them (nothing is sent)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest("'integrations' must be an array.", "integrations")
+    echoed = []
+    for index, item in enumerate(value):
+        where = f"integrations[{index}]"
+        if not isinstance(item, dict) or item.get("type") not in INTEGRATION_TYPES:
+            raise InvalidRequest(f"Invalid value for '{where}.type': only 'wandb' is supported.", f"{where}.type")
+        wandb = item.get("wandb")
+        if not isinstance(wandb, dict) or not isinstance(wandb.get("project"), str) or not wandb["project"]:
+            raise MissingRequiredParameter(f"{where}.wandb.project")
+        unknown = set(wandb) - set(WANDB_FIELDS)
+        if unknown:
+            raise UnknownParameter(f"{where}.wandb.{sorted(unknown)[0]}")
+        for name in ("entity", "name"):
+            if wandb.get(name) is not None and not isinstance(wandb[name], str):
+                raise InvalidRequest(f"'{where}.wandb.{name}' must be a string.", f"{where}.wandb.{name}")
+        tags = wandb.get("tags")
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags)):
+            raise InvalidRequest(f"'{where}.wandb.tags' must be an array of strings.", f"{where}.wandb.tags")
+        echoed.append({"type": "wandb", "wandb": {name: wandb.get(name) for name in WANDB_FIELDS}})
+    return echoed
 
 
 def base_model(model: Any) -> str:

@@ -8,13 +8,14 @@ the future, so a job appears to progress while the work was done up front.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, resolve_model
-from fine_tuning.core.tokens import token_counter
 from fine_tuning.local_openai import learner
 from fine_tuning.local_openai.files import Files
+from fine_tuning.local_openai.jobs.billing import billed_tokens, token_events
 from fine_tuning.local_openai.jobs.training_data import TrainingDataError, invalid_file_code, parse_chat_jsonl
 from fine_tuning.local_openai.records import Job, JobCheckpoint, JobError, JobEvent
 from fine_tuning.local_openai.store import Store, Timeline, new_id
@@ -45,6 +46,11 @@ def metrics_csv(steps: Sequence[learner.StepMetrics]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def result_file(steps: Sequence[learner.StepMetrics]) -> bytes:
+    """The result file as OpenAI serves it: the metrics CSV, base64-encoded (clients b64decode it)."""
+    return base64.b64encode(metrics_csv(steps))
+
+
 def metrics_event(at: float, step: learner.StepMetrics, total_steps: int) -> JobEvent:
     """The `metrics` event of one training step."""
     data = {"step": step.step, "train_loss": step.train_loss, "total_steps": total_steps,
@@ -69,9 +75,14 @@ class Lifecycle:
 
     @staticmethod
     def schedule(job: Job) -> tuple[float, float, float]:
-        """When the job leaves validating_files, leaves queued, and finishes running."""
+        """When the job leaves validating_files, leaves queued, and finishes running (later by its pauses)."""
         return (job.t0 + VALIDATING_END * job.job_seconds, job.t0 + QUEUED_END * job.job_seconds,
-                job.t0 + job.job_seconds)
+                job.t0 + job.job_seconds + job.paused_seconds)
+
+    @staticmethod
+    def horizon(job: Job, now: float) -> float:
+        """The latest time whose events and checkpoints are visible: a paused job shows nothing newer."""
+        return min(now, job.paused_at) if job.paused_at is not None else now
 
     def due(self, job: Job, now: float) -> bool:
         """Whether a state change is due by `now`."""
@@ -94,13 +105,35 @@ class Lifecycle:
         return job
 
     def cancel(self, job: Job, now: float) -> None:
-        """Stop a job that is not final; nothing dated after `now` is ever revealed."""
+        """Stop a job that is not final; nothing dated after `now` (or its pause) is ever revealed."""
+        horizon = self.horizon(job, now)
         job.status = "cancelled"
         job.finished_at = int(now)
         job.estimated_finish = None
-        self.events.write(job.id, self.events.until(job.id, now))
-        self.checkpoints.write(job.id, self.checkpoints.until(job.id, now))
+        job.paused_at = None
+        self.events.write(job.id, self.events.until(job.id, horizon))
+        self.checkpoints.write(job.id, self.checkpoints.until(job.id, horizon))
         self.events.append(job.id, [JobEvent.new(now, "Fine-tuning job cancelled")])
+
+    def pause(self, job: Job, now: float) -> None:
+        """Hold a running job at `now`."""
+        job.status, job.paused_at, job.estimated_finish = "paused", now, None
+        self.events.append(job.id, [JobEvent.new(now, "Fine-tuning job paused")])
+
+    def resume(self, job: Job, now: float) -> None:
+        """Run a paused job on: what was still to come is re-dated by the time it was paused."""
+        assert job.paused_at is not None
+        paused_at, held = job.paused_at, now - job.paused_at
+        for timeline in (self.events, self.checkpoints):
+            items = timeline.read(job.id)
+            for item in items:
+                if item.at > paused_at:
+                    item.at += held
+            timeline.write(job.id, items)
+        job.status, job.paused_at = "running", None
+        job.paused_seconds += held
+        job.estimated_finish = math.ceil(self.schedule(job)[2])
+        self.events.append(job.id, [JobEvent.new(now, "Fine-tuning job resumed")])
 
     def _fail(self, job: Job, at: float, code: str, message: str, param: str | None) -> None:
         job.status, job.finished_at, job.estimated_finish = "failed", int(at), None
@@ -110,11 +143,11 @@ class Lifecycle:
     def _load_conversations(self, job: Job) -> tuple[list[Conversation], list[Conversation]]:
         """Parse the job's files; raises TrainingDataError."""
         training = self._blob_or_error(job.training_file, "training_file")
-        conversations = parse_chat_jsonl(training, "training_file", MIN_TRAINING_EXAMPLES)
+        conversations = parse_chat_jsonl(training, "training_file", MIN_TRAINING_EXAMPLES, job.model)
         validation: list[Conversation] = []
         if job.validation_file:
             data = self._blob_or_error(job.validation_file, "validation_file")
-            validation = parse_chat_jsonl(data, "validation_file", 1)
+            validation = parse_chat_jsonl(data, "validation_file", 1, job.model)
         return conversations, validation
 
     def _blob_or_error(self, file_id: str, param: str) -> bytes:
@@ -136,9 +169,11 @@ class Lifecycle:
         job.hyperparameters = learner.resolve_hyperparameters(job.requested, len(conversations))
         job.status = "queued"
         job.n_examples = len(conversations)
-        counter = token_counter()
-        job.example_tokens = sum(learner.count_message_tokens(c, counter) for c in conversations)
-        self.events.append(job.id, [JobEvent.new(at, "Files validated, moving job to queued state")])
+        billed = billed_tokens(conversations, job.model)
+        job.example_tokens, job.tokens_estimated = billed.per_epoch, not billed.exact
+        self.events.append(job.id, [
+            *token_events(at, billed), JobEvent.new(at, "Files validated, moving job to queued state")
+        ])
 
     def _train(self, job: Job, started: float, finished: float) -> None:
         """Train once; metrics events and checkpoints are dated across the running window."""
@@ -182,7 +217,7 @@ class Lifecycle:
         self.events.append(job.id, events)
         # The CSV is written now but published as a file only when the job succeeds.
         job.result_file = new_id("file")
-        self.store.write_bytes(self.store.blob(job.result_file), metrics_csv(result.steps))
+        self.store.write_bytes(self.store.blob(job.result_file), result_file(result.steps))
         job.model_name = model_name
 
     def _continued_weights(self, job: Job) -> learner.SoftmaxModel | None:
@@ -214,8 +249,8 @@ class Lifecycle:
 
     def _succeed(self, job: Job, finished: float) -> None:
         assert job.result_file is not None and job.model_name is not None and job.example_tokens is not None
-        csv_bytes = self.store.blob(job.result_file).read_bytes()
-        self.files.add("step_metrics.csv", "fine-tune-results", csv_bytes, int(finished), file_id=job.result_file)
+        content = self.store.blob(job.result_file).read_bytes()
+        self.files.add("step_metrics.csv", "fine-tune-results", content, int(finished), file_id=job.result_file)
         job.status, job.finished_at, job.estimated_finish = "succeeded", int(finished), None
         job.fine_tuned_model = job.model_name
         job.result_files = [job.result_file]

@@ -10,8 +10,10 @@ from fine_tuning.local_openai.exceptions import (
     InvalidFilePurpose,
     JobNotCancellable,
     JobNotFound,
+    JobStateConflict,
     MissingRequiredParameter,
     ModelNotAvailable,
+    ModelNotFound,
 )
 from fine_tuning.local_openai.files import Files
 from fine_tuning.local_openai.jobs import create_request
@@ -38,6 +40,7 @@ class Jobs:
     # ----------------------------------------------------------------------------- requests
     def create(self, body: dict[str, Any]) -> Job:
         """Validate a create request synchronously (in OpenAI's order); the training data is checked later."""
+        create_request.known_fields(body)
         model = self._model_to_train(body.get("model"))
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)
         validation_file = self._job_file(body.get("validation_file"), "validation_file", required=False)
@@ -45,12 +48,13 @@ class Jobs:
         metadata = create_request.metadata(body.get("metadata"))
         seed = create_request.seed(body.get("seed"))
         method_type, hyper, hyper_param = create_request.method(body)
+        integrations = create_request.integrations(body.get("integrations"))
         now = self.clock()
         requested = create_request.hyperparameters(hyper, hyper_param)
         job = Job(
             id=new_id("ftjob"), created_at=int(now), model=model, training_file=training_file,
             validation_file=validation_file, seed=seed, suffix=suffix, metadata=metadata, method_type=method_type,
-            hyperparameters=dict(requested), t0=now, job_seconds=self.job_seconds, requested=requested,
+            hyperparameters=dict(requested), integrations=integrations, t0=now, job_seconds=self.job_seconds, requested=requested,
         )
         validating = f"Validating training file: {training_file}" + (
             f" and validation file: {validation_file}" if validation_file else ""
@@ -68,13 +72,17 @@ class Jobs:
             return model  # as OpenAI does, a continued job reports the model it continues
         return create_request.base_model(model)
 
-    def tuned_job(self, model: str) -> Job | None:
-        """The succeeded job whose fine-tuned model is `model` (`ft:...:{job id}`), else None."""
+    def tuned_job(self, model: str, deleted_too: bool = False) -> Job | None:
+        """The succeeded job whose fine-tuned model is `model` (`ft:...:{job id}`), else None.
+
+        A deleted model has no job unless `deleted_too` (its checkpoints are models of their own).
+        """
         job = self.find("ftjob-" + model.rsplit(":", 1)[-1])
         if job is None:
             return None
         job = self.observe(job.id, job)
-        return job if job.status == "succeeded" and job.fine_tuned_model == model else None
+        available = job.status == "succeeded" and (deleted_too or not job.model_deleted)
+        return job if available and job.fine_tuned_model == model else None
 
     def _job_file(self, file_id: Any, param: str, required: bool) -> str | None:
         if file_id is None and not required:
@@ -123,6 +131,37 @@ class Jobs:
             self.table.put(job)
         return job
 
+    def pause(self, job_id: str) -> Job:
+        """Pause a running job: nothing more happens, or shows, until it is resumed."""
+        return self._change(job_id, "running", "pause", self.lifecycle.pause)
+
+    def resume(self, job_id: str) -> Job:
+        """Resume a paused job where it stopped; its finish moves back by the time it was paused."""
+        return self._change(job_id, "paused", "resume", self.lifecycle.resume)
+
+    def _change(self, job_id: str, required: str, action: str, change: Callable[[Job, float], None]) -> Job:
+        self.record(job_id)
+        with self.store.job_lock(job_id):
+            now = self.clock()
+            job = self.lifecycle.advance(self.record(job_id), now)
+            if job.status != required:
+                self.table.put(job)
+                raise JobStateConflict(job_id, action, job.status)
+            change(job, now)
+            self.table.put(job)
+        return job
+
+    def delete_model(self, model: str) -> Job:
+        """Mark a fine-tuned model deleted: from now on it is unknown everywhere (404)."""
+        job = self.tuned_job(model)
+        if job is None:
+            raise ModelNotFound(model)
+        with self.store.job_lock(job.id):
+            job = self.record(job.id)
+            job.model_deleted = True
+            self.table.put(job)
+        return job
+
     def list_events(self, job_id: str, after: str | None, limit: int) -> Page[JobEvent]:
         """Events that have happened by now, newest first."""
         return self._past_page(self.events, job_id, after, limit)
@@ -133,8 +172,8 @@ class Jobs:
 
     def _past_page(self, timeline: Timeline[T], job_id: str, after: str | None, limit: int) -> Page[T]:
         """A page of a job's events or checkpoints dated by now, newest first."""
-        self.observe(job_id)
-        visible = list(reversed(timeline.until(job_id, self.clock())))
+        job = self.observe(job_id)
+        visible = list(reversed(timeline.until(job_id, self.lifecycle.horizon(job, self.clock()))))
         page, has_more = paginate(visible, after, limit)
         return Page(page, has_more)
 

@@ -12,6 +12,7 @@ accuracy rises, and the tuned model beats the zero-shot base model.
 - `arrays`: the examples as a sparse matrix and the weights as a dense one, while training.
 - `hyperparameters`: OpenAI-style "auto" epochs, batch size and learning-rate multiplier.
 - `zero_shot`: how a base model (no weights) picks an answer.
+- `probabilities`: read-only reply probabilities (fine-tuned or zero-shot) for logprobs and sampling.
 - `tokens`: token counts for `trained_tokens` and chat `usage`, counted as the pipeline counts.
 
 Turning a prediction into a reply (plain text, json_object, strict json_schema) is the business
@@ -28,8 +29,9 @@ from fine_tuning.local_openai.learner.hyperparameters import (
     resolve_hyperparameters,
 )
 from fine_tuning.local_openai.learner.model import SoftmaxModel
+from fine_tuning.local_openai.learner.probabilities import Ranked, reply_probabilities, zero_shot_probabilities
 from fine_tuning.local_openai.learner.tokens import count_message_tokens, count_text_tokens
-from fine_tuning.local_openai.learner.zero_shot import system_prompt_candidates, zero_shot_choice
+from fine_tuning.local_openai.learner.zero_shot import overlap_scores, system_prompt_candidates, zero_shot_choice
 
 if TYPE_CHECKING:
     from fine_tuning.local_openai.learner.training import EpochCheckpoint, StepMetrics, TrainingResult, train
@@ -46,9 +48,11 @@ def __getattr__(name: str) -> Any:
         return getattr(training, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "EpochCheckpoint",
     "Message",
+    "Ranked",
     "SoftmaxModel",
     "StepMetrics",
     "TrainingResult",
@@ -57,8 +61,11 @@ __all__ = [
     "auto_n_epochs",
     "count_message_tokens",
     "count_text_tokens",
+    "overlap_scores",
+    "reply_probabilities",
     "resolve_hyperparameters",
     "system_prompt_candidates",
     "train",
     "zero_shot_choice",
+    "zero_shot_probabilities",
 ]

@@ -20,21 +20,23 @@ def _stem(word: str) -> str:
     return word
 
 
-def zero_shot_choice(messages: Sequence[Message], candidates: Sequence[str]) -> str | None:
-    """The candidate whose words occur most often in the non-system prompt (first on ties)."""
-    if not candidates:
-        return None
+def overlap_scores(messages: Sequence[Message], candidates: Sequence[str]) -> list[int]:
+    """How often each candidate's words occur in the non-system prompt (stems compared)."""
     text = " ".join(message_text(m) for m in messages if m.get("role") not in ("system", "developer", "assistant"))
     counts: dict[str, int] = {}
     for word in words(text):
         stem = _stem(word)
         counts[stem] = counts.get(stem, 0) + 1
-    best, best_score = candidates[0], 0
-    for candidate in candidates:
-        score = sum(counts.get(_stem(w), 0) for w in words(str(candidate)))
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
+    return [sum(counts.get(_stem(w), 0) for w in words(str(candidate))) for candidate in candidates]
+
+
+def zero_shot_choice(messages: Sequence[Message], candidates: Sequence[str]) -> str | None:
+    """The candidate whose words occur most often in the non-system prompt (first on ties)."""
+    if not candidates:
+        return None
+    scores = overlap_scores(messages, candidates)
+    best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
+    return candidates[best]
 
 
 def system_prompt_candidates(messages: Sequence[Message]) -> list[str]:

@@ -9,8 +9,16 @@
 - `replies`: `answer`, the entry point: plain text, a json_object, or a validated instance.
 """
 
-from fine_tuning.local_openai.structured_outputs.replies import answer, schema_of, structured_answer
+from fine_tuning.local_openai.structured_outputs.replies import (
+    answer,
+    answer_from_ranking,
+    schema_of,
+    structured_answer,
+)
 from fine_tuning.local_openai.structured_outputs.schema_check import SchemaError, check_schema
 from fine_tuning.local_openai.structured_outputs.validation import check_response_schema
 
-__all__ = ["SchemaError", "answer", "check_response_schema", "check_schema", "schema_of", "structured_answer"]
+__all__ = [
+    "SchemaError", "answer", "answer_from_ranking", "check_response_schema", "check_schema", "schema_of",
+    "structured_answer",
+]

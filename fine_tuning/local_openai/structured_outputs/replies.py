@@ -12,6 +12,9 @@ from fine_tuning.local_openai.structured_outputs.schema_check import MISSING, Sc
 from fine_tuning.local_openai.structured_outputs.validation import SchemaDocument, check_response_schema
 
 
+NO_CANDIDATES_REPLY = "This is a local stand-in model; it only answers with labels it was given."
+
+
 def schema_of(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
     """The JSON schema of a json_schema response_format, else None."""
     if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
@@ -70,6 +73,16 @@ def answer(
 ) -> str:
     """The reply content: a fine-tuned model's learned reply or a base model's zero-shot guess."""
     ranked = model.ranked_replies(messages) if model is not None else []
+    return answer_from_ranking(messages, response_format, ranked)
+
+
+def answer_from_ranking(
+    messages: Sequence[Message], response_format: dict[str, Any] | None, ranked: Sequence[str]
+) -> str:
+    """The reply content for replies ranked best first (none: a base model's zero-shot guess).
+
+    Sampling and logprobs render each candidate reply by ranking it first.
+    """
     schema = schema_of(response_format)
     if schema is not None:
         return structured_answer(schema, ranked, messages)
@@ -82,4 +95,4 @@ def answer(
     choice = zero_shot_choice(messages, system_prompt_candidates(messages))
     if json_object:
         return _dump({"answer": choice})
-    return choice or "This is a local stand-in model; it only answers with labels it was given."
+    return choice or NO_CANDIDATES_REPLY

@@ -1,10 +1,8 @@
 -- The authors table, loaded from the authors file with its ratings cast to numbers.
 
 -- name: load
--- Into a staging table committed on its own (see graphic_novels.sql: why not one transaction).
--- Malformed lines become all-NULL rows (ignore_errors); rows without an author_id are dropped
--- before the table is published.
-CREATE OR REPLACE TABLE authors_loading AS
+-- Malformed lines become all-NULL rows (ignore_errors); rows without an author_id are dropped afterwards.
+CREATE OR REPLACE TABLE authors AS
 SELECT
     author_id,
     name,
@@ -17,15 +15,7 @@ FROM read_json(
 );
 
 -- name: count_rows
-SELECT count(*) FROM authors_loading;
+SELECT count(*) FROM authors;
 
 -- name: drop_rows_without_key
-DELETE FROM authors_loading WHERE nullif(trim(author_id), '') IS NULL;
-
--- name: publish
--- Inside the caller's transaction: the previous table is replaced only when the load is usable.
-DROP TABLE IF EXISTS authors;
-ALTER TABLE authors_loading RENAME TO authors;
-
--- name: drop_staging
-DROP TABLE IF EXISTS authors_loading;
+DELETE FROM authors WHERE nullif(trim(author_id), '') IS NULL;

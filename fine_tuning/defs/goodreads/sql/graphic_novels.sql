@@ -1,30 +1,19 @@
 -- The raw books table, loaded from the books file as it is (numbers stay strings).
 
 -- name: load
--- Into a staging table, committed on its own: DuckDB then writes the rows straight to the
--- file. (Deleting rows from a table created in the same transaction makes the commit rewrite
--- it: measured 10 s and twice the memory for 894k books.) read_json with ignore_errors turns a
--- malformed line into an all-NULL row instead of failing the whole file (measured: it does not
--- skip it), so rows without a book_id are dropped before the table is published.
-CREATE OR REPLACE TABLE graphic_novels_loading AS
+-- read_json with ignore_errors turns a malformed line into an all-NULL row instead of failing
+-- the whole file (measured: it does not skip it), so rows without a book_id are dropped afterwards.
+CREATE OR REPLACE TABLE graphic_novels AS
 SELECT * FROM read_json(
     $path, format = 'newline_delimited', records = true, ignore_errors = true,
     compression = $compression, columns = $columns
 );
 
 -- name: count_rows
-SELECT count(*) FROM graphic_novels_loading;
+SELECT count(*) FROM graphic_novels;
 
 -- name: drop_rows_without_key
-DELETE FROM graphic_novels_loading WHERE nullif(trim(book_id), '') IS NULL;
-
--- name: publish
--- Inside the caller's transaction: the previous table is replaced only when the load is usable.
-DROP TABLE IF EXISTS graphic_novels;
-ALTER TABLE graphic_novels_loading RENAME TO graphic_novels;
-
--- name: drop_staging
-DROP TABLE IF EXISTS graphic_novels_loading;
+DELETE FROM graphic_novels WHERE nullif(trim(book_id), '') IS NULL;
 
 -- name: distinct_book_ids
 SELECT count(DISTINCT book_id) FROM graphic_novels;

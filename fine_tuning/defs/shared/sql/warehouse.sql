@@ -1,7 +1,9 @@
 -- Statements every asset group uses: the table probe, table schemas and the configured categories.
 
 -- name: tables
-SELECT table_name FROM duckdb_tables();
+-- Tables this connection reads by unqualified name: main's, and staging's in a prep step.
+SELECT table_name FROM duckdb_tables()
+WHERE schema_name = 'main' OR list_contains(current_schemas(false), schema_name);
 
 -- name: table_columns
 SELECT column_name, data_type

@@ -1,0 +1,138 @@
+"""The file checks' one pass vs tokenizing the file once, and token counting on pathological text.
+
+    python benchmarks/bench_file_checks.py [--examples 20000] [--repeat 3]
+
+Prints one JSON summary:
+- `checks_vs_tokenize`: `validate_chat_file` (every format rule, tokens, cost, duplicates and the
+  identities the overlap and split checks use: everything the seven blocking checks need from
+  a file) against the bare minimum of reading, parsing and tokenizing every example once. The
+  target is a ratio of at most 1.2. Best of --repeat runs each, alternated.
+- `long_line`: the validator on a file whose one example holds a 30 MB run without whitespace
+  (bounded counting), and tiktoken encoding a 3 MB such run directly (what the validator did
+  before counting was bounded; its cost grows with the run's length), each in a child process
+  so its peak RSS is its own.
+"""
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+WORDS = "dragon wizard ghost detective kiss city young old story life world friends family journey secret".split()
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def write_training_file(path: Path, examples: int) -> None:
+    """`examples` realistic chat examples in the pipeline's prompt format."""
+    from fine_tuning.core.prompts import training_example
+    from fine_tuning.core.settings import DEFAULT_CATEGORIES
+
+    rng = random.Random(0)
+    with path.open("w", encoding="utf-8") as handle:
+        for n in range(examples):
+            description = " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 200)))
+            example = training_example(f"Title {n}", f"Author {n % 50}", description, rng.choice(DEFAULT_CATEGORIES),
+                                       list(DEFAULT_CATEGORIES))
+            handle.write(json.dumps(example, ensure_ascii=False) + "\n")
+
+
+def checks_vs_tokenize(path: Path, repeat: int) -> dict:
+    from fine_tuning.core.chat_files import validate_chat_file
+    from fine_tuning.core.tokens import count_example_tokens, token_counter
+
+    counter = token_counter()
+
+    def tokenize_once() -> None:
+        with path.open("rb") as handle:
+            for line in handle:
+                count_example_tokens(json.loads(line)["messages"], counter)
+
+    def checks() -> None:
+        validate_chat_file(path, counter=counter)
+
+    tokenize_once()  # both share the tokenizer's memo of repeated texts: warm it first
+    timings: dict[str, list[float]] = {"tokenize_once": [], "checks": []}
+    for _ in range(repeat):
+        for name, work in (("tokenize_once", tokenize_once), ("checks", checks)):
+            started = time.perf_counter()
+            work()
+            timings[name].append(time.perf_counter() - started)
+    best = {name: min(values) for name, values in timings.items()}
+    return {
+        "token_method": counter.method,
+        "tokenize_once_seconds": round(best["tokenize_once"], 3),
+        "checks_seconds": round(best["checks"], 3),
+        "ratio": round(best["checks"] / best["tokenize_once"], 2),
+        "target_ratio": 1.2,
+    }
+
+
+def child_long_line(kind: str, chars: int) -> dict:
+    """In a child: validate a file with one `chars`-long run ('validator'), or encode it directly ('tiktoken')."""
+    started = time.perf_counter()
+    if kind == "tiktoken":
+        from fine_tuning.core.tokens import token_counter
+
+        token_counter()  # loads o200k_base from the local cache, offline
+        import tiktoken
+
+        tokens = len(tiktoken.get_encoding("o200k_base").encode_ordinary("a" * chars))
+        return {"tokens": tokens, "exact": True, "seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": _peak_rss_mb()}
+    from fine_tuning.core.chat_files import validate_chat_file
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "long.jsonl"
+        example = {"messages": [{"role": "user", "content": "a" * chars}, {"role": "assistant", "content": "x"}]}
+        path.write_text(json.dumps(example) + "\n", encoding="utf-8")
+        started = time.perf_counter()
+        report = validate_chat_file(path, min_examples=1)
+    return {"tokens": report.token_counts[0], "exact": report.tokens_exact,
+            "seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": _peak_rss_mb()}
+
+
+def in_child(kind: str, chars: int) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--chars", str(chars)], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--examples", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", choices=["validator", "tiktoken"])
+    parser.add_argument("--chars", type=int, default=30_000_000)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_long_line(args.child, args.chars)))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "training.jsonl"
+        write_training_file(path, args.examples)
+        summary = {
+            "benchmark": "file_checks",
+            "examples": args.examples,
+            "file_bytes": path.stat().st_size,
+            "checks_vs_tokenize": checks_vs_tokenize(path, args.repeat),
+        }
+    summary["long_line"] = {
+        "validator_30mb_line": in_child("validator", 30_000_000),
+        "unbounded_tiktoken_3mb_run": in_child("tiktoken", 3_000_000),
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

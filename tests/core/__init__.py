@@ -1,0 +1,1 @@
+"""Tests of the Dagster-free core (`fine_tuning/core/`)."""

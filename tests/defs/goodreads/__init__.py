@@ -1,0 +1,1 @@
+"""The `goodreads` group: ingestion and features."""

@@ -1,0 +1,153 @@
+"""Local backend support: one backend reachable in-process or over real HTTP, and request helpers.
+
+`Backend` hands out real `openai` clients to one store, either through the in-process transport
+or over a socket to the same ASGI app `python -m fine_tuning.local_openai serve` runs; the suite's
+`client` fixture is parametrized over both, so every backend test runs both ways (as moto's
+server mode does). The rest: JSONL bytes, uploads, polling, raw-body validation against the
+openai package's pydantic types, and the `serve` command as a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+from openai.types.fine_tuning import FineTuningJob
+
+from fine_tuning.local_openai.http import Router
+from fine_tuning.local_openai.server import AsgiApp, serving
+from fine_tuning.local_openai.transport import local_client
+
+from tests.support.processes import free_port, stop, wait_for_port
+from tests.support.toy_books import toy_examples
+
+BASE_MODEL = "gpt-4o-mini-2024-07-18"
+FINAL = ("succeeded", "failed", "cancelled")
+BACKEND_MODES = ("in-process", "http")
+# local_client's backend options and the Router arguments they become; the rest configure the client.
+_ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "error_rate": "error_rate",
+                   "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock",
+                   "batch_seconds": "batch_seconds", "batch_window_seconds": "batch_window_seconds"}
+
+
+class Clock:
+    """A clock the test moves by hand (set `now`), for the backend's lazily advanced jobs."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@contextmanager
+def serving_router(router: Router) -> Iterator[str]:
+    """Serve `router` over real HTTP on a free loopback port until the block ends; yields the base URL.
+
+    The ASGI app and uvicorn server of `python -m fine_tuning.local_openai serve` around a router the
+    test built itself: its options, a stepped clock included, hold over the socket exactly as in-process.
+    """
+    with serving(AsgiApp(router), "127.0.0.1") as port:
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+class Backend:
+    """One local backend store that hands out real `openai` clients, in-process or over HTTP."""
+
+    def __init__(self, mode: str, store: Path, stack: ExitStack) -> None:
+        assert mode in BACKEND_MODES, mode
+        self.mode = mode
+        self.store = store
+        self._stack = stack  # closes the servers started for this test
+
+    def client(self, job_seconds: float = 3.0, **options: Any) -> openai.OpenAI:
+        """A client configured as `local_client(store, job_seconds, **options)` would be.
+
+        Over HTTP each call serves a router with these backend options on its own port; either
+        way the router is reachable as `client._local_router` (stats, probes).
+        """
+        if self.mode == "in-process":
+            return local_client(self.store, job_seconds, **options)
+        router_options = {_ROUTER_OPTIONS[name]: options.pop(name) for name in list(options) if name in _ROUTER_OPTIONS}
+        router = Router(self.store, job_seconds=job_seconds, **router_options)
+        options.setdefault("api_key", "local")
+        client = openai.OpenAI(base_url=self._stack.enter_context(serving_router(router)), **options)
+        client._local_router = router  # type: ignore[attr-defined] - the same handle local_client gives
+        return client
+
+
+@dataclass
+class ServedProcess:
+    """`python -m fine_tuning.local_openai serve` running as a child process."""
+
+    base_url: str
+    process: subprocess.Popen
+    stderr: bytes = b""  # what it printed, once it has stopped
+
+
+@contextmanager
+def serve_subprocess(*flags: str) -> Iterator[ServedProcess]:
+    """The `serve` command on a free port with `flags`, listening, until the block ends."""
+    port = free_port()
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: nothing blocks however much it prints
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--port", str(port), *flags],
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        served = ServedProcess(f"http://127.0.0.1:{port}/v1", process)
+        try:
+            wait_for_port(port, process)
+            yield served
+        finally:
+            stop(process)
+            stderr.seek(0)
+            served.stderr = stderr.read()
+
+
+def jsonl(examples: Sequence[dict[str, Any]]) -> bytes:
+    """JSONL bytes."""
+    return ("\n".join(json.dumps(e) for e in examples) + "\n").encode()
+
+
+def upload(client: openai.OpenAI, data: bytes, name: str = "train.jsonl") -> str:
+    """Upload bytes as a fine-tune file; returns the file id."""
+    return client.files.create(file=(name, data), purpose="fine-tune").id
+
+
+def wait_for(client: openai.OpenAI, job_id: str, statuses: Sequence[str] = FINAL, timeout: float = 60) -> FineTuningJob:
+    """Poll a job until it reaches one of `statuses` (the timeout only guards against hangs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} stuck in {job.status}"
+        time.sleep(0.05)
+
+
+def train_toy_model(client: openai.OpenAI, n: int = 60, **create_kwargs: Any) -> FineTuningJob:
+    """Upload toy data, fine-tune, wait; returns the finished job."""
+    file_id = upload(client, jsonl(toy_examples(n)))
+    create_kwargs.setdefault("suffix", "toy")
+    create_kwargs.setdefault("seed", 7)
+    job = client.fine_tuning.jobs.create(model=BASE_MODEL, training_file=file_id, **create_kwargs)
+    return wait_for(client, job.id)
+
+
+def validated(model_type: Any, raw: Any) -> Any:
+    """Validate a raw JSON body (an httpx response or parsed JSON) against an openai type."""
+    data = raw.json() if hasattr(raw, "json") and callable(raw.json) else raw
+    return model_type.model_validate(data)

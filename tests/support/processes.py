@@ -1,0 +1,53 @@
+"""Child processes and ports: free loopback ports, waiting for a server to listen, stopping children."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a server to bind, or to be refused on)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, limit_seconds: float = 60) -> None:
+    """Return once `process` accepts connections on 127.0.0.1:`port`; fail if it exits or takes too long."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert process.poll() is None, f"the server exited with status {process.returncode} before it listened"
+            assert time.monotonic() < deadline, f"nothing listened on port {port} within {limit_seconds} s"
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen, limit_seconds: float = 30) -> None:
+    """End a child process this test started: SIGINT first, SIGKILL if it lingers.
+
+    A child started with `start_new_session=True` leads its own process group, and the signals
+    go to the whole group, so the servers it spawned (e.g. `dagster dev`'s) end with it.
+    """
+    if process.poll() is not None:
+        return
+    group = os.getsid(process.pid) == process.pid
+
+    def send(signum: int) -> None:
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+
+    send(signal.SIGINT)
+    try:
+        process.wait(timeout=limit_seconds)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        process.wait()

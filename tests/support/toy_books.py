@@ -1,0 +1,60 @@
+"""The one toy dataset: a small learnable book-classification task in the pipeline's prompt format.
+
+Each category has cue words that appear in its books' descriptions (the learnable signal). The
+cues never name a category, so a zero-shot base model, which can only match category names,
+mostly guesses while a fine-tuned one learns them. Used by the backend, fine-tuning and
+accuracy tests alike.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from fine_tuning.core.prompts import build_messages, training_example
+
+CATEGORIES = ("fantasy", "horror", "romance", "mystery")
+CUES = {
+    "fantasy": ["dragon", "wizard", "sword", "elf", "quest", "kingdom"],
+    "horror": ["ghost", "blood", "scream", "corpse", "haunted", "night"],
+    "romance": ["kiss", "love", "wedding", "heart", "date", "letters"],
+    "mystery": ["detective", "clue", "murder", "alibi", "suspect", "case"],
+}
+_FILLER = "the a of city young old story life world friends time family journey secret".split()
+
+Book = tuple[str, str, str, str]  # (title, author, description, category)
+
+
+def signal(category: str) -> str:
+    """Every cue word of a category: a description that carries nothing but the signal."""
+    return " ".join(CUES[category])
+
+
+def signal_book(index: int) -> Book:
+    """Book `index`: the categories in turn, its description only its category's cue words."""
+    category = CATEGORIES[index % len(CATEGORIES)]
+    return f"Book {index}", f"Author {index % 7}", f"{signal(category)} volume {index}", category
+
+
+def toy_book(rng: random.Random, index: int) -> Book:
+    """A random book: three of its category's cue words shuffled among filler words."""
+    category = rng.choice(CATEGORIES)
+    words = [rng.choice(_FILLER) for _ in range(14)] + rng.sample(CUES[category], 3)
+    rng.shuffle(words)
+    return f"Book {index}", f"Author {index % 7}", " ".join(words), category
+
+
+def toy_examples(n: int, seed: int = 0, start: int = 0) -> list[dict[str, Any]]:
+    """n chat-format training examples of random toy books."""
+    rng = random.Random(seed)
+    return [training_example(*toy_book(rng, start + i), CATEGORIES) for i in range(n)]
+
+
+def toy_prompts(n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
+    """n held-out (prompt messages, expected category) pairs."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        title, author, description, category = toy_book(rng, 10_000 + i)
+        out.append((build_messages(title, author, description, CATEGORIES), category))
+    return out
