@@ -1,13 +1,13 @@
 """The whole job from the CLI, then the same job again with nothing changed.
 
-    python benchmarks/bench_job.py [--books 89411] [--job-seconds 3]
+    python benchmarks/bench_job.py [--books 89411] [--job-seconds 3] [--reruns 3]
 
 `dagster job execute -m fine_tuning.definitions -j fine_tuning_job` on a real instance, at
 Goodreads scale (generated data, cached), against the local backend over real HTTP (uvicorn
 in this process, every request counted on the server side). The first run loads, writes,
-checks, uploads, fine-tunes and evaluates; the second has nothing new to do. Targets: the
-unchanged re-run takes at most a third of the first run's wall time, with 0 uploads, 0
-fine-tuning jobs and 0 chat completions.
+checks, uploads, fine-tunes and evaluates; the --reruns that follow have nothing new to do
+(their median is reported). Targets: an unchanged re-run takes at most a third of the first
+run's wall time, with 0 uploads, 0 fine-tuning jobs and 0 chat completions.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--books", type=int, default=support.GOODREADS_BOOKS)
     parser.add_argument("--job-seconds", type=float, default=3.0, help="how long the local backend's jobs take")
+    parser.add_argument("--reruns", type=int, default=3, help="unchanged re-runs after the first run")
     args = parser.parse_args(argv)
     data = support.dataset(books=args.books)
     before = support.machine()
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         with support.counted_local_server(folder / "store", job_seconds=args.job_seconds) as (base_url, log):
             env = support.child_env(folder / "work", home, **data.env(), **support.remote_backend_env(base_url))
             first = run_job(env, home, config, log)
-            again = run_job(env, home, config, log)
+            reruns = [run_job(env, home, config, log) for _ in range(args.reruns)]
+    again = sorted(reruns, key=lambda run: run["wall_seconds"])[len(reruns) // 2]  # the median re-run
     ratio = support.ratio(again["wall_seconds"], first["wall_seconds"])
     support.emit({
         "benchmark": "whole fine_tuning_job from the CLI: first run, then an unchanged re-run",
@@ -76,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": data.describe(),
         "first_run": first,
         "unchanged_rerun": again,
+        "rerun_wall_seconds_all": [run["wall_seconds"] for run in reruns],
         "rerun_vs_first_wall": ratio,
         "target_rerun_wall": support.target(ratio, round(1 / 3, 3)),
         "target_rerun_paid_requests": {
-            "figure": {name: again[name] for name in PAID_REQUESTS}, "limit": "all 0",
-            "pass": all(again[name] == 0 for name in PAID_REQUESTS),
+            "figure": {name: sum(run[name] for run in reruns) for name in PAID_REQUESTS}, "limit": "all 0",
+            "pass": all(run[name] == 0 for run in reruns for name in PAID_REQUESTS),
         },
         "machine_after": support.machine(),
     })
