@@ -114,6 +114,7 @@ def measure_path(path: str, data: support.Dataset, folder: Path, home: Path, con
         "between_steps_and_exit_seconds": round(run.wall_seconds - step_total - (events.run_start - started_at), 3)
         if events.run_start else None,
         "steps": len(steps),
+        "step_seconds": steps,
         "examples": {key: events.materializations.get(key, {}).get("examples")
                      for key in ("training_file", "validation_file")},
     }
@@ -140,6 +141,7 @@ def summarize(scale: int, bare: list[dict[str, Any]], paths: dict[str, list[dict
         medians = {key: support.median([r[key] for r in runs]) for key in runs[0]
                    if isinstance(runs[0][key], (int, float)) and runs[0][key] is not None}
         entry = {**medians, "wall_seconds_all": [r["wall_seconds"] for r in runs], "examples": runs[0]["examples"],
+                 "step_seconds_first_run": runs[0]["step_seconds"],
                  "wall_vs_bare": support.ratio(medians["wall_seconds"], floor["wall_seconds"]),
                  "peak_rss_vs_bare": support.ratio(medians["peak_rss_mb"], floor["peak_rss_mb"])}
         if path.endswith("forkserver"):
