@@ -15,7 +15,14 @@ from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.authors import authors
 from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
-from fine_tuning.defs.goodreads.loads import Load, input_loads, publish_when_complete, published_metadata, record_staged, staging_connection
+from fine_tuning.defs.goodreads.loads import (
+    Load,
+    input_loads,
+    publish_when_complete,
+    published_metadata,
+    record_staged,
+    staging_connection,
+)
 from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import table_schema, transaction
