@@ -26,12 +26,22 @@ T = TypeVar("T")
 def next_poll_delay(
     interval: float, estimated_finish: int | None, now: float, rng: random.Random | None = None
 ) -> float:
-    """Jittered (+/-20%) poll delay that never sleeps past a known estimated finish."""
+    """Jittered (+/-20%) poll delay that never sleeps past a known estimated finish.
+
+    An estimate within 1.5 intervals is waited for directly (one poll at the finish instead of
+    one more before it). Once the estimate has passed and the job is still running, the delay
+    doubles from MIN_POLL_SECONDS with the time overdue back up to the interval: a job that ends
+    just after its estimate is seen at once, one that overruns it by hours costs one poll per
+    interval, not five a second.
+    """
     jittered = interval * (rng or random).uniform(0.8, 1.2)
-    if estimated_finish:
+    if not estimated_finish:
+        return jittered
+    until_finish = estimated_finish - now
+    if until_finish > 0:
         # The floor only bounds how fast we poll once the estimate is (nearly) reached.
-        jittered = min(jittered, max(estimated_finish - now, MIN_POLL_SECONDS))
-    return jittered
+        return max(until_finish, MIN_POLL_SECONDS) if until_finish <= 1.5 * interval else min(jittered, until_finish)
+    return min(jittered, max(-until_finish, MIN_POLL_SECONDS))
 
 
 def _log_event(log: Log, job_id: str, event: FineTuningJobEvent) -> None:
@@ -181,15 +191,22 @@ def wait_for_job(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
+    current: FineTuningJob | None = None,
 ) -> tuple[FineTuningJob, JobProgress]:
     """Poll until the job is final, streaming its events; cancel it when one of `interrupts` arrives.
 
-    Raises ProviderJobError when polling keeps failing or `timeout_seconds` pass; the job keeps
-    running at the provider either way, so the next attempt attaches to it.
+    `current` is the job as the caller just received it (created, or found by a list): it
+    stands for the first poll, so the first status request waits one poll delay instead of
+    asking again at once. Raises ProviderJobError when polling keeps failing or
+    `timeout_seconds` pass; the job keeps running at the provider either way, so the next
+    attempt attaches to it.
     """
     progress = JobProgress()
+    known = [current] if current is not None else []
 
     def fetch() -> FineTuningJob:
+        if known:
+            return known.pop()
         job = client.fine_tuning.jobs.retrieve(job_id)
         stream_new_events(client, job_id, progress, log)
         return job

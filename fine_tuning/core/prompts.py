@@ -48,6 +48,37 @@ def training_example(
     return {"messages": messages}
 
 
+class TrainingExampleLines:
+    """`training_example(...)` as JSON text, byte for byte, with what every example shares encoded once.
+
+    Writing a file of 56k examples spent most of its time building and encoding the same system
+    message and answers again and again; only the user message differs between examples.
+    """
+
+    # Stands for the user message while the template is encoded; json.dumps escapes the NULs,
+    # so no real content can be mistaken for it.
+    _SLOT = "\x00user message\x00"
+
+    def __init__(self, categories: Sequence[str]) -> None:
+        self.categories = tuple(categories)
+        self._around: dict[str, tuple[str, str]] = {}
+
+    def messages(self, user_content: str, category: str) -> list[Message]:
+        """The example's messages for a user message text (what `training_example` builds)."""
+        messages = training_example("", "", "", category, self.categories)["messages"]
+        messages[1]["content"] = user_content
+        return messages
+
+    def line(self, user_content: str, category: str) -> str:
+        """`json.dumps(training_example(...), ensure_ascii=False)` for this user message and answer."""
+        around = self._around.get(category)
+        if around is None:
+            template = json.dumps({"messages": self.messages(self._SLOT, category)}, ensure_ascii=False)
+            before, after = template.split(json.dumps(self._SLOT, ensure_ascii=False))
+            around = self._around[category] = (before, after)
+        return around[0] + json.dumps(user_content, ensure_ascii=False) + around[1]
+
+
 def response_format(categories: Sequence[str]) -> dict[str, Any]:
     """Strict json_schema response format that forces the answer into the category enum."""
     return {

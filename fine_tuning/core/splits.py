@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from fine_tuning.core.markdown import markdown_table
-from fine_tuning.core.prompts import training_example
+from fine_tuning.core.prompts import TrainingExampleLines, user_message
 from fine_tuning.core.tokens import TokenCounter, count_example_tokens
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -68,16 +68,25 @@ def write_examples(
     categories: Sequence[str],
     counter: TokenCounter,
 ) -> None:
-    """Write one split's books to `handle` as training examples, measuring as it goes."""
+    """Write one split's books to `handle` as training examples, measuring as it goes.
+
+    Only the user message differs between examples: it is the one text encoded as JSON and
+    counted in tokens per example; the rest of each line and of its token count (the cookbook's
+    count adds up per message) is computed once per answer.
+    """
+    lines = TrainingExampleLines(categories)
+    shared_tokens: dict[str, int] = {}
     digest = hashlib.sha256()
     for title, author, description, category in rows:
-        example = training_example(title, author, description, category, categories)
-        data = (json.dumps(example, ensure_ascii=False) + "\n").encode("utf-8")
+        content = user_message(title, author, description)["content"]
+        data = (lines.line(content, category) + "\n").encode("utf-8")
         handle.write(data)
         digest.update(data)
         written.examples += 1
         written.bytes += len(data)
-        written.token_counts.append(count_example_tokens(example["messages"], counter))
+        if category not in shared_tokens:
+            shared_tokens[category] = count_example_tokens(lines.messages("", category), counter)
+        written.token_counts.append(shared_tokens[category] + counter.count(content))
     written.sha256 = digest.hexdigest()
 
 

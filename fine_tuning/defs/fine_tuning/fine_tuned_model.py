@@ -66,7 +66,8 @@ class FineTunedModelConfig(CheckedConfig):
 def wait_for_job(client: openai_sdk.OpenAI, job_id: str, log: Log, **polling: Any) -> tuple[FineTuningJob, JobProgress]:
     """`core.job_polling.wait_for_job` in a run: a terminated run cancels the job, a failed wait is a `dg.Failure`.
 
-    `polling` are that function's keywords (poll_interval_seconds, timeout_seconds, sleep, clock).
+    `polling` are that function's keywords (poll_interval_seconds, timeout_seconds, sleep, clock,
+    current: the job as just created or found, which stands for the first poll).
     """
     with provider_job_failures():
         return job_polling.wait_for_job(client, job_id, log, interrupts=RUN_INTERRUPTS, **polling)
@@ -198,7 +199,7 @@ def fine_tuned_model(
             timeout = config.timeout_hours * 3600 if config.timeout_hours else None
             job, progress = wait_for_job(
                 client, job.id, context.log,
-                poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout,
+                poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout, current=job,
             )
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))

@@ -13,14 +13,24 @@ from pydantic import Field, model_validator
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import DEFAULT_CATEGORIES
 from fine_tuning.defs.goodreads import GROUP
+from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, distinct_book_ids, graphic_novels
 from fine_tuning.defs.goodreads.loads import (
+    PREP_TABLES,
     Load,
     input_loads,
+    kept_result,
     publish_when_complete,
     published_metadata,
     record_staged,
     staging_connection,
+)
+from fine_tuning.defs.shared.builds import (
+    begin_staged_build,
+    build_fingerprint,
+    effective_fingerprint,
+    kept_build,
+    stage_build,
 )
 from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
@@ -84,11 +94,19 @@ def category_distribution_markdown(rows: list[tuple[str, int]]) -> str:
 def book_category(
     context: dg.AssetExecutionContext, config: BookCategoryConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Write the `categories` and `book_category` tables."""
+    """Write the `categories` and `book_category` tables (kept when books, configuration and SQL are unchanged)."""
     require_valid_run_settings(context)
     categories = normalized_categories(config.categories)
     load = Load.of(context)
     with staging_connection(duckdb, load) as con:
+        fingerprint = build_fingerprint(
+            "book_category", effective_fingerprint(con, "graphic_novels", load.load_id), input_loads(con, ["graphic_novels"]),
+            categories, config.min_shelf_count_exclusive, dict(SQL), dict(BOOKS_SQL),
+        )
+        kept = kept_build(con, "book_category", fingerprint, PREP_TABLES["book_category"], load.load_id)
+        if kept is not None:
+            return dg.MaterializeResult(metadata=kept_result(con, context, load, "book_category", kept))
+        begin_staged_build(con, "book_category")
         create_canonical_rows_view(con)
         with transaction(con):
             sources = input_loads(con, ["graphic_novels"])
@@ -99,20 +117,15 @@ def book_category(
         labeled = con.execute(SQL["labeled_books"]).fetchone()[0]
         books = distinct_book_ids(con)
         distribution = con.execute(SQL["distribution"]).fetchall()
-        schema = table_schema(con, "book_category")
-        published = publish_when_complete(con, context, load)
-    context.log.info(f"book_category: {labeled} of {books} books labeled")
-    return dg.MaterializeResult(
-        metadata={
+        metadata = stage_build(con, "book_category", load.load_id, fingerprint, {
             "dagster/row_count": labeled,
-            "dagster/column_schema": schema,
+            "dagster/column_schema": table_schema(con, "book_category"),
             "books": books,
             "books_without_category": books - labeled,
             "categories": ", ".join(categories),
             "min_shelf_count_exclusive": config.min_shelf_count_exclusive,
-            **published_metadata(load, published),
-            "category_distribution": dg.MetadataValue.md(
-                category_distribution_markdown(distribution)
-            ),
-        }
-    )
+            "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
+        })
+        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
+    context.log.info(f"book_category: {labeled} of {books} books labeled")
+    return dg.MaterializeResult(metadata=metadata)

@@ -8,20 +8,31 @@ configuration reaches SQL only as parameters. Duplicate book ids are resolved as
 from typing import ClassVar
 
 import dagster as dg
+import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, model_validator
 
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.authors import authors
 from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
+from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
 from fine_tuning.defs.goodreads.loads import (
+    PREP_TABLES,
     Load,
     input_loads,
+    kept_result,
     publish_when_complete,
     published_metadata,
     record_staged,
     staging_connection,
+)
+from fine_tuning.defs.shared.builds import (
+    begin_staged_build,
+    build_fingerprint,
+    effective_fingerprint,
+    kept_build,
+    stage_build,
 )
 from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
@@ -31,6 +42,7 @@ SQL = sql_statements(__package__, "enriched_graphic_novels")
 UNKNOWN_AUTHOR = "Unknown author"
 DROP_REASONS: tuple[str, ...] = ("no_description", "no_category", "no_title")
 # What the table is built from (its load record names their loads).
+TARGET = "enriched_graphic_novels"
 INPUT_TABLES = ("graphic_novels", "authors", "categories", "book_category")
 # ~25k tokens: a description longer than this could not fit a training example anyway.
 MAX_DESCRIPTION_CHARS = 100_000
@@ -77,7 +89,10 @@ class EnrichedConfig(CheckedConfig):
 def enriched_graphic_novels(
     context: dg.AssetExecutionContext, config: EnrichedConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Write the `enriched_graphic_novels` table and report what was dropped and why."""
+    """Write the `enriched_graphic_novels` table and report what was dropped and why.
+
+    Kept as it is when the books, authors, labels, configuration and SQL it was built from are unchanged.
+    """
     require_valid_run_settings(context)
     params = {
         "unknown_author": UNKNOWN_AUTHOR,
@@ -86,24 +101,40 @@ def enriched_graphic_novels(
     }
     load = Load.of(context)
     with staging_connection(duckdb, load) as con:
-        con.execute(SQL["clean_text_macros"])
-        create_canonical_rows_view(con)
-        # One transaction: a run that keeps no book leaves the previous table in place.
-        with transaction(con):
-            record_staged(con, "enriched_graphic_novels", load, input_loads(con, INPUT_TABLES))
-            con.execute(SQL["candidates"], params)
-            con.execute(SQL["enriched"])
-            candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
-            dropped = dict(con.execute(SQL["dropped"]).fetchall())
-            distribution = con.execute(SQL["distribution"]).fetchall()
-            schema = table_schema(con, "enriched_graphic_novels")
-            con.execute(SQL["drop_candidates"])
-            if kept == 0:
-                raise dg.Failure(
-                    description=f"no usable books: all {candidates} books were dropped ({dropped})",
-                    metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
-                )
-        published = publish_when_complete(con, context, load)
+        upstream = [effective_fingerprint(con, name, load.load_id) for name in ("graphic_novels", "authors", "book_category")]
+        # The inputs' loads too: a rebuilt input (a new load) must not leave a table built from the old one.
+        fingerprint = build_fingerprint(
+            TARGET, *upstream, input_loads(con, INPUT_TABLES), params, dict(SQL), dict(BOOKS_SQL)
+        )
+        kept = kept_build(con, TARGET, fingerprint, PREP_TABLES[TARGET], load.load_id)
+        if kept is not None:
+            return dg.MaterializeResult(metadata=kept_result(con, context, load, TARGET, kept))
+        begin_staged_build(con, TARGET)
+        metadata = stage_build(con, TARGET, load.load_id, fingerprint, _build(context, con, load, params))
+        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _build(
+    context: dg.AssetExecutionContext, con: duckdb_lib.DuckDBPyConnection, load: Load, params: dict[str, object]
+) -> dict[str, object]:
+    """Stage the table in one transaction (a run that keeps no book leaves the previous table); its metadata."""
+    con.execute(SQL["clean_text_macros"])
+    create_canonical_rows_view(con)
+    with transaction(con):
+        record_staged(con, "enriched_graphic_novels", load, input_loads(con, INPUT_TABLES))
+        con.execute(SQL["candidates"], params)
+        con.execute(SQL["enriched"])
+        candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
+        dropped = dict(con.execute(SQL["dropped"]).fetchall())
+        distribution = con.execute(SQL["distribution"]).fetchall()
+        schema = table_schema(con, "enriched_graphic_novels")
+        con.execute(SQL["drop_candidates"])
+        if kept == 0:
+            raise dg.Failure(
+                description=f"no usable books: all {candidates} books were dropped ({dropped})",
+                metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
+            )
     context.log.info(f"enriched_graphic_novels: kept {kept} of {candidates}, dropped {dropped}")
     metadata: dict[str, object] = {
         "dagster/row_count": kept,
@@ -113,8 +144,6 @@ def enriched_graphic_novels(
         "unknown_author_rows": unknown,
         "truncated_descriptions": truncated,
         "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
-        **published_metadata(load, published),
     }
     metadata.update({f"dropped_{reason}": dropped.get(reason, 0) for reason in DROP_REASONS})
-    return dg.MaterializeResult(metadata=metadata)
-
+    return metadata

@@ -10,8 +10,17 @@ from dagster_duckdb import DuckDBResource
 from fine_tuning.core import settings
 from fine_tuning.defs.goodreads import GROUP
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
-from fine_tuning.defs.goodreads.loads import Load, publish_when_complete, published_metadata, record_staged, staging_connection
-from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata
+from fine_tuning.defs.goodreads.loads import (
+    PREP_TABLES,
+    Load,
+    kept_result,
+    publish_when_complete,
+    published_metadata,
+    record_staged,
+    staging_connection,
+)
+from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata, source_version
+from fine_tuning.defs.shared.builds import begin_staged_build, build_fingerprint, kept_build, stage_build
 from fine_tuning.defs.shared.run_settings import require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 
@@ -69,24 +78,32 @@ def create_canonical_rows_view(con: duckdb_lib.DuckDBPyConnection) -> None:
     group_name=GROUP,
     description=(
         "Raw Goodreads comics & graphic novels (UCSD Book Graph columns; numbers stay strings), "
-        "replaced on every run. Malformed lines and rows without a book_id are skipped and "
+        "rebuilt when the books file (or the loading SQL) changed, else kept (rebuilt=false). "
+        "Malformed lines and rows without a book_id are skipped and "
         "counted (rows_skipped); duplicate book ids are kept here and resolved downstream."
     ),
 )
 def graphic_novels(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Load the books file into the `graphic_novels` table."""
+    """Load the books file into the `graphic_novels` table (kept when the file and the SQL are unchanged)."""
     require_valid_run_settings(context)
     load = Load.of(context)
+    source = settings.books_source()
+    fingerprint = build_fingerprint("graphic_novels", source_version(source, "books"), BOOK_COLUMNS, dict(SQL))
     with staging_connection(duckdb, load) as con:
+        kept = kept_build(con, "graphic_novels", fingerprint, PREP_TABLES["graphic_novels"], load.load_id)
+        if kept is not None:
+            return dg.MaterializeResult(metadata=kept_result(con, context, load, "graphic_novels", kept))
+        begin_staged_build(con, "graphic_novels")
         stats = load_json_lines(
-            con, BOOKS_TABLE, settings.books_source(), record=lambda: record_staged(con, "graphic_novels", load, {})
+            con, BOOKS_TABLE, source, record=lambda: record_staged(con, "graphic_novels", load, {})
         )
         distinct_ids = distinct_book_ids(con)
         metadata = load_metadata(con, BOOKS_TABLE, stats)
+        metadata["distinct_book_ids"] = distinct_ids
+        metadata["duplicate_book_id_rows"] = stats.rows_loaded - distinct_ids
+        metadata = stage_build(con, "graphic_novels", load.load_id, fingerprint, metadata)
         metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
-    metadata["distinct_book_ids"] = distinct_ids
-    metadata["duplicate_book_id_rows"] = stats.rows_loaded - distinct_ids
     context.log.info(f"graphic_novels: {stats}")
     return dg.MaterializeResult(metadata=metadata)

@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
+from fine_tuning.defs.shared.builds import Record, forget_kept, kept_metadata, kept_targets, mark_kept, publish_build
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import connection, transaction
 
@@ -81,6 +82,21 @@ def record_staged(
     })
 
 
+def kept_result(
+    con: duckdb_lib.DuckDBPyConnection, context: dg.AssetExecutionContext, load: Load, asset: str, record: Record
+) -> dict[str, object]:
+    """What a prep step reports when it keeps its tables (same inputs as their build): the
+    recorded metadata, the load that built them, and what this step published (a kept step
+    may be the run's last prep step)."""
+    if not record.staged:
+        mark_kept(con, asset, load.load_id)
+    table = PREP_TABLES[asset][-1]
+    metadata = {**kept_metadata(record), **published_metadata(load, publish_when_complete(con, context, load))}
+    metadata["load_id"] = input_loads(con, [table])[table]
+    context.log.info(f"{asset}: its inputs are those of the table's last build; kept it (load {metadata['load_id']})")
+    return metadata
+
+
 def prep_assets_of_run(context: dg.AssetExecutionContext) -> set[str]:
     """The prep assets this run materializes (its asset selection, else its whole job)."""
     keys = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
@@ -88,13 +104,15 @@ def prep_assets_of_run(context: dg.AssetExecutionContext) -> set[str]:
 
 
 def publish_when_complete(con: duckdb_lib.DuckDBPyConnection, context: dg.AssetExecutionContext, load: Load) -> list[str]:
-    """Publish every staged table in one transaction once all prep steps of this run have staged.
+    """Publish every staged table in one transaction once all prep steps of this run have staged
+    (or kept their published tables, their inputs unchanged: `defs.shared.builds`).
 
     Returns the tables published (empty while steps of this run are still to come).
     """
     staged = {row[0] for row in con.execute(SQL["staged_tables"], {"load_id": load.load_id}).fetchall()}
+    kept = {table for asset in kept_targets(con, load.load_id) for table in PREP_TABLES.get(asset, ())}
     needed = {table for asset in prep_assets_of_run(context) for table in PREP_TABLES[asset]}
-    if not needed <= staged:
+    if not needed <= staged | kept:
         return []
     published = [table for table in ALL_TABLES if table in staged]
     with transaction(con):
@@ -103,6 +121,10 @@ def publish_when_complete(con: duckdb_lib.DuckDBPyConnection, context: dg.AssetE
             con.execute(SQL["forget_published"], {"table_name": table})
             con.execute(SQL["publish_record"], {"table_name": table})
             con.execute(SQL["forget_staged"], {"table_name": table})
+        for asset, tables in PREP_TABLES.items():
+            if set(tables) & set(published):
+                publish_build(con, asset, load.load_id)  # the build record moves with its tables
+        forget_kept(con)
     stale = stale_tables(published_loads(con))
     if stale:
         context.log.warning(

@@ -8,9 +8,10 @@ which would need a network install).
 
 Downloads are refused when shorter than announced; every input is read whole once before loading
 (a truncated or corrupt gzip fails the asset) and a leading UTF-8 byte-order mark is stripped.
-Tables are rebuilt with CREATE OR REPLACE on every materialization, inside one transaction:
-a file with no usable rows fails the asset, says why for its first lines, and leaves the
-previous table untouched.
+A table is rebuilt when its file changed (`defs.shared.builds` keeps it otherwise): the file is
+loaded into a side table committed on its own, then one transaction drops its unusable rows and
+gives it the table's name. A file with no usable rows fails the asset, says why for its first
+lines, and leaves the previous table untouched.
 """
 
 import hashlib
@@ -205,28 +206,31 @@ class JsonLinesTable:
     what: str  # how messages name the file: "books", "authors"
     key: str  # rows without a non-blank key are dropped
     columns: Mapping[str, str]  # the file's fields and their DuckDB types, in file order
-    sql: Mapping[str, str]  # statements `load`, `count_rows`, `drop_rows_without_key`
+    sql: Mapping[str, str]  # statements `load`, `count_rows`, `drop_rows_without_key`, `take_name`, `drop_loading`
 
 
 def load_json_lines(
     con: duckdb_lib.DuckDBPyConnection, table: JsonLinesTable, source: str, record: Callable[[], None] = lambda: None
 ) -> LoadStats:
-    """Replace the table with the source's rows that have a non-blank key.
+    """Replace the (staged) table with the source's rows that have a non-blank key.
 
-    Runs in one transaction, which `record` joins (the load record of the table): when no row
-    is usable the previous table survives and a dg.Failure names the file.
+    The rows land in `staging.<table>_loading`, committed on its own; one transaction, which
+    `record` joins (the load record of the table), then drops the rows without a key and gives
+    the table its name. When no row is usable the previous table survives and a dg.Failure
+    names the file.
     """
     with readable_input(source, table.what) as path:
         params = {"path": str(path), "compression": compression_of(path), "columns": dict(table.columns)}
         try:
+            con.execute(table.sql["load"], params)
             with transaction(con):
-                con.execute(table.sql["load"], params)
                 rows_read = con.execute(table.sql["count_rows"]).fetchone()[0]
                 con.execute(table.sql["drop_rows_without_key"])
                 rows_loaded = con.execute(table.sql["count_rows"]).fetchone()[0]
-                record()
                 if rows_loaded == 0:
                     raise _no_usable_rows(table, source, path, rows_read)
+                con.execute(table.sql["take_name"])
+                record()
         except dg.Failure:
             raise
         except Exception as error:  # duckdb errors: unreadable file, ...
@@ -234,6 +238,8 @@ def load_json_lines(
                 description=f"cannot load {table.what} file {display_source(source)}: {error}",
                 metadata={"source": display_source(source)},
             ) from error
+        finally:
+            con.execute(table.sql["drop_loading"])  # after a failure; nothing left after success
     return LoadStats(source=display_source(source), rows_read=rows_read, rows_loaded=rows_loaded)
 
 

@@ -16,6 +16,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, model_validator
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
+from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.prompts import TrainingExampleLines
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.splits import (
     SPLITS,
@@ -28,7 +30,16 @@ from fine_tuning.core.splits import (
     write_examples,
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
-from fine_tuning.defs.goodreads.loads import same_load_problems
+from fine_tuning.defs.goodreads.loads import published_loads, same_load_problems
+from fine_tuning.defs.shared.builds import (
+    REBUILT,
+    build_fingerprint,
+    forget_build,
+    kept_build,
+    kept_metadata,
+    published_fingerprint,
+    record_build,
+)
 from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.defs.shared.sql import sql_statements
 from fine_tuning.defs.shared.warehouse import (
@@ -216,21 +227,64 @@ def build_training_files(
 def training_files(
     context: dg.AssetExecutionContext, config: SplitConfig, duckdb: DuckDBResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Split the labelled books and write training.jsonl and validation.jsonl."""
+    """Split the labelled books and write training.jsonl and validation.jsonl.
+
+    Both files (and `book_splits`) are kept as they are when the table, the categories, the
+    configuration, the SQL and the example format they were written from are unchanged.
+    """
     require_valid_run_settings(context)
     out_dir = files_dir()
     with connection(duckdb) as conn:
-        try:
-            train, validation, facts = build_training_files(conn, config, out_dir)
-        except SplitError as error:
-            raise dg.Failure(description=f"Cannot write the training files: {error}") from error
-    context.log.info(
-        f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
+        fingerprint = files_fingerprint(conn, config)
+        metadata = kept_files(conn, fingerprint, out_dir)
+        if metadata is not None:
+            context.log.info("training files: their inputs are those they were written from; kept both")
+        else:
+            forget_build(conn, BUILD_TARGET)
+            try:
+                train, validation, facts = build_training_files(conn, config, out_dir)
+            except SplitError as error:
+                raise dg.Failure(description=f"Cannot write the training files: {error}") from error
+            context.log.info(
+                f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
+            )
+            files = {
+                key: _file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config,
+                                    facts["excluded"])
+                for key, written in (("training_file", train), ("validation_file", validation))
+            }
+            metadata = record_build(conn, BUILD_TARGET, fingerprint, files)
+    for key in ("training_file", "validation_file"):
+        yield dg.MaterializeResult(asset_key=key, metadata={**metadata[key], REBUILT: metadata[REBUILT]})
+
+
+BUILD_TARGET = "training_files"
+
+
+def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> str | None:
+    """What both files are written from: the published table and labels, the configuration, the
+    SQL, the exact example format (one rendered line per category) and how tokens are counted."""
+    categories = configured_categories(conn) if not missing_tables(conn, ["categories"]) else []
+    lines = TrainingExampleLines(categories)
+    loads = published_loads(conn)
+    tables = ("enriched_graphic_novels", "book_category")
+    return build_fingerprint(
+        BUILD_TARGET,
+        *(published_fingerprint(conn, table) for table in tables),
+        *(loads[table][0] if table in loads else None for table in tables),
+        config.model_dump(), dict(SQL), [lines.line("", category) for category in categories] or None,
+        token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
     )
-    for key, written in (("training_file", train), ("validation_file", validation)):
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata=_file_metadata(
-                written, facts["sizes"], facts["distribution"], facts["counter"], config, facts["excluded"]
-            ),
-        )
+
+
+def kept_files(conn: duckdb_lib.DuckDBPyConnection, fingerprint: str | None, out_dir: Path) -> dict[str, Any] | None:
+    """The recorded metadata of both files when they were written from `fingerprint` and are intact on disk."""
+    record = kept_build(conn, BUILD_TARGET, fingerprint, ["book_splits"])
+    if record is None:
+        return None
+    kept = kept_metadata(record)
+    for key, name in (("training_file", TRAINING_FILE_NAME), ("validation_file", VALIDATION_FILE_NAME)):
+        path = out_dir / name
+        if not path.is_file() or str(path.resolve()) != kept[key]["path"] or file_sha256(path) != kept[key]["sha256"]:
+            return None
+    return kept

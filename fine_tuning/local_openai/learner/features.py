@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ Message = dict[str, Any]
 
 FEATURE_DIM = 1 << 20
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
+# Texts whose features are remembered whole: enough for every distinct system prompt of a file.
+_MESSAGE_CACHE_SIZE = 256
 
 
 def message_text(message: Message) -> str:
@@ -35,22 +38,63 @@ def prompt_messages(messages: Sequence[Message]) -> list[Message]:
     return [m for m in messages if m.get("role") != "assistant"]
 
 
-def feature_ids(messages: Sequence[Message], bigrams: bool = False) -> set[int]:
-    """Hashed (role, word) and (role, bigram) features of the non-assistant messages.
+def feature_id(role: str, token: str) -> int:
+    """The hashed id of one (role initial, word or bigram) feature.
 
     crc32 rather than hash(): Python's string hash is salted per process, and a model trained in
     one process must mean the same thing in another.
     """
-    ids: set[int] = set()
-    for message in prompt_messages(messages):
-        role = str(message.get("role", ""))[:1]
-        tokens = words(message_text(message))
-        for token in tokens:
-            ids.add(zlib.crc32(f"{role}:{token}".encode()) % FEATURE_DIM)
-        if bigrams:
-            for first, second in zip(tokens, tokens[1:]):
-                ids.add(zlib.crc32(f"{role}:{first} {second}".encode()) % FEATURE_DIM)
-    return ids
+    return zlib.crc32(f"{role}:{token}".encode()) % FEATURE_DIM
+
+
+class _RoleIds(dict[str, int]):
+    """word -> feature id for one role, computed on first use (a word costs one dict lookup after)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def __missing__(self, token: str) -> int:
+        value = self[token] = feature_id(self.role, token)
+        return value
+
+
+class FeatureHasher:
+    """Hashed features of many conversations, remembering the ids of words it has seen.
+
+    Training hashes the same words (and the same system prompt) tens of thousands of times; the
+    ids are the same as `feature_ids` computes, only looked up instead of hashed again. One hasher
+    lives as long as one training run, so its memory is that run's vocabulary.
+    """
+
+    def __init__(self, bigrams: bool = False) -> None:
+        self.bigrams = bigrams
+        self._roles: dict[str, _RoleIds] = {}
+        self._message_ids = functools.lru_cache(maxsize=_MESSAGE_CACHE_SIZE)(self._hash_message)
+
+    def ids(self, messages: Sequence[Message]) -> set[int]:
+        """Hashed (role, word) and (role, bigram) features of the non-assistant messages."""
+        found: set[int] = set()
+        for message in messages:
+            if message.get("role") == "assistant":
+                continue
+            found |= self._message_ids(str(message.get("role", ""))[:1], message_text(message))
+        return found
+
+    def _hash_message(self, role: str, text: str) -> frozenset[int]:
+        tokens = words(text)
+        lookup = self._roles.get(role)
+        if lookup is None:
+            lookup = self._roles[role] = _RoleIds(role)
+        ids = set(map(lookup.__getitem__, tokens))
+        if self.bigrams:
+            ids.update(feature_id(role, f"{first} {second}") for first, second in zip(tokens, tokens[1:]))
+        return frozenset(ids)
+
+
+def feature_ids(messages: Sequence[Message], bigrams: bool = False) -> set[int]:
+    """Hashed (role, word) and (role, bigram) features of the non-assistant messages."""
+    return FeatureHasher(bigrams).ids(messages)
 
 
 def assistant_reply(messages: Sequence[Message]) -> str | None:

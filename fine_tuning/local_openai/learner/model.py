@@ -73,12 +73,3 @@ def softmax(logits: Sequence[float]) -> list[float]:
     total = sum(exps)
     return [e / total for e in exps]
 
-
-def copy_model(model: SoftmaxModel) -> SoftmaxModel:
-    """An independent copy (a checkpoint must not move with later training steps)."""
-    return SoftmaxModel(
-        labels=list(model.labels),
-        bias=list(model.bias),
-        weights={k: list(v) for k, v in model.weights.items()},
-        bigrams=model.bigrams,
-    )

@@ -61,7 +61,9 @@ def test_poll_delay_is_jittered_and_never_sleeps_past_the_estimated_finish() -> 
     delays = [next_poll_delay(10.0, None, now=0.0) for _ in range(200)]
     assert all(8.0 <= d <= 12.0 for d in delays) and len(set(delays)) > 1
     assert next_poll_delay(10.0, estimated_finish=103, now=100.0) <= 3.0
-    assert next_poll_delay(10.0, estimated_finish=90, now=100.0) == pytest.approx(0.2)  # floor when overdue
+    assert next_poll_delay(10.0, estimated_finish=100, now=100.0) == pytest.approx(0.2)  # floor at the estimate
+    assert next_poll_delay(10.0, estimated_finish=100, now=100.4) == pytest.approx(0.4)  # then backs off
+    assert 8.0 <= next_poll_delay(10.0, estimated_finish=90, now=100.0) <= 10.0  # long overdue: the interval
     assert next_poll_delay(0.1, estimated_finish=90, now=100.0) <= 0.12  # a small interval is honoured
 
 

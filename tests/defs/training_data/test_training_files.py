@@ -193,16 +193,16 @@ def test_a_failed_write_leaves_the_previous_files_and_splits_untouched(monkeypat
 
     # Fault injection: the disk "fails" half-way through the validation file, after the training
     # file's temp copy is complete (this cannot be provoked from valid DuckDB data).
-    real_example = training_files_module.training_example
+    real_user_message = training_files_module.user_message
     calls = {"n": 0}
 
-    def failing_example(*args: Any) -> Any:
+    def failing_user_message(*args: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 440:
             raise OSError("No space left on device")
-        return real_example(*args)
+        return real_user_message(*args)
 
-    monkeypatch.setattr(training_files_module, "training_example", failing_example)
+    monkeypatch.setattr(training_files_module, "user_message", failing_user_message)
     result = materialize({"seed": 99}, raise_on_error=False)
     assert not result.success and calls["n"] > 420
     assert sorted(p.name for p in files_dir().iterdir()) == ["training.jsonl", "validation.jsonl"]  # no temp file
@@ -217,7 +217,7 @@ def test_a_failed_first_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch) ->
     def failing_example(*args: Any) -> Any:
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(training_files_module, "training_example", failing_example)
+    monkeypatch.setattr(training_files_module, "user_message", failing_example)
     assert not materialize(raise_on_error=False).success
     assert list(files_dir().iterdir()) == []
 
