@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,8 @@ import openai
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import support  # noqa: E402
 
 from fine_tuning.core.prompts import training_example  # noqa: E402
 from fine_tuning.core.scoring import Example, ask_models  # noqa: E402
@@ -42,11 +42,6 @@ SIGNALS = {
 TARGET_SPEEDUP = 10.0  # issue 11, target 4
 
 
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def book(index: int) -> Example:
@@ -55,26 +50,8 @@ def book(index: int) -> Example:
     return Example(f"b{index:05d}", f"Book {index}", f"Author {index % 7}", f"{SIGNALS[category]} volume {index}", category)
 
 
-def start_server(data_dir: str, port: int, latency_ms: float) -> subprocess.Popen[bytes]:
-    """The backend as a separate process on loopback, delaying every response by `latency_ms`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", data_dir, "--job-seconds", "0.5", "--latency-ms", str(latency_ms)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
 
 
-def wait_until_up(client: openai.OpenAI, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Block until the server answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.models.list()
-            return
-        except openai.APIConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.1)
 
 
 def fine_tuned_model(client: openai.OpenAI) -> str:
@@ -132,12 +109,12 @@ def main() -> None:
     args = parser.parse_args()
     latency_s = args.latency_ms / 1000.0
     books = [book(i) for i in range(args.books)]
-    port = free_port()
+    port = support.free_port()
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as data_dir:
-        process = start_server(data_dir, port, args.latency_ms)
+        process = support.start_local_server(data_dir, port, "--latency-ms", str(args.latency_ms))
         try:
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0)
-            wait_until_up(client, process)
+            support.wait_until_up(client, process)
             models = [fine_tuned_model(client), BASE_MODEL]
             runs = [measure(client, models, books, limit, latency_s) for limit in args.concurrency]
             client.close()

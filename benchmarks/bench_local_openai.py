@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,38 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import support  # noqa: E402
+
 from fine_tuning.core.prompts import training_example  # noqa: E402
 
 CATEGORIES = ("fantasy", "horror", "romance", "mystery")
 
 
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def start_server(data_dir: str, port: int) -> subprocess.Popen[bytes]:
-    """The backend as a separate process, bound to loopback."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", data_dir, "--job-seconds", "0.5"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
 
 
-def wait_until_up(client: openai.OpenAI, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Block until the server answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.models.list()
-            return
-        except openai.APIConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.05)
 
 
 def finished_job(client: openai.OpenAI) -> str:
@@ -142,13 +119,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="maximum seconds per measurement")
     parser.add_argument("--threads", type=int, default=4, help="concurrent raw clients")
     args = parser.parse_args()
-    port = free_port()
+    port = support.free_port()
     with tempfile.TemporaryDirectory(prefix="bench-local-openai-") as data_dir:
-        process = start_server(data_dir, port)
+        process = support.start_local_server(data_dir, port)
         try:
             base_url = f"http://127.0.0.1:{port}/v1"
             client = openai.OpenAI(base_url=base_url, api_key="bench", max_retries=0)
-            wait_until_up(client, process)
+            support.wait_until_up(client, process)
             job_id = finished_job(client)
             for _ in range(50):  # warm-up: connections, caches
                 client.fine_tuning.jobs.retrieve(job_id)

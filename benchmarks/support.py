@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import openai
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -296,3 +299,33 @@ def counted_local_server(store: Path, **options: Any) -> Iterator[tuple[str, Req
 def remote_backend_env(base_url: str) -> dict[str, str]:
     """What points a run at an OpenAI-compatible server (the local one accepts any key)."""
     return {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-local-benchmark"}
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_local_server(data_dir: str, port: int, *flags: str) -> subprocess.Popen[bytes]:
+    """`python -m fine_tuning.local_openai serve` as its own process on loopback (jobs of 0.5 s)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--data-dir", data_dir, "--job-seconds", "0.5", *flags],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_until_up(client: openai.OpenAI, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Block until the server answers; fail when it exits or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.models.list()
+            return
+        except openai.APIConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("local OpenAI server did not start") from None
+            time.sleep(0.05)
+

@@ -8,7 +8,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TARGET_EPOCHS, TOKEN_LIMITS_AS_OF, estimate_training_cost
+from fine_tuning.core.catalog import (
+    MIN_TRAINING_EXAMPLES,
+    PRICING_AS_OF,
+    TARGET_EPOCHS,
+    TOKEN_LIMITS_AS_OF,
+    estimate_training_cost,
+)
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.tokens import token_stats
 

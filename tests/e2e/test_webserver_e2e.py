@@ -42,10 +42,11 @@ SENSOR = "retune_on_new_data"
 SENSOR_SELECTOR = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": SENSOR}
 SENSOR_INTERVAL_SECONDS = 2
 
-# The names the project promises. production_model joins CONTRACT_ASSETS once it exists.
+# The names the project promises.
 CONTRACT_ASSETS = {
     "goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels",
     "training_file", "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model",
+    "production_model",
 }
 CONTRACT_CHECKS = {"training_file_format_check", "validation_file_format_check", "fine_tuned_model_accuracy"}
 CONTRACT_JOBS = {JOB}
@@ -332,6 +333,13 @@ def test_launch_button_runs_the_job_through_the_queue_and_records_the_model(serv
     accuracy = _metadata(execution["evaluation"]["metadataEntries"])
     assert 0.0 <= accuracy["base_accuracy"] <= 1.0 and 0.0 <= accuracy["fine_tuned_accuracy"] <= 1.0
     assert accuracy["eval_examples"] > 0
+
+    # What an application reads: the production model, promoted by this first run.
+    production_key = {"key": {"path": ["production_model"]}}
+    [decision] = services.graphql(LATEST_MATERIALIZATION_QUERY, production_key)["assetOrError"]["assetMaterializations"]
+    production = _metadata(decision["metadataEntries"])
+    assert decision["runId"] == run_id
+    assert (production["model_name"], production["promoted"]) == (model_name, True), production
 
 
 def _drop_last_book(books: Path) -> None:

@@ -59,6 +59,11 @@ class LoadStats:
         """Malformed lines, non-object lines and rows without a key."""
         return self.rows_read - self.rows_loaded
 
+    def __str__(self) -> str:
+        """The progress line users read: rows kept, read and skipped, and from where."""
+        return (f"{self.rows_loaded} rows loaded of {self.rows_read} read "
+                f"({self.rows_skipped} skipped) from {self.source}")
+
 
 def is_url(source: str) -> bool:
     """True for http(s) URLs; everything else is a local path."""

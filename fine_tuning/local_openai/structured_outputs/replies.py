@@ -11,7 +11,6 @@ from fine_tuning.local_openai.structured_outputs.generation import Generator
 from fine_tuning.local_openai.structured_outputs.schema_check import MISSING, SchemaError
 from fine_tuning.local_openai.structured_outputs.validation import SchemaDocument, check_response_schema
 
-
 NO_CANDIDATES_REPLY = "This is a local stand-in model; it only answers with labels it was given."
 
 
