@@ -1,4 +1,4 @@
-"""Where things live: environment variables and generated-state paths (see DESIGN.md)."""
+"""Where things live: environment variables and generated-state paths (the README lists the variables)."""
 
 from __future__ import annotations
 
