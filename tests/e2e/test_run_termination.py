@@ -6,10 +6,8 @@ provider job; a SIGKILLed run must leave a job the next materialization finds an
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
@@ -22,7 +20,7 @@ import pytest
 from fine_tuning.local_openai.resource import LocalOpenAIResource
 
 from tests.support.chain import CHAIN, Chain, new_chain
-from tests.support.processes import stop
+from tests.support.processes import code_server_workspace
 
 pytestmark = pytest.mark.slow  # child dagster processes, a code server, provider jobs
 
@@ -96,28 +94,10 @@ def wait_until_polling(instance: dg.DagsterInstance, run_id: str, process: subpr
 @pytest.fixture()
 def code_server(tmp_path: Path, cli_chain: Chain) -> Iterator[Path]:
     """A `dagster code-server` for the chain; yields a workspace.yaml pointing at it."""
-    socket_dir = Path(tempfile.mkdtemp(prefix="chain-"))  # unix socket paths must stay short
-    socket_path = socket_dir / "code.sock"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "code-server", "start",
-         "-f", str(tmp_path / "chain_defs.py"), "--socket", str(socket_path)],
-        cwd=tmp_path, env=child_env(cli_chain, job_seconds=120),  # far longer than the test runs
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-        while not socket_path.exists():
-            assert server.poll() is None, "the code server exited at startup"
-            assert time.monotonic() < deadline, "the code server never opened its socket"
-            time.sleep(0.1)
-        workspace = tmp_path / "workspace.yaml"
-        workspace.write_text(
-            f"load_from:\n  - grpc_server:\n      socket: {socket_path}\n      location_name: chain\n"
-        )
+    # job_seconds far longer than the test runs
+    with code_server_workspace(tmp_path / "chain_defs.py", tmp_path, child_env(cli_chain, job_seconds=120), "chain",
+                               WAIT_LIMIT_SECONDS) as workspace:
         yield workspace
-    finally:
-        stop(server)
-        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def test_terminating_the_run_cancels_the_provider_job(tmp_path: Path, cli_chain: Chain, code_server: Path) -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -51,3 +57,34 @@ def stop(process: subprocess.Popen, limit_seconds: float = 30) -> None:
     except subprocess.TimeoutExpired:
         send(signal.SIGKILL)
         process.wait()
+
+
+@contextmanager
+def code_server_workspace(defs_file: Path, cwd: Path, env: dict[str, str], location_name: str,
+                          limit_seconds: float = 60) -> Iterator[Path]:
+    """A `dagster code-server` for `defs_file` on a unix socket; yields a workspace.yaml pointing at it.
+
+    Runs launched against that workspace get their own run worker, so a test can terminate or
+    kill one as the UI or a crash would.
+    """
+    socket_dir = Path(tempfile.mkdtemp(prefix=f"{location_name}-"))  # unix socket paths must stay short
+    socket_path = socket_dir / "code.sock"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "code-server", "start", "-f", str(defs_file), "--socket", str(socket_path)],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + limit_seconds
+        while not socket_path.exists():
+            assert server.poll() is None, "the code server exited at startup"
+            assert time.monotonic() < deadline, "the code server never opened its socket"
+            time.sleep(0.1)
+        workspace = cwd / "workspace.yaml"
+        workspace.write_text(
+            f"load_from:\n  - grpc_server:\n      socket: {socket_path}\n      location_name: {location_name}\n"
+        )
+        yield workspace
+    finally:
+        stop(server)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
@@ -34,7 +32,7 @@ from fine_tuning.local_openai.resource import LocalOpenAIResource
 from fine_tuning.local_openai.transport import local_client
 
 from tests.support.local_openai import jsonl, wait_for
-from tests.support.processes import stop
+from tests.support.processes import code_server_workspace
 from tests.support.toy_books import CATEGORIES, signal_book
 from tests.support.warehouse import write_labelled_books
 
@@ -259,26 +257,10 @@ def test_a_crash_in_the_middle_of_a_batch_resumes_the_same_batches(tmp_path: Pat
 @pytest.fixture
 def code_server(tmp_path: Path, cli_world: dict[str, Any]) -> Iterator[Path]:
     """A `dagster code-server` for the evaluation job; yields a workspace.yaml pointing at it."""
-    socket_dir = Path(tempfile.mkdtemp(prefix="eval-"))  # unix socket paths must stay short
-    socket_path = socket_dir / "code.sock"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "code-server", "start", "-f", str(cli_world["defs"]),
-         "--socket", str(socket_path)],
-        cwd=tmp_path, env=child_env(cli_world, batch_seconds=120),  # far longer than the test runs
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-        while not socket_path.exists():
-            assert server.poll() is None, "the code server exited at startup"
-            assert time.monotonic() < deadline, "the code server never opened its socket"
-            time.sleep(0.1)
-        workspace = tmp_path / "workspace.yaml"
-        workspace.write_text(f"load_from:\n  - grpc_server:\n      socket: {socket_path}\n      location_name: eval\n")
+    # batch_seconds far longer than the test runs
+    with code_server_workspace(cli_world["defs"], tmp_path, child_env(cli_world, batch_seconds=120), "eval",
+                               WAIT_LIMIT_SECONDS) as workspace:
         yield workspace
-    finally:
-        stop(server)
-        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 @pytest.mark.slow
