@@ -16,8 +16,6 @@ import gzip
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +32,8 @@ from dagster_graphql import DagsterGraphQLClient
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
 from fine_tuning.local_openai.transport import local_client
+
+from tests.support.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -172,12 +172,6 @@ class DagsterServices:
         return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in logs)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _offline_environment(home: Path, workdir: Path, books: Path, authors: Path) -> dict[str, str]:
     """The caller's environment without any way to reach OpenAI, reading these input files."""
     hidden = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
@@ -193,24 +187,6 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
     """A child in its own process group (so its code server and run workers stop with it)."""
     with open(log, "wb") as out:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the whole process group: Ctrl-C first (a clean shutdown), then SIGTERM (a shell that
-    ran the suite in the background leaves SIGINT ignored in its children), then SIGKILL; and
-    anything left in the group (a code server, a run worker) goes too."""
-    for stop_signal, grace_seconds in ((signal.SIGINT, 30), (signal.SIGTERM, 15), (signal.SIGKILL, 15)):
-        if process.poll() is not None:
-            break
-        os.killpg(process.pid, stop_signal)
-        try:
-            process.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            continue
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _location_entry(services: DagsterServices) -> dict[str, Any]:
@@ -250,7 +226,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServic
     # Copies of the shipped sample, so the sensor test can change the books file.
     books, authors = shutil.copy(SAMPLE_BOOKS_FILE, root), shutil.copy(SAMPLE_AUTHORS_FILE, root)
     env = _offline_environment(home, workdir, Path(books), Path(authors))
-    port = _free_port()
+    port = free_port()
     workspace = str(REPO / "workspace.yaml")
     webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace]
     processes = [
@@ -261,7 +237,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServic
         yield DagsterServices(port=port, home=home, workdir=workdir, logs=logs, books=Path(books), authors=Path(authors))
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
 
 
 def _metadata(entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -36,27 +36,31 @@ def wait_for_port(port: int, process: subprocess.Popen, limit_seconds: float = 6
 
 
 def stop(process: subprocess.Popen, limit_seconds: float = 30) -> None:
-    """End a child process this test started: SIGINT first, SIGKILL if it lingers.
+    """End a child process this test started: SIGINT, then SIGTERM, then SIGKILL as each lingers.
 
-    A child started with `start_new_session=True` leads its own process group, and the signals
-    go to the whole group, so the servers it spawned (e.g. `dagster dev`'s) end with it.
+    SIGTERM because a shell that ran the suite in the background leaves SIGINT ignored in its
+    children. A child started with `start_new_session=True` leads its own process group: the
+    signals go to the whole group, and whatever is left of it (a code server, a run worker) is
+    killed at the end, so the servers it spawned (e.g. `dagster dev`'s) end with it.
     """
-    if process.poll() is not None:
-        return
-    group = os.getsid(process.pid) == process.pid
+    group = process.poll() is None and os.getsid(process.pid) == process.pid
 
     def send(signum: int) -> None:
-        if group:
-            os.killpg(process.pid, signum)
-        else:
-            process.send_signal(signum)
+        try:
+            os.killpg(process.pid, signum) if group else process.send_signal(signum)
+        except ProcessLookupError:
+            pass
 
-    send(signal.SIGINT)
-    try:
-        process.wait(timeout=limit_seconds)
-    except subprocess.TimeoutExpired:
+    for signum, grace_seconds in ((signal.SIGINT, limit_seconds), (signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        if process.poll() is not None:
+            break
+        send(signum)
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            continue
+    if group:
         send(signal.SIGKILL)
-        process.wait()
 
 
 @contextmanager
