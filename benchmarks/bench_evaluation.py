@@ -1,6 +1,6 @@
 """Evaluation throughput under latency: the accuracy check's online scoring against the sequential bound.
 
-Starts `python -m fine_tuning.local_openai serve --latency-ms 200` as a subprocess on a free
+Starts `python -m local_openai serve --latency-ms 200` as a subprocess on a free
 127.0.0.1 port with a temporary store, fine-tunes a small model there, then scores it and its
 base model on 100 held-out books (200 chat requests) through `core.scoring.ask_models`, the
 code the check runs, with the official `openai` client over real HTTP, at several concurrency

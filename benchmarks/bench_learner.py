@@ -47,7 +47,7 @@ def goodreads_files() -> Path:
 
 def child(files: Path, repeat: int) -> None:
     """Inside the measuring process: parse once, train `repeat` times, report each run."""
-    from fine_tuning.local_openai import learner
+    from local_openai import learner
 
     def conversations(name: str) -> list[list[dict[str, Any]]]:
         with open(files / name, encoding="utf-8") as handle:

@@ -1,6 +1,6 @@
 """Requests per second of `GET /v1/fine_tuning/jobs/{id}` on the local backend over real HTTP.
 
-Starts `python -m fine_tuning.local_openai serve` as a subprocess on a free 127.0.0.1 port with
+Starts `python -m local_openai serve` as a subprocess on a free 127.0.0.1 port with
 a temporary store, creates and finishes one fine-tuning job, then retrieves it repeatedly
 (bounded by --requests and --seconds) with keep-alive connections: sequentially through the
 official `openai` client, and with N concurrent raw HTTP clients. Prints a JSON summary.

@@ -281,7 +281,7 @@ def counted_local_server(store: Path, **options: Any) -> Iterator[tuple[str, Req
 
     `options` are the backend's options (job_seconds, latency_ms, ...). Yields (base URL, log).
     """
-    from fine_tuning.local_openai.server import running_server
+    from local_openai.server import running_server
 
     log = RequestLog()
     with running_server(store, **options) as server:
@@ -309,9 +309,9 @@ def free_port() -> int:
 
 
 def start_local_server(data_dir: str, port: int, *flags: str) -> subprocess.Popen[bytes]:
-    """`python -m fine_tuning.local_openai serve` as its own process on loopback (jobs of 0.5 s)."""
+    """`python -m local_openai serve` as its own process on loopback (jobs of 0.5 s)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "local_openai", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--data-dir", data_dir, "--job-seconds", "0.5", *flags],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )

@@ -12,7 +12,7 @@ from dagster_openai import OpenAIResource
 from pydantic import Field
 
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_database, local_openai_dir, use_local_backend
-from fine_tuning.defs.shared.run_settings import CheckedResource
+from fine_tuning.lib.run_settings import CheckedResource
 
 LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
 # DuckDB's own default is 80% of the machine's memory, and its temp tables (the cleaned text of
@@ -76,7 +76,7 @@ def openai_resource() -> OpenAIResource:
     run config, the UI or the event log.
     """
     if use_local_backend():
-        from fine_tuning.local_openai.resource import LocalOpenAIResource
+        from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
         if os.environ.get("OPENAI_BASE_URL"):
             warnings.warn(

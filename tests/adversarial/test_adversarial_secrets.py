@@ -23,7 +23,7 @@ from fine_tuning.core.settings import workdir
 from fine_tuning.definitions import defs
 from fine_tuning.defs.automation import fine_tuning_job
 from fine_tuning.defs.resources import build_resources
-from fine_tuning.local_openai.server import running_server
+from local_openai.server import running_server
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.slow]
 KEY = "sk-canary-3f9a7c1e5b2d4f60"

@@ -20,7 +20,7 @@ import pytest
 from fine_tuning.core.settings import duckdb_path, local_openai_dir
 from fine_tuning.definitions import defs
 from fine_tuning.defs.automation import fine_tuning_job
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.support.dagster_runs import pipeline_resources
 
@@ -169,7 +169,7 @@ def test_every_problem_of_the_steps_is_named_at_once(instance: dg.DagsterInstanc
 
 
 def test_every_run_config_section_is_checked() -> None:
-    from fine_tuning.defs.shared.run_settings import registered_sections
+    from fine_tuning.lib.run_settings import registered_sections
 
     job = defs.resolve_job_def("fine_tuning_job")
     configured = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fine_tuning.core.settings import duckdb_path, local_openai_dir
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.support.project import REPO, VENV_BIN
 

@@ -16,7 +16,7 @@ import pytest
 
 from fine_tuning import validate
 from fine_tuning.core.chat_files import find_overlap, validate_chat_file
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.adversarial.training_file_cases import CASES, TOTAL, VALID_ODDITIES, WARNING_CASES, FileCase
 from tests.support.local_openai import upload, wait_for

@@ -68,7 +68,7 @@ def test_waiting_for_a_new_job_asks_for_its_status_about_once_per_interval(tmp_p
     after creation, then one per interval, and the job is seen at its finish."""
     from fine_tuning.core.job_polling import wait_for_job
     from fine_tuning.core.prompts import training_example
-    from fine_tuning.local_openai.transport import local_client
+    from local_openai.transport import local_client
 
     clock = Clock()
     client = local_client(tmp_path / "store", job_seconds=60.0, clock=clock, max_retries=0)

@@ -10,7 +10,7 @@ import dagster as dg
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.settings import files_dir, local_openai_dir
 from fine_tuning.definitions import defs
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 UPSTREAM = ["goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels"]
 CHAIN = ["training_file", "validation_file", "upload_training_file", "upload_validation_file", "fine_tuned_model"]

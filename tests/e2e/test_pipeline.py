@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 from fine_tuning.summary import latest_run_summary
 
 from tests.support.local_openai import serve_subprocess

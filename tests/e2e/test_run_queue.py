@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.support.processes import free_port, stop
 from tests.support.project import REPO, VENV_BIN

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fine_tuning.local_openai.resource import LocalOpenAIResource
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
 from tests.support.chain import CHAIN, Chain, new_chain
 from tests.support.processes import code_server_workspace
@@ -29,7 +29,7 @@ WAIT_LIMIT_SECONDS = 120  # upper bound for waiting on a child process; never as
 DEFS_FILE = """
 import os
 import dagster as dg
-from fine_tuning.local_openai.resource import LocalOpenAIResource
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
 from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings

@@ -31,7 +31,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.support.processes import free_port, stop
 

@@ -1,1 +1,1 @@
-"""The local OpenAI-compatible backend (`fine_tuning/local_openai/`), in-process and over HTTP."""
+"""The local OpenAI-compatible backend (`local_openai/`), in-process and over HTTP."""

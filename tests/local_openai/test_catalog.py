@@ -12,8 +12,8 @@ import pytest
 from fine_tuning.core.catalog import MODELS, catalog_model
 from fine_tuning.core.chat_files import validate_chat_file
 from fine_tuning.core.prompts import training_example
-from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.transport import local_client
+from local_openai import learner
+from local_openai.transport import local_client
 
 from tests.support.local_openai import Clock
 

@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.fine_tuning import FineTuningJob
 
 from fine_tuning.core.prompts import answer_text, build_messages, response_format
-from fine_tuning.local_openai import learner
+from local_openai import learner
 
 from tests.support.local_openai import BASE_MODEL, jsonl, upload, validated, wait_for
 from tests.support.toy_books import CATEGORIES

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.support.local_openai import BASE_MODEL, Backend, jsonl, upload, wait_for
 from tests.support.toy_books import toy_examples

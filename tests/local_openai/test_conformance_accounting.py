@@ -16,7 +16,7 @@ from openai.types.fine_tuning import FineTuningJob
 
 from fine_tuning.core.catalog import catalog_model
 from fine_tuning.core.provider_jobs import result_file_text
-from fine_tuning.local_openai import learner
+from local_openai import learner
 
 from tests.support.conformance import conformance_options, jsonl, validated
 from tests.support.local_openai import Clock

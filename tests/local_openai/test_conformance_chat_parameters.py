@@ -10,8 +10,8 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from fine_tuning.core.prompts import response_format
-from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.chat.tokenizer import tokenize
+from local_openai import learner
+from local_openai.chat.tokenizer import tokenize
 
 from tests.support.conformance import (
     BASE_MODEL,

@@ -14,8 +14,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionDeleted, ChatComplet
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
-from fine_tuning.local_openai.__main__ import parse_args
-from fine_tuning.local_openai.http.routes import ROUTES
+from local_openai.__main__ import parse_args
+from local_openai.http.routes import ROUTES
 
 from tests.support.conformance import (
     BASE_MODEL,

@@ -13,8 +13,8 @@ import httpx2
 import openai
 import pytest
 
-from fine_tuning.local_openai.server import running_server
-from fine_tuning.local_openai.transport import local_client
+from local_openai.server import running_server
+from local_openai.transport import local_client
 
 from tests.support.local_openai import BASE_MODEL, jsonl, serve_subprocess, upload, wait_for
 from tests.support.toy_books import toy_examples
@@ -70,7 +70,7 @@ def test_cli_serve_subprocess(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_rejects_bad_flags() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--error-rate", "2"],
+        [sys.executable, "-m", "local_openai", "serve", "--error-rate", "2"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2 and "--error-rate" in result.stderr

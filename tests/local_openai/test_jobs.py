@@ -17,7 +17,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from fine_tuning.core.provider_jobs import result_file_text
-from fine_tuning.local_openai import learner
+from local_openai import learner
 
 from tests.support.local_openai import BASE_MODEL, Backend, Clock, jsonl, train_toy_model, upload, validated, wait_for
 from tests.support.toy_books import toy_examples

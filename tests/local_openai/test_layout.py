@@ -1,4 +1,5 @@
-"""The local backend stands on its own: it imports only the Dagster-free core, in small modules."""
+"""The local backend stands on its own: a top-level package that imports only the pipeline's
+Dagster-free core (never Dagster or the defs), in small modules."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fine_tuning.local_openai
+import local_openai
 
-PACKAGE = Path(fine_tuning.local_openai.__file__).parent
-ALLOWED = ("fine_tuning.core", "fine_tuning.local_openai")
+PACKAGE = Path(local_openai.__file__).parent
+ALLOWED = ("fine_tuning.core",)
 MAX_MODULE_LINES = 400
 
 
@@ -27,14 +28,16 @@ def _imported_modules(path: Path) -> list[str]:
 def test_the_backend_imports_only_the_core_of_the_project() -> None:
     for path in PACKAGE.rglob("*.py"):
         for name in _imported_modules(path):
-            if name.split(".")[0] == "fine_tuning":
+            top = name.split(".")[0]
+            if top == "fine_tuning":
                 assert name.startswith(ALLOWED), f"{path.relative_to(PACKAGE)} imports {name}"
+            assert not top.startswith("dagster"), f"{path.relative_to(PACKAGE)} imports {name}"
 
 
 def test_loading_the_backend_loads_no_dagster_definitions() -> None:
     code = (
-        "import sys, fine_tuning.local_openai.transport, fine_tuning.local_openai.server;"
-        "print(sorted(m for m in sys.modules if m.startswith('fine_tuning.defs')))"
+        "import sys, local_openai.transport, local_openai.server;"
+        "print(sorted(m for m in sys.modules if m.startswith(('fine_tuning.defs', 'fine_tuning.lib', 'dagster'))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -8,7 +8,7 @@ import pytest
 
 from fine_tuning.core import tokens
 from fine_tuning.core.prompts import parse_answer, response_format
-from fine_tuning.local_openai import learner, structured_outputs
+from local_openai import learner, structured_outputs
 
 from tests.support.local_openai import Backend, train_toy_model
 from tests.support.toy_books import CATEGORIES, toy_examples, toy_prompts

@@ -12,8 +12,8 @@ import random
 import pytest
 
 from fine_tuning.core.prompts import training_example
-from fine_tuning.local_openai import learner
-from fine_tuning.local_openai.learner.features import assistant_reply, feature_ids, token_accuracy
+from local_openai import learner
+from local_openai.learner.features import assistant_reply, feature_ids, token_accuracy
 
 CATEGORIES = ("fantasy", "horror", "romance", "mystery")
 CUES = {

@@ -7,7 +7,7 @@ from dagster_openai import OpenAIResource
 
 from fine_tuning.core.prompts import build_messages, parse_answer, response_format
 from fine_tuning.core.settings import local_openai_dir
-from fine_tuning.local_openai.resource import LocalOpenAIResource
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
 from tests.support.local_openai import BASE_MODEL, jsonl, wait_for
 from tests.support.toy_books import CATEGORIES, toy_examples

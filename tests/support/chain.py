@@ -20,8 +20,8 @@ from fine_tuning.core.checksums import file_sha256
 from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
 from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.local_openai.transport import local_client
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from local_openai.transport import local_client
 
 from tests.support.dagster_runs import latest_metadata_of
 from tests.support.toy_books import CATEGORIES, signal_book

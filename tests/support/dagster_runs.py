@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.settings import duckdb_path, local_openai_dir
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.resource import LocalOpenAIResource
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
 
 def pipeline_resources(tuning: TuningSettings | None = None, job_seconds: float = 0.5) -> dict[str, Any]:

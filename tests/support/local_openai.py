@@ -1,7 +1,7 @@
 """Local backend support: one backend reachable in-process or over real HTTP, and request helpers.
 
 `Backend` hands out real `openai` clients to one store, either through the in-process transport
-or over a socket to the same ASGI app `python -m fine_tuning.local_openai serve` runs; the suite's
+or over a socket to the same ASGI app `python -m local_openai serve` runs; the suite's
 `client` fixture is parametrized over both, so every backend test runs both ways (as moto's
 server mode does). The rest: JSONL bytes, uploads, polling, raw-body validation against the
 openai package's pydantic types, and the `serve` command as a child process.
@@ -23,9 +23,9 @@ from typing import Any
 import openai
 from openai.types.fine_tuning import FineTuningJob
 
-from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.server import AsgiApp, serving
-from fine_tuning.local_openai.transport import local_client
+from local_openai.http import Router
+from local_openai.server import AsgiApp, serving
+from local_openai.transport import local_client
 
 from tests.support.processes import free_port, stop, wait_for_port
 from tests.support.toy_books import toy_examples
@@ -57,7 +57,7 @@ class Clock:
 def serving_router(router: Router) -> Iterator[str]:
     """Serve `router` over real HTTP on a free loopback port until the block ends; yields the base URL.
 
-    The ASGI app and uvicorn server of `python -m fine_tuning.local_openai serve` around a router the
+    The ASGI app and uvicorn server of `python -m local_openai serve` around a router the
     test built itself: its options, a stepped clock included, hold over the socket exactly as in-process.
     """
     with serving(AsgiApp(router), "127.0.0.1") as port:
@@ -91,7 +91,7 @@ class Backend:
 
 @dataclass
 class ServedProcess:
-    """`python -m fine_tuning.local_openai serve` running as a child process."""
+    """`python -m local_openai serve` running as a child process."""
 
     base_url: str
     process: subprocess.Popen
@@ -104,7 +104,7 @@ def serve_subprocess(*flags: str) -> Iterator[ServedProcess]:
     port = free_port()
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: nothing blocks however much it prints
         process = subprocess.Popen(
-            [sys.executable, "-m", "fine_tuning.local_openai", "serve", "--port", str(port), *flags],
+            [sys.executable, "-m", "local_openai", "serve", "--port", str(port), *flags],
             stdout=subprocess.DEVNULL, stderr=stderr,
         )
         served = ServedProcess(f"http://127.0.0.1:{port}/v1", process)

@@ -35,9 +35,9 @@ from fine_tuning.core.provider_jobs import (
 from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.defs.shared.failures import api_errors, job_failure, provider_job_failures
-from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
-from fine_tuning.defs.shared.upstream import latest_metadata
+from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
+from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
+from fine_tuning.lib.upstream import latest_metadata
 
 # The check that priced the training file before it was uploaded, and how far back to look for it.
 COST_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("training_file"), "training_file_cost_check")

@@ -38,11 +38,11 @@ from fine_tuning.defs.fine_tuning.evaluation_metadata import (
 )
 from fine_tuning.defs.fine_tuning.fine_tuned_model import RUN_INTERRUPTS
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.defs.shared.failures import api_errors, provider_job_failures
-from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
-from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.upstream import latest_metadata
-from fine_tuning.defs.shared.warehouse import configured_categories, connection
+from fine_tuning.lib.failures import api_errors, provider_job_failures
+from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
+from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.upstream import latest_metadata
+from fine_tuning.lib.warehouse import configured_categories, connection
 
 SQL = sql_statements(__package__, "fine_tuned_model_accuracy")
 

@@ -29,8 +29,8 @@ from fine_tuning.defs.fine_tuning.evaluation_history import (
     spending,
 )
 from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
-from fine_tuning.defs.shared.run_settings import CheckedConfig, require_valid_run_settings
-from fine_tuning.defs.shared.upstream import latest_metadata
+from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
+from fine_tuning.lib.upstream import latest_metadata
 
 
 class ProductionModelConfig(CheckedConfig):

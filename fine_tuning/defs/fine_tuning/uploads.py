@@ -17,9 +17,9 @@ from openai.types import FileObject
 
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.defs.fine_tuning import GROUP
-from fine_tuning.defs.shared.failures import api_errors
-from fine_tuning.defs.shared.run_settings import require_valid_run_settings
-from fine_tuning.defs.shared.upstream import latest_metadata
+from fine_tuning.lib.failures import api_errors
+from fine_tuning.lib.run_settings import require_valid_run_settings
+from fine_tuning.lib.upstream import latest_metadata
 
 FILE_PURPOSE = "fine-tune"
 TRAINING_FILES = ["training_file", "validation_file"]

@@ -25,16 +25,16 @@ from fine_tuning.defs.goodreads.loads import (
     record_staged,
     staging_connection,
 )
-from fine_tuning.defs.shared.builds import (
+from fine_tuning.lib.builds import (
     begin_staged_build,
     build_fingerprint,
     effective_fingerprint,
     kept_build,
     stage_build,
 )
-from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
-from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import table_schema, transaction
+from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
+from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.warehouse import table_schema, transaction
 
 SQL = sql_statements(__package__, "book_category")
 MAX_CATEGORY_CHARS = 64

@@ -20,9 +20,9 @@ from fine_tuning.defs.goodreads.loads import (
     staging_connection,
 )
 from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata, source_version
-from fine_tuning.defs.shared.builds import begin_staged_build, build_fingerprint, kept_build, stage_build
-from fine_tuning.defs.shared.run_settings import require_valid_run_settings
-from fine_tuning.defs.shared.sql import sql_statements
+from fine_tuning.lib.builds import begin_staged_build, build_fingerprint, kept_build, stage_build
+from fine_tuning.lib.run_settings import require_valid_run_settings
+from fine_tuning.lib.sql import sql_statements
 
 SQL = sql_statements(__package__, "graphic_novels")
 

@@ -23,9 +23,9 @@ import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
-from fine_tuning.defs.shared.builds import Record, forget_kept, kept_metadata, kept_targets, mark_kept, publish_build
-from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection, transaction
+from fine_tuning.lib.builds import Record, forget_kept, kept_metadata, kept_targets, mark_kept, publish_build
+from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.warehouse import connection, transaction
 
 SQL = sql_statements(__package__, "loads")
 # Each prep asset and the tables it writes, in build order.
@@ -105,7 +105,7 @@ def prep_assets_of_run(context: dg.AssetExecutionContext) -> set[str]:
 
 def publish_when_complete(con: duckdb_lib.DuckDBPyConnection, context: dg.AssetExecutionContext, load: Load) -> list[str]:
     """Publish every staged table in one transaction once all prep steps of this run have staged
-    (or kept their published tables, their inputs unchanged: `defs.shared.builds`).
+    (or kept their published tables, their inputs unchanged: `fine_tuning.lib.builds`).
 
     Returns the tables published (empty while steps of this run are still to come).
     """

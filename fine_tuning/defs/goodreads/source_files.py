@@ -8,7 +8,7 @@ which would need a network install).
 
 Downloads are refused when shorter than announced; every input is read whole once before loading
 (a truncated or corrupt gzip fails the asset) and a leading UTF-8 byte-order mark is stripped.
-A table is rebuilt when its file changed (`defs.shared.builds` keeps it otherwise): the file is
+A table is rebuilt when its file changed (`fine_tuning.lib.builds` keeps it otherwise): the file is
 loaded into a side table committed on its own, then one transaction drops its unusable rows and
 gives it the table's name. A file with no usable rows fails the asset, says why for its first
 lines, and leaves the previous table untouched.
@@ -40,7 +40,7 @@ from fine_tuning.core.json_lines import (
     line_problems,
     write_without_bom,
 )
-from fine_tuning.defs.shared.warehouse import table_schema, transaction
+from fine_tuning.lib.warehouse import table_schema, transaction
 
 HTTP_TIMEOUT_SECONDS = 60
 _HASH_CHUNK = 1 << 20

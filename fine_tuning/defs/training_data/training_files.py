@@ -31,7 +31,7 @@ from fine_tuning.core.splits import (
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
 from fine_tuning.defs.goodreads.loads import published_loads, same_load_problems
-from fine_tuning.defs.shared.builds import (
+from fine_tuning.lib.builds import (
     REBUILT,
     build_fingerprint,
     forget_build,
@@ -40,9 +40,9 @@ from fine_tuning.defs.shared.builds import (
     published_fingerprint,
     record_build,
 )
-from fine_tuning.defs.shared.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
-from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import (
+from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
+from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.warehouse import (
     configured_categories,
     connection,
     missing_tables,

@@ -29,8 +29,8 @@ from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import files_dir
 from fine_tuning.core.tokens import token_counter
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.defs.shared.sql import sql_statements
-from fine_tuning.defs.shared.warehouse import connection, missing_tables, stream_rows
+from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.warehouse import connection, missing_tables, stream_rows
 from fine_tuning.defs.training_data.training_files import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
 
 SQL = sql_statements(__package__, "training_files_checks")

@@ -28,8 +28,8 @@ from fine_tuning.core.prompts import training_example
 from fine_tuning.core.scoring import Example
 from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.local_openai.transport import local_client
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from local_openai.transport import local_client
 
 from tests.support.local_openai import jsonl, wait_for
 from tests.support.processes import code_server_workspace
@@ -164,7 +164,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.resource import LocalOpenAIResource
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
 evaluate = dg.define_asset_job(
     "evaluate",

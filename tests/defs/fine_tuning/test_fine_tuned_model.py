@@ -26,8 +26,8 @@ from fine_tuning.core.provider_jobs import (
 from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model, wait_for_job
 from fine_tuning.defs.fine_tuning.uploads import upload_or_reuse, upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.http import Router
-from fine_tuning.local_openai.transport import LOCAL_BASE_URL, LocalTransport
+from local_openai.http import Router
+from local_openai.transport import LOCAL_BASE_URL, LocalTransport
 
 from tests.support.chain import Chain, write_examples
 from tests.support.dagster_runs import failure_text, latest_metadata_of

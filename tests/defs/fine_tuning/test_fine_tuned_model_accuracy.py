@@ -19,8 +19,8 @@ from fine_tuning.core import prompts
 from fine_tuning.core.scoring import Example, evaluate_models
 from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
 from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.local_openai.resource import LocalOpenAIResource
-from fine_tuning.local_openai.transport import local_client
+from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from local_openai.transport import local_client
 
 from tests.support.local_openai import wait_for
 from tests.support.toy_books import CATEGORIES, signal

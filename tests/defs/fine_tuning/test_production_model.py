@@ -21,7 +21,7 @@ from dagster_openai import OpenAIResource
 from fine_tuning.core.settings import local_openai_dir
 from fine_tuning.definitions import defs
 from fine_tuning.defs.automation import fine_tuning_job
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 from fine_tuning.summary import latest_run_summary, summary_lines
 
 from tests.support.dagster_runs import materialization_metadata as metadata_of

@@ -9,7 +9,7 @@ import pytest
 
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.defs.fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
-from fine_tuning.local_openai.transport import local_client
+from local_openai.transport import local_client
 
 from tests.support.chain import Chain
 from tests.support.dagster_runs import failure_text, latest_metadata_of

@@ -1,0 +1,54 @@
+"""`Router`: the whole API as a plain function of a request (moto's backend + dispatch).
+
+The uvicorn server and the in-process transport both call `Router.handle`, so they cannot
+behave differently.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from local_openai.http.messages import LocalRequest, LocalResponse
+from local_openai.http.middleware import (
+    BearerAuth,
+    BodySizeLimit,
+    FaultInjection,
+    Latency,
+    error_envelopes,
+    stack,
+)
+from local_openai.http.routes import route
+from local_openai.options import BackendOptions
+from local_openai.service import LocalOpenAI
+
+
+class Router:
+    """The local OpenAI-compatible API: middleware around the route table, over one backend.
+
+    `Router(options)` or `Router(data_dir, job_seconds=..., ...)` with `BackendOptions` keywords.
+    """
+
+    def __init__(self, options: BackendOptions | str | os.PathLike[str], **overrides: Any) -> None:
+        self.options = BackendOptions.of(options, **overrides)
+        self.backend = LocalOpenAI(self.options)
+        self.faults = FaultInjection(self.options.error_rate, self.options.fault_seed)
+        self.stats = self.faults.stats  # server-side counters of requests and injected faults
+        self._app = stack(
+            [
+                Latency(self.options.latency_ms),
+                self.faults,
+                error_envelopes,
+                BodySizeLimit(self.options.max_body_bytes),
+                BearerAuth(self.options.api_key),
+            ],
+            self._dispatch,
+        )
+
+    def handle(self, request: LocalRequest) -> LocalResponse:
+        """Answer one request; never raises."""
+        return self._app(request)
+
+    def _dispatch(self, request: LocalRequest) -> LocalResponse:
+        handler, params = route(request)
+        return handler(self.backend, request, params)
