@@ -13,8 +13,8 @@ import logging
 import sys
 
 import dagster as dg
-from dagster._core.events import EVENT_TYPE_TO_DISPLAY_STRING
-from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+
+from fine_tuning.lib.facts import EVENT_TYPE_TO_DISPLAY_STRING, LOG_RECORD_METADATA_ATTR
 
 TIME_FORMAT = "%H:%M:%S"
 

@@ -19,7 +19,7 @@ from fine_tuning.core.score_tables import confusion_table, models_table, per_cat
 
 TEST_SCORES_KEY = "model_scores"
 VALIDATION_SCORES_KEY = "validation_scores"
-FINGERPRINT_KEY = "evaluation_fingerprint"
+EVALUATION_FINGERPRINT_KEY = "evaluation_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def check_metadata(roles: Roles, test: Round, categories: Sequence[str]) -> dict
         "batches_reused": sum(1 for run in test.batches if run.reused),
         "concurrency": int(test.concurrency),
         "max_in_flight": int(test.max_in_flight),
-        FINGERPRINT_KEY: test.fingerprint,
+        EVALUATION_FINGERPRINT_KEY: test.fingerprint,
         "reused_evaluation": not test.asked,
         "asked_models": dg.MetadataValue.json(test.asked),
         "reused_models": dg.MetadataValue.json(test.reused),

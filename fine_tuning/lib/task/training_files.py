@@ -1,25 +1,24 @@
-"""`training_file`, `validation_file`: disjoint, stratified, seeded splits of `enriched_graphic_novels`.
+"""`training_file`, `validation_file`: disjoint, stratified, seeded splits of a task's examples.
 
 One multi-asset writes both files so that they always come from the same split configuration.
-The split is assigned in SQL (`sql/training_files.sql`) and recorded in DuckDB (`book_splits`);
-the test split is never written to a file and serves evaluation. Rows stream from DuckDB to
-disk (`core.splits`); nothing holds the table in Python.
+The split is assigned in SQL (`sql/training_files.sql`) over the task's source
+(`source.SourceQuery`) and recorded in DuckDB (the task's splits table, `book_splits` for
+Goodreads); the test split is never written to a file and serves evaluation. Rows stream from
+DuckDB to disk (`core.example_files`); nothing holds the table in Python.
+(No `from __future__ import annotations`: Dagster inspects the real `context` and `config` annotations.)
 """
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 import duckdb as duckdb_lib
-from dagster_duckdb import DuckDBResource
 from pydantic import Field, model_validator
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
 from fine_tuning.core.checksums import file_sha256
-from fine_tuning.core.prompts import TrainingExampleLines
-from fine_tuning.core.settings import files_dir
-from fine_tuning.core.splits import (
+from fine_tuning.core.example_files import (
     SPLITS,
     SplitError,
     WrittenFile,
@@ -29,42 +28,37 @@ from fine_tuning.core.splits import (
     publish_together,
     write_examples,
 )
+from fine_tuning.core.prompts import TrainingExampleLines
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
-from fine_tuning.defs.goodreads.loads import published_loads, same_load_problems
 from fine_tuning.lib.builds import (
     REBUILT,
     build_fingerprint,
     forget_build,
     kept_build,
     kept_metadata,
-    published_fingerprint,
     record_build,
 )
 from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
-from fine_tuning.lib.warehouse import (
-    configured_categories,
-    connection,
-    missing_tables,
-    stream_rows,
-    transaction,
-)
-from fine_tuning.defs.training_data import GROUP
+from fine_tuning.lib.task.config import task_config
+from fine_tuning.lib.task.keys import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
+from fine_tuning.lib.task.source import SourceError
+from fine_tuning.lib.warehouse import connection, stream_rows, transaction
+
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
 
 SQL = sql_statements(__package__, "training_files")
-# At most half of every category is held out: the rest is what the model learns from.
+# At most half of every label is held out: the rest is what the model learns from.
 MAX_HELD_OUT = 0.5
-# Names inside files_dir(); the file checks read the files back from the same paths.
-TRAINING_FILE_NAME = "training.jsonl"
-VALIDATION_FILE_NAME = "validation.jsonl"
 
 
 class SplitConfig(CheckedConfig):
-    """How books are split into train / validation / test (one config for both files)."""
+    """How examples are split into train / validation / test (one config for both files)."""
 
     run_config_path: ClassVar[str] = "ops.training_files.config"
 
-    seed: int = Field(default=42, description="Seed of the deterministic book-id hash that assigns splits.")
+    seed: int = Field(default=42, description="Seed of the deterministic example-id hash that assigns splits.")
     validation_fraction: float = Field(
         default=0.1, gt=0.0, le=MAX_HELD_OUT, description="Share of each category for validation (0 < x <= 0.5; with test_fraction at most 0.5)."
     )
@@ -94,32 +88,14 @@ class SplitConfig(CheckedConfig):
         return self
 
 
-def category_list(conn: duckdb_lib.DuckDBPyConnection) -> list[str]:
-    """The configured categories in their configured order (`categories` table)."""
-    categories = configured_categories(conn)
-    if not categories:
-        raise SplitError("the categories table is empty: no label can be assigned")
-    return categories
-
-
-def assign_splits(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> dict[str, int]:
-    """Write `book_splits` (and the temp table `split_examples`); return the size of each split."""
+def assign_splits(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", labels: list[str],
+                  config: SplitConfig) -> dict[str, int]:
+    """Write the task's splits table (and the temp table `split_examples`); return the size of each split."""
     check_fractions(config.validation_fraction, config.test_fraction)
-    missing = missing_tables(conn, ("enriched_graphic_novels", "categories"))
-    if missing:
-        raise SplitError(
-            f"DuckDB table(s) {', '.join(missing)} missing: materialize enriched_graphic_novels "
-            "(and book_category, which writes categories) first"
-        )
-    mixed = same_load_problems(conn)
-    if mixed:
-        raise SplitError(
-            "the Goodreads tables do not come from one load: " + "; ".join(mixed)
-            + ". Materialize the goodreads assets together (the whole job) before the training files"
-        )
     conn.execute(
         SQL["split_examples"],
         {
+            "labels": labels,
             "seed": config.seed,
             "test_fraction": config.test_fraction,
             "validation_fraction": config.validation_fraction,
@@ -128,7 +104,7 @@ def assign_splits(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> d
             "max_test": config.max_test_examples,
         },
     )
-    conn.execute(SQL["book_splits"])
+    conn.execute(task.state_sql(SQL["record_splits"]))
     sizes = dict(conn.execute(SQL["split_sizes"]).fetchall())
     return {split: int(sizes.get(split, 0)) for split in SPLITS}
 
@@ -169,117 +145,67 @@ def _file_metadata(
 
 
 def build_training_files(
-    conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig, out_dir: Path
+    conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", config: SplitConfig, out_dir: Path
 ) -> tuple[WrittenFile, WrittenFile, dict[str, Any]]:
     """Split, then write both files atomically; returns the two files and shared facts.
 
     Both files are written to temp files first and published only when both are complete, inside
-    the transaction that writes `book_splits`: a failure leaves the old files and the old splits.
+    the transaction that writes the splits table: a failure leaves the old files and the old splits.
     """
     counter = token_counter()
     with transaction(conn):
-        sizes = assign_splits(conn, config)
+        prompt = task.open_examples(conn)
+        labels = list(prompt.labels)
+        sizes = assign_splits(conn, task, labels, config)
         try:
-            check_sizes(sizes)
+            check_sizes(sizes, task.source_query.described())
         except SplitError as error:
             raise SplitError(f"{error}; with {_split_settings(config)}") from None
-        categories = category_list(conn)
         targets = {"train": out_dir / TRAINING_FILE_NAME, "validation": out_dir / VALIDATION_FILE_NAME}
         written = {split: WrittenFile(split, path) for split, path in targets.items()}
 
         def write_split(split: str, handle: IO[bytes]) -> None:
             rows = stream_rows(conn.execute(SQL["split_rows"], {"split": split}))
-            write_examples(rows, handle, written[split], categories, counter)
+            examples = ((task.render(fields), label) for fields, label in rows)
+            write_examples(examples, handle, written[split], prompt, counter)
 
         publish_together(targets, write_split)
-        counts = {(category, split): n for category, split, n in conn.execute(SQL["split_counts"]).fetchall()}
-        total_labeled = conn.execute(SQL["labeled_books"]).fetchone()[0]
+        counts = {(label, split): n for label, split, n in conn.execute(SQL["split_counts"]).fetchall()}
+        total_labeled = conn.execute(SQL["labeled_examples"], {"labels": labels}).fetchone()[0]
         facts = {
             "sizes": sizes,
-            "distribution": label_distribution(counts, categories),
+            "distribution": label_distribution(counts, labels),
             "excluded": int(total_labeled) - sum(sizes.values()),
             "counter": counter,
         }
     return written["train"], written["validation"], facts
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            "training_file",
-            deps=["enriched_graphic_novels"],
-            group_name=GROUP,
-            kinds={"duckdb", "json"},
-            description="training.jsonl: the train split of enriched_graphic_novels as OpenAI chat examples "
-            "(seeded, stratified by category, disjoint from validation and test).",
-        ),
-        dg.AssetSpec(
-            "validation_file",
-            deps=["enriched_graphic_novels"],
-            group_name=GROUP,
-            kinds={"duckdb", "json"},
-            description="validation.jsonl: the validation split, same prompts, disjoint from train and test. "
-            "The test split is recorded in book_splits for evaluation and never uploaded.",
-        ),
-    ],
-    can_subset=False,
-)
-def training_files(
-    context: dg.AssetExecutionContext, config: SplitConfig, duckdb: DuckDBResource
-) -> Iterator[dg.MaterializeResult]:
-    """Split the labelled books and write training.jsonl and validation.jsonl.
-
-    Both files (and `book_splits`) are kept as they are when the table, the categories, the
-    configuration, the SQL and the example format they were written from are unchanged.
-    """
-    require_valid_run_settings(context)
-    out_dir = files_dir()
-    with connection(duckdb) as conn:
-        fingerprint = files_fingerprint(conn, config)
-        metadata = kept_files(conn, fingerprint, out_dir)
-        if metadata is not None:
-            context.log.info("training files: their inputs are those they were written from; kept both")
-        else:
-            forget_build(conn, BUILD_TARGET)
-            try:
-                train, validation, facts = build_training_files(conn, config, out_dir)
-            except SplitError as error:
-                raise dg.Failure(description=f"Cannot write the training files: {error}") from error
-            context.log.info(
-                f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
-            )
-            files = {
-                key: _file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config,
-                                    facts["excluded"])
-                for key, written in (("training_file", train), ("validation_file", validation))
-            }
-            metadata = record_build(conn, BUILD_TARGET, fingerprint, files)
-    for key in ("training_file", "validation_file"):
-        yield dg.MaterializeResult(asset_key=key, metadata={**metadata[key], REBUILT: metadata[REBUILT]})
-
-
 BUILD_TARGET = "training_files"
 
 
-def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, config: SplitConfig) -> str | None:
-    """What both files are written from: the published table and labels, the configuration, the
-    SQL, the exact example format (one rendered line per category) and how tokens are counted."""
-    categories = configured_categories(conn) if not missing_tables(conn, ["categories"]) else []
-    lines = TrainingExampleLines(categories)
-    loads = published_loads(conn)
-    tables = ("enriched_graphic_novels", "book_category")
+def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", config: SplitConfig) -> str | None:
+    """What both files are written from: the source (as its recorded builds and loads say, else its
+    content), the labels, the configuration, the SQL, the exact example format (one rendered line
+    per label) and how tokens are counted. None (never kept) when the source cannot be read."""
+    try:
+        prompt = task.open_examples(conn)
+    except (SourceError, SplitError):
+        return None
+    lines = TrainingExampleLines(prompt)
     return build_fingerprint(
-        BUILD_TARGET,
-        *(published_fingerprint(conn, table) for table in tables),
-        *(loads[table][0] if table in loads else None for table in tables),
-        config.model_dump(), dict(SQL), [lines.line("", category) for category in categories] or None,
+        task.build_target(BUILD_TARGET),
+        task.source_fingerprint(conn),
+        config.model_dump(), dict(SQL), task.splits_table_name(), task.prompt.user_template,
+        [lines.line("", label) for label in prompt.labels] or None,
         token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
     )
 
 
-def kept_files(conn: duckdb_lib.DuckDBPyConnection, fingerprint: str | None, out_dir: Path) -> dict[str, Any] | None:
+def kept_files(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", fingerprint: str | None,
+               out_dir: Path) -> dict[str, Any] | None:
     """The recorded metadata of both files when they were written from `fingerprint` and are intact on disk."""
-    record = kept_build(conn, BUILD_TARGET, fingerprint, ["book_splits"])
+    record = kept_build(conn, task.build_target(BUILD_TARGET), fingerprint, [task.splits_table_name()])
     if record is None:
         return None
     kept = kept_metadata(record)
@@ -288,3 +214,66 @@ def kept_files(conn: duckdb_lib.DuckDBPyConnection, fingerprint: str | None, out
         if not path.is_file() or str(path.resolve()) != kept[key]["path"] or file_sha256(path) != kept[key]["sha256"]:
             return None
     return kept
+
+
+def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
+    """The task's `training_file` and `validation_file`, written by one step (`training_files`)."""
+    keys = task.keys
+    config_class = task_config(SplitConfig, f"ops.{keys.op('training_files')}.config", **task.splits.model_dump())
+    source = task.source_query.described()
+
+    @dg.multi_asset(
+        name=keys.op("training_files"),
+        specs=[
+            dg.AssetSpec(
+                keys.training_file,
+                deps=task.dep_keys(),
+                group_name=task.files_group(),
+                kinds={"duckdb", "json"},
+                description=f"training.jsonl: the train split of {source} as OpenAI chat examples "
+                "(seeded, stratified by label, disjoint from validation and test).",
+            ),
+            dg.AssetSpec(
+                keys.validation_file,
+                deps=task.dep_keys(),
+                group_name=task.files_group(),
+                kinds={"duckdb", "json"},
+                description="validation.jsonl: the validation split, same prompts, disjoint from train and test. "
+                f"The test split is recorded in {task.splits_table_name()} for evaluation and never uploaded.",
+            ),
+        ],
+        can_subset=False,
+        required_resource_keys={task.duckdb_resource_key()},
+    )
+    def training_files(context: dg.AssetExecutionContext, config: config_class) -> Iterator[dg.MaterializeResult]:  # type: ignore[valid-type]
+        """Split the labelled examples and write training.jsonl and validation.jsonl.
+
+        Both files (and the splits table) are kept as they are when the source, the labels, the
+        configuration, the SQL and the example format they were written from are unchanged.
+        """
+        require_valid_run_settings(context)
+        out_dir = keys.files_dir()
+        with connection(task.duckdb(context)) as conn:
+            fingerprint = files_fingerprint(conn, task, config)
+            metadata = kept_files(conn, task, fingerprint, out_dir)
+            if metadata is not None:
+                context.log.info("training files: their inputs are those they were written from; kept both")
+            else:
+                forget_build(conn, task.build_target(BUILD_TARGET))
+                try:
+                    train, validation, facts = build_training_files(conn, task, config, out_dir)
+                except (SplitError, SourceError) as error:
+                    raise dg.Failure(description=f"Cannot write the training files: {error}") from error
+                context.log.info(
+                    f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
+                )
+                files = {
+                    key: _file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config,
+                                        facts["excluded"])
+                    for key, written in (("training_file", train), ("validation_file", validation))
+                }
+                metadata = record_build(conn, task.build_target(BUILD_TARGET), fingerprint, files)
+        for name, key in (("training_file", keys.training_file), ("validation_file", keys.validation_file)):
+            yield dg.MaterializeResult(asset_key=key, metadata={**metadata[name], REBUILT: metadata[REBUILT]})
+
+    return training_files
