@@ -8,10 +8,6 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # and never overwrites its dagster.yaml; `make run`, the offline demo, always uses this one.
 LOCAL_DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DAGSTER_HOME ?= $(LOCAL_DAGSTER_HOME)
-# The o200k_base tokenizer ships beside the checkout here; tiktoken must never download it.
-ifneq ($(wildcard ../shared/tiktoken),)
-export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
-endif
 
 .PHONY: setup run test dev bench home clean screenshots
 
