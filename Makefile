@@ -41,7 +41,8 @@ run: setup home
 	@$(BIN)/python -m fine_tuning.summary
 
 test: setup
-	$(BIN)/python -m pytest -q
+	# Independent tests run side by side, one worker per core (pytest-xdist).
+	$(BIN)/python -m pytest -q -n auto
 
 dev: setup home
 	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
