@@ -8,10 +8,6 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # and never overwrites its dagster.yaml; `make run`, the offline demo, always uses this one.
 LOCAL_DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DAGSTER_HOME ?= $(LOCAL_DAGSTER_HOME)
-# The o200k_base tokenizer ships beside the checkout here; tiktoken must never download it.
-ifneq ($(wildcard ../shared/tiktoken),)
-export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
-endif
 
 .PHONY: setup run test dev bench home clean screenshots
 
@@ -47,7 +43,8 @@ run: setup home
 
 # The suite and the UI name their provider: the local backend unless you choose another one.
 test: setup
-	FINE_TUNING_PROVIDER=local $(BIN)/python -m pytest -q
+	# Independent tests run side by side, one worker per core (pytest-xdist).
+	FINE_TUNING_PROVIDER=local $(BIN)/python -m pytest -q -n auto
 
 dev: export FINE_TUNING_PROVIDER ?= local
 dev: setup home
