@@ -18,6 +18,7 @@ from fine_tuning.defs.training_data.training_files import training_files
 from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 
 from tests.support.dagster_runs import failure_text, materialization_metadata, pipeline_resources
+from tests.support.tokenizer import without_o200k
 from tests.support.warehouse import BookRow, write_labelled_books
 
 CATEGORIES = ["fantasy", "horror", "humor", "romance"]
@@ -226,7 +227,7 @@ def test_a_failed_first_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_without_the_encoding_token_counts_are_labelled_estimates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty-cache"))
+    without_o200k(monkeypatch, tmp_path)
     write_library(sample_books())
     training = materialization_metadata(materialize(), "training_file")
     assert training["tokens_exact"] is False
