@@ -25,7 +25,7 @@ from fine_tuning.core.example_files import (
     check_fractions,
     check_sizes,
     label_distribution,
-    publish_together,
+    publish_measured,
     write_examples,
 )
 from fine_tuning.core.prompts import TrainingExampleLines
@@ -169,7 +169,7 @@ def build_training_files(
             examples = ((task.render(fields), label) for fields, label in rows)
             write_examples(examples, handle, written[split], prompt, counter)
 
-        publish_together(targets, write_split)
+        publish_measured(targets, write_split, written, counter.method)
         counts = {(label, split): n for label, split, n in conn.execute(SQL["split_counts"]).fetchall()}
         total_labeled = conn.execute(SQL["labeled_examples"], {"labels": labels}).fetchone()[0]
         facts = {
