@@ -30,8 +30,11 @@ DEFS_FILE = """
 import os
 import dagster as dg
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
-from tests.support.goodreads_task import fine_tuned_model
-from tests.support.goodreads_task import upload_training_file, upload_validation_file
+from fine_tuning.lib.task.instances import task_steps
+
+steps = task_steps("goodreads")
+upload_training_file, upload_validation_file = steps["upload_training_file"], steps["upload_validation_file"]
+fine_tuned_model = steps["fine_tuned_model"]
 from fine_tuning.lib.task.tuning import TuningSettings
 
 chain_job = dg.define_asset_job(

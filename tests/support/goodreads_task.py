@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import dagster as dg
 
-from fine_tuning.lib.task.instances import task_definitions, task_named
+from fine_tuning.lib.task.instances import task_named, task_steps
 
 GOODREADS = task_named("goodreads")
-DEFINITIONS = task_definitions("goodreads")
-_ASSETS = {key.to_user_string(): assets_def for assets_def in DEFINITIONS.assets for key in assets_def.keys}  # type: ignore[union-attr]
-_CHECKS = {check.node_def.name: check for check in DEFINITIONS.asset_checks}  # type: ignore[union-attr]
+STEPS = task_steps("goodreads")
 
-training_files: dg.AssetsDefinition = _ASSETS["training_file"]
-upload_training_file: dg.AssetsDefinition = _ASSETS["upload_training_file"]
-upload_validation_file: dg.AssetsDefinition = _ASSETS["upload_validation_file"]
-fine_tuned_model: dg.AssetsDefinition = _ASSETS["fine_tuned_model"]
-production_model: dg.AssetsDefinition = _ASSETS["production_model"]
-fine_tuned_model_accuracy: dg.AssetChecksDefinition = _CHECKS["fine_tuned_model_fine_tuned_model_accuracy"]
-FILE_CHECKS: list[dg.AssetChecksDefinition] = [_CHECKS["training_files_checks"]]
+training_files: dg.AssetsDefinition = STEPS["training_file"]  # type: ignore[assignment]
+upload_training_file: dg.AssetsDefinition = STEPS["upload_training_file"]  # type: ignore[assignment]
+upload_validation_file: dg.AssetsDefinition = STEPS["upload_validation_file"]  # type: ignore[assignment]
+fine_tuned_model: dg.AssetsDefinition = STEPS["fine_tuned_model"]  # type: ignore[assignment]
+production_model: dg.AssetsDefinition = STEPS["production_model"]  # type: ignore[assignment]
+fine_tuned_model_accuracy: dg.AssetChecksDefinition = STEPS["fine_tuned_model_fine_tuned_model_accuracy"]  # type: ignore[assignment]
+FILE_CHECKS: list[dg.AssetChecksDefinition] = [STEPS["training_files_checks"]]  # type: ignore[list-item]
 
 
 def project_job(resources: dict[str, object], job_name: str = "fine_tuning_job") -> dg.JobDefinition:

@@ -54,3 +54,15 @@ def task_named(name: str) -> FineTuningTask:
 def task_definitions(name: str) -> dg.Definitions:
     """The definitions one task builds (its chain, job, schedule, sensor, resources), for tests."""
     return task_named(name).definitions()
+
+
+def task_steps(name: str) -> dict[str, dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    """One task's assets by asset key (`a/b`) and its checks by op name, to run steps on their own."""
+    definitions = task_definitions(name)
+    steps: dict[str, dg.AssetsDefinition | dg.AssetChecksDefinition] = {}
+    for assets_def in definitions.assets or []:
+        for key in assets_def.keys:  # type: ignore[union-attr]
+            steps[key.to_user_string()] = assets_def  # type: ignore[assignment]
+    for check in definitions.asset_checks or []:
+        steps[check.node_def.name] = check
+    return steps

@@ -161,10 +161,11 @@ DEFS_FILE = """
 import os
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from tests.support.goodreads_task import fine_tuned_model_accuracy
+from fine_tuning.lib.task.instances import task_steps
 from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
+fine_tuned_model_accuracy = task_steps("goodreads")["fine_tuned_model_fine_tuned_model_accuracy"]
 evaluate = dg.define_asset_job(
     "evaluate",
     selection=dg.AssetSelection.checks(fine_tuned_model_accuracy),
