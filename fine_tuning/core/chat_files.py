@@ -34,12 +34,13 @@ from fine_tuning.core.chat_file_report import (
     WARNING_KINDS,
     FileReport,
 )
-from fine_tuning.core.tokens import TokenCounter, measure_example_tokens, token_counter
+from fine_tuning.core.recorded_tokens import RecordedTokens, read_recorded_tokens
+from fine_tuning.core.tokens import TokenCount, TokenCounter, measure_example_tokens, token_counter
 
 __all__ = [
     "ERROR_DESCRIPTIONS", "FORMAT_ERROR_KINDS", "TOKEN_ERROR_KINDS", "WARNING_KINDS", "MIN_VALIDATION_EXAMPLES",
     "FileReport", "OverlapReport", "content_digest", "find_overlap", "overlap_between", "validate_chat_file",
-    "validate_chat_lines",
+    "validate_chat_lines", "validate_written_file",
 ]
 
 # OpenAI requires at least 10 training examples; a validation file only has to be non-empty.
@@ -188,12 +189,24 @@ def example_errors(example: Any) -> list[str]:
     return found
 
 
+# Where a report's token counts come from (`FileReport.token_counts_source`).
+COUNTED = "counted"
+RECORDED = "recorded by the writer for these bytes (sha256)"
+
+# Counts one example: (line, messages) -> its tokens.
+_ExampleCount = Callable[[int, list[Any]], TokenCount]
+
+
 @dataclass
 class _Pass:
-    """State of one pass over a file: the report being filled and what the pass needs on the way."""
+    """State of one pass over a file: the report being filled and what the pass needs on the way.
+
+    `count` gives each example's tokens: the counter's, or those a writer recorded for the line.
+    """
 
     report: FileReport
-    counter: TokenCounter
+    exact_counter: bool
+    count: _ExampleCount
     on_example: ExampleSink | None = None
 
     def line(self, number: int, raw: bytes) -> None:
@@ -210,7 +223,7 @@ class _Pass:
         if errors and errors[0] in ("data_type", "missing_messages_list"):
             return
         self._identities(number, raw, example)
-        self._tokens(number, example["messages"])
+        self._tokens(number, self.count(number, example["messages"]))
         if not errors and self.on_example is not None:
             self.on_example(number, example["messages"])
 
@@ -226,12 +239,11 @@ class _Pass:
             if type(message) is dict and message.get("role") == "user" and type(content := message.get("content")) is str:
                 users.setdefault(hash(content), number)  # content_digest, inlined: this runs per message
 
-    def _tokens(self, number: int, messages: list[Any]) -> None:
+    def _tokens(self, number: int, counted: TokenCount) -> None:
         report = self.report
-        counted = measure_example_tokens(messages, self.counter)
         report.token_counts.append(counted.tokens)
         report.billing_tokens += min(report.token_limit, counted.tokens)
-        if self.counter.exact and not counted.exact:
+        if self.exact_counter and not counted.exact:
             report.approximate_token_lines.append(number)
             report.tokens_exact = False
         if counted.tokens > report.token_limit:
@@ -249,12 +261,15 @@ def validate_chat_lines(
     min_examples: int = MIN_TRAINING_EXAMPLES,
     counter: TokenCounter | None = None,
     on_example: ExampleSink | None = None,
+    recorded: RecordedTokens | None = None,
 ) -> FileReport:
     """Apply every rule to (line number, raw bytes) pairs; `label` names the file in the report.
 
     `token_limit` overrides the model's dated per-example limit (tests use a small one);
     `n_epochs=None` applies the cookbook's "auto" rule; `on_example` receives each well-formed
-    example's messages (the local backend trains on them).
+    example's messages (the local backend trains on them). `recorded`: token counts taken by line
+    instead of counted (a writer's record); the caller then must compare the sha256 of the bytes
+    with the record's (`validate_written_file` does).
     """
     counter = counter or token_counter()
     limit, known = (token_limit, True) if token_limit is not None else example_token_limit(model)
@@ -267,8 +282,13 @@ def validate_chat_lines(
         tokens_exact=counter.exact,
         token_method=counter.method,
         price_per_million=training_price_per_million(model),
+        token_counts_source=RECORDED if recorded is not None else COUNTED,
     )
-    one_pass = _Pass(report, counter, on_example)
+    count: _ExampleCount = (
+        (lambda number, _: recorded.count(number)) if recorded is not None
+        else (lambda _, messages: measure_example_tokens(messages, counter))
+    )
+    one_pass = _Pass(report, counter.exact, count, on_example)
     for number, raw in lines:
         one_pass.line(number, raw)
     if report.examples < min_examples:
@@ -304,10 +324,12 @@ def validate_chat_file(
     token_limit: int | None = None,
     min_examples: int = MIN_TRAINING_EXAMPLES,
     counter: TokenCounter | None = None,
+    recorded: RecordedTokens | None = None,
 ) -> FileReport:
     """Validate a chat-format JSONL file in one streaming pass (every line is one example).
 
     Raises FileNotFoundError when the file does not exist, IsADirectoryError for a directory.
+    `recorded`: token counts to take instead of counting (see `validate_written_file`).
     """
     file_path = checked_path(path)
     digest = hashlib.sha256()
@@ -319,9 +341,38 @@ def validate_chat_file(
         token_limit=token_limit,
         min_examples=min_examples,
         counter=counter,
+        recorded=recorded,
     )
     report.sha256 = digest.hexdigest()
     return report
+
+
+def validate_written_file(
+    path: str | os.PathLike[str],
+    model: str = DEFAULT_BASE_MODEL,
+    *,
+    n_epochs: int | None = None,
+    token_limit: int | None = None,
+    min_examples: int = MIN_TRAINING_EXAMPLES,
+    counter: TokenCounter | None = None,
+) -> FileReport:
+    """`validate_chat_file` for a file whose writer recorded its token counts: those bytes are not encoded again.
+
+    Every rule still reads every line; only the counts come from the record
+    (`core.recorded_tokens`), and only when the sha256 of the bytes this pass read and the
+    counting method are the record's. Otherwise (no record, another method, the file changed
+    since, even while it was read) the file is validated again, counting its tokens.
+    """
+    counter = counter or token_counter()
+    file_path = checked_path(path)
+    recorded = read_recorded_tokens(file_path)
+    options: dict[str, Any] = {"n_epochs": n_epochs, "token_limit": token_limit, "min_examples": min_examples,
+                               "counter": counter}
+    if recorded is not None and recorded.token_method == counter.method:
+        report = validate_chat_file(file_path, model, recorded=recorded, **options)
+        if recorded.describes(report.sha256, report.examples, counter.method):
+            return report
+    return validate_chat_file(file_path, model, **options)
 
 
 # ---------------------------------------------------------------------------------------------
