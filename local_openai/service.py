@@ -13,6 +13,7 @@ from local_openai.batches import Batches
 from local_openai.chat import ChatCompletions
 from local_openai.exceptions import InvalidRequest, ModelNotFound, OpenAIError
 from local_openai.files import Files
+from local_openai.graders import Graders
 from local_openai.jobs import Jobs
 from local_openai.models import Models
 from local_openai.options import BackendOptions
@@ -20,7 +21,7 @@ from local_openai.store import Store
 
 
 class LocalOpenAI:
-    """Files, fine-tuning jobs, models, chat completions and batches backed by one `Store`."""
+    """Files, fine-tuning jobs, graders, models, chat completions and batches backed by one `Store`."""
 
     def __init__(self, options: BackendOptions) -> None:
         self.store = Store(options.store_dir())
@@ -28,6 +29,7 @@ class LocalOpenAI:
         self.files = Files(self.store, clock)
         self.jobs = Jobs(self.store, self.files, clock, job_seconds=options.job_seconds)
         self.models = Models(self.store, self.jobs)
+        self.graders = Graders()
         self.chat = ChatCompletions(self.models, clock)
         self.batches = Batches(
             self.store, self.files, clock, self.answer_batch_request, self.model_exists,
