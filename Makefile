@@ -8,10 +8,6 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 # and never overwrites its dagster.yaml; `make run`, the offline demo, always uses this one.
 LOCAL_DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DAGSTER_HOME ?= $(LOCAL_DAGSTER_HOME)
-# The o200k_base tokenizer ships beside the checkout here; tiktoken must never download it.
-ifneq ($(wildcard ../shared/tiktoken),)
-export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken)
-endif
 
 .PHONY: setup run test dev bench home clean screenshots
 
@@ -33,7 +29,8 @@ home:
 # The demo is offline and on the shipped sample even in a shell that has an API key or other
 # inputs set: running it must never cost money.
 OFFLINE := env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u GOODREADS_BOOKS_URL -u GOODREADS_AUTHORS_URL \
-	-u FINE_TUNING_DUCKDB_DATABASE -u MOTHERDUCK_TOKEN
+	-u FINE_TUNING_DUCKDB_DATABASE -u MOTHERDUCK_TOKEN -u AZURE_OPENAI_ENDPOINT -u AZURE_OPENAI_API_KEY \
+	FINE_TUNING_PROVIDER=local
 
 # Progress lines on the terminal (config/offline.yaml picks the compact `progress` logger); the
 # full event stream, DEBUG included, stays in the run's event log (`make dev`, then Runs).
@@ -44,9 +41,12 @@ run: setup home
 	@$(OFFLINE) VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg launch --job fine_tuning_job -c config/offline.yaml
 	@$(BIN)/python -m fine_tuning.summary
 
+# The suite and the UI name their provider: the local backend unless you choose another one.
 test: setup
-	$(BIN)/python -m pytest -q
+	# Independent tests run side by side, one worker per core (pytest-xdist).
+	FINE_TUNING_PROVIDER=local $(BIN)/python -m pytest -q -n auto
 
+dev: export FINE_TUNING_PROVIDER ?= local
 dev: setup home
 	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
 
@@ -54,6 +54,7 @@ dev: setup home
 screenshots: setup
 	$(BIN)/python scripts/screenshots.py --out docs/images
 
+bench: export FINE_TUNING_PROVIDER := local
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -82,12 +82,11 @@ def child_long_line(kind: str, chars: int) -> dict:
     """In a child: validate a file with one `chars`-long run ('validator'), or encode it directly ('tiktoken')."""
     started = time.perf_counter()
     if kind == "tiktoken":
-        from fine_tuning.core.tokens import token_counter
+        from fine_tuning.core.tokens import o200k_encoding
 
-        token_counter()  # loads o200k_base from the local cache, offline
-        import tiktoken
-
-        tokens = len(tiktoken.get_encoding("o200k_base").encode_ordinary("a" * chars))
+        encoding = o200k_encoding()  # the packaged, sha256-checked ranks, offline
+        assert encoding is not None, "o200k_base ranks unavailable"
+        tokens = len(encoding.encode_ordinary("a" * chars))
         return {"tokens": tokens, "exact": True, "seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": _peak_rss_mb()}
     from fine_tuning.core.chat_files import validate_chat_file
 

@@ -37,8 +37,11 @@ GOODREADS_BOOKS = 89_411
 GOODREADS_AUTHORS = 829_529
 BOOKS_FILE_NAME = "goodreads_books_comics_graphic.json.gz"
 AUTHORS_FILE_NAME = "goodreads_book_authors.json.gz"
+# Benchmarks measure the local backend and say so: in-process steps read the provider from here.
+os.environ["FINE_TUNING_PROVIDER"] = "local"
 # Variables of the caller's shell that would point a run elsewhere (a real API, other inputs).
-_FOREIGN_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+_FOREIGN_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "FINE_TUNING_PROVIDER",
+                "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY",
                 "GOODREADS_BOOKS_URL", "GOODREADS_AUTHORS_URL", "LOCAL_OPENAI_JOB_SECONDS", "DAGSTER_HOME")
 
 
@@ -99,6 +102,7 @@ def child_env(workdir: Path, home: Path | None = None, **extra: str) -> dict[str
     """The caller's environment without anything that points elsewhere, plus the run's own paths."""
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
     env["FINE_TUNING_WORKDIR"] = str(workdir)
+    env["FINE_TUNING_PROVIDER"] = "local"  # benchmarks name their provider: the local backend
     if home is not None:
         env["DAGSTER_HOME"] = str(home)
     env.update(extra)

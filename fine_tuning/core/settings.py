@@ -68,7 +68,7 @@ def files_dir() -> Path:
 
 
 def local_openai_dir() -> Path:
-    """Store of the local OpenAI-compatible backend used when no API key is set."""
+    """Store of the local OpenAI-compatible backend (FINE_TUNING_PROVIDER=local, in-process)."""
     return workdir() / "local_openai"
 
 
@@ -81,7 +81,3 @@ def authors_source() -> str:
     """Authors file: local path or http(s) URL (GOODREADS_AUTHORS_URL), else the shipped sample."""
     return os.environ.get("GOODREADS_AUTHORS_URL") or str(SAMPLE_AUTHORS_FILE)
 
-
-def use_local_backend() -> bool:
-    """True when no OPENAI_API_KEY is set: everything runs against the shipped local backend."""
-    return not os.environ.get("OPENAI_API_KEY")

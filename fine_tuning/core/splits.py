@@ -18,9 +18,11 @@ from typing import IO
 
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.prompts import TrainingExampleLines, user_message
+from fine_tuning.core.recorded_tokens import RecordedTokens, tokens_path
 from fine_tuning.core.tokens import TokenCounter, count_example_tokens
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TOKENS_RECORD = "+tokens"  # the name of a file's token record among publish_together's targets
 
 # (title, author, description, category) of one book
 BookRow = tuple[str, str, str, str]
@@ -40,6 +42,8 @@ class WrittenFile:
     bytes: int = 0
     sha256: str = ""
     token_counts: list[int] = field(default_factory=list)
+    # Lines (1-based) whose count is approximate: a text too long to encode exactly (see core.tokens).
+    approximate_lines: list[int] = field(default_factory=list)
 
 
 def check_fractions(validation_fraction: float, test_fraction: float) -> None:
@@ -86,7 +90,10 @@ def write_examples(
         written.bytes += len(data)
         if category not in shared_tokens:
             shared_tokens[category] = count_example_tokens(lines.messages("", category), counter)
-        written.token_counts.append(shared_tokens[category] + counter.count(content))
+        counted = counter.measure(content)
+        written.token_counts.append(shared_tokens[category] + counted.tokens)
+        if counter.exact and not counted.exact:
+            written.approximate_lines.append(written.examples)
     written.sha256 = digest.hexdigest()
 
 
@@ -118,6 +125,28 @@ def publish_together(targets: Mapping[str, Path], write: Callable[[str, IO[bytes
     finally:
         for temp in temps.values():  # after a failure: no partial file is left behind
             temp.unlink(missing_ok=True)
+
+
+def publish_measured(
+    targets: Mapping[str, Path], write: Callable[[str, IO[bytes]], None], written: Mapping[str, WrittenFile],
+    token_method: str,
+) -> None:
+    """`publish_together` for the files and, beside each, the token counts measured while writing it.
+
+    `write(name, handle)` fills `written[name]`; each file's record (its sha256 and counts,
+    `core.recorded_tokens`) is written after it and published with it, all or nothing.
+    """
+    records = {f"{name}{TOKENS_RECORD}": tokens_path(path) for name, path in targets.items()}
+
+    def write_file_or_record(name: str, handle: IO[bytes]) -> None:
+        if name in targets:
+            write(name, handle)
+            return
+        measured = written[name.removesuffix(TOKENS_RECORD)]
+        handle.write(RecordedTokens(measured.sha256, token_method, measured.token_counts,
+                                    frozenset(measured.approximate_lines)).to_json())
+
+    publish_together({**targets, **records}, write_file_or_record)
 
 
 def label_distribution(counts: Mapping[tuple[str, str], int], categories: Sequence[str]) -> str:

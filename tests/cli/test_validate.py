@@ -11,6 +11,7 @@ from fine_tuning.core.catalog import PRICING_AS_OF
 
 from tests.support.chat_files import good_example, write_jsonl
 from tests.support.project import REPO
+from tests.support.tokenizer import corrupt_ranks_package
 
 pytestmark = pytest.mark.slow  # every test starts the CLI in a fresh interpreter
 
@@ -20,11 +21,12 @@ def write_examples(path: Path, count: int, extra_lines: tuple[str, ...] = (), de
     return write_jsonl(path, [*(good_example(n, description) for n in range(count)), *extra_lines])
 
 
-def run_cli(*args: str, cache_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a fresh interpreter; tiktoken's cache is the environment's unless `cache_dir` is given."""
-    env = dict(os.environ)
-    if cache_dir is not None:
-        env["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+def run_cli(*args: str, shadow_packages: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh interpreter without tiktoken's cache variable; packages under
+    `shadow_packages` come before the installed ones."""
+    env = {key: value for key, value in os.environ.items() if key != "TIKTOKEN_CACHE_DIR"}
+    if shadow_packages is not None:
+        env["PYTHONPATH"] = str(shadow_packages)
     return subprocess.run(
         [sys.executable, "-m", "fine_tuning.validate", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
@@ -95,13 +97,12 @@ def test_examples_over_the_model_limit_exit_1(tmp_path: Path) -> None:
     assert run_cli(path).returncode == 0  # gpt-4o-mini takes 65,536 tokens per example
 
 
-def test_without_the_encoding_the_report_says_estimated(tmp_path: Path) -> None:
-    empty = tmp_path / "empty-cache"
-    empty.mkdir()
-    result = run_cli(str(write_examples(tmp_path / "good.jsonl", 12)), cache_dir=empty)
-    assert result.returncode == 0
+def test_with_tampered_ranks_the_report_says_estimated_and_why(tmp_path: Path) -> None:
+    tampered = corrupt_ranks_package(tmp_path / "shadow")
+    result = run_cli(str(write_examples(tmp_path / "good.jsonl", 12)), shadow_packages=tmp_path / "shadow")
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "Tokens (estimate:" in result.stdout and "ESTIMATED" in result.stdout
-    assert list(empty.iterdir()) == []  # nothing was downloaded into the cache
+    assert "fail tiktoken's sha256 check" in result.stdout and tampered.name in result.stdout
 
 
 def test_absurdly_nested_json_is_a_format_error_not_a_crash(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from local_openai import learner
 from tests.support.conformance import conformance_options, jsonl, validated
 from tests.support.local_openai import Clock
 from tests.support.toy_books import toy_examples
+from tests.support.tokenizer import without_o200k
 
 GPT35 = "gpt-3.5-turbo-0125"
 
@@ -60,7 +61,7 @@ def test_counts_without_the_tokenizer_file_are_marked_estimates(
     exact = run_job(client, clock, toy_examples(12), model="gpt-4o-mini")
     assert "trained_tokens_estimated" not in client.fine_tuning.jobs.with_raw_response.retrieve(
         exact.id).http_response.json()
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "no-tokenizer-here"))
+    without_o200k(monkeypatch, tmp_path)
     estimated = run_job(client, clock, toy_examples(12), model="gpt-4o-mini")
     raw = client.fine_tuning.jobs.with_raw_response.retrieve(estimated.id)
     assert raw.http_response.json()["trained_tokens_estimated"] is True

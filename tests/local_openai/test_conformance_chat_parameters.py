@@ -23,6 +23,7 @@ from tests.support.conformance import (
     validated,
 )
 from tests.support.local_openai import Clock
+from tests.support.tokenizer import without_o200k
 
 GHOSTS = book_messages("A horror story: a haunted house full of ghosts.")
 FORMAT = response_format(CATEGORIES)
@@ -177,7 +178,7 @@ def test_counts_made_without_the_tokenizer_file_are_marked(client: openai.OpenAI
     exact = client.chat.completions.with_raw_response.create(model=BASE_MODEL, messages=GHOSTS)
     assert exact.headers["x-local-token-count"] == "exact"
     assert "estimated" not in exact.http_response.json()["usage"]
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "no-tokenizer-here"))
+    without_o200k(monkeypatch, tmp_path)
     raw = client.chat.completions.with_raw_response.create(model=BASE_MODEL, messages=GHOSTS)
     assert raw.headers["x-local-token-count"] == "estimate"
     assert raw.http_response.json()["usage"]["estimated"] is True

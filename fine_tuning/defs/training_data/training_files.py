@@ -26,7 +26,7 @@ from fine_tuning.core.splits import (
     check_fractions,
     check_sizes,
     label_distribution,
-    publish_together,
+    publish_measured,
     write_examples,
 )
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
@@ -191,7 +191,7 @@ def build_training_files(
             rows = stream_rows(conn.execute(SQL["split_rows"], {"split": split}))
             write_examples(rows, handle, written[split], categories, counter)
 
-        publish_together(targets, write_split)
+        publish_measured(targets, write_split, written, counter.method)
         counts = {(category, split): n for category, split, n in conn.execute(SQL["split_counts"]).fetchall()}
         total_labeled = conn.execute(SQL["labeled_books"]).fetchone()[0]
         facts = {

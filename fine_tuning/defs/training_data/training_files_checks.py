@@ -23,7 +23,7 @@ from fine_tuning.core.chat_files import (
     FileReport,
     content_digest,
     overlap_between,
-    validate_chat_file,
+    validate_written_file,
 )
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import files_dir
@@ -72,7 +72,8 @@ def _read(context: dg.AssetCheckExecutionContext, split: _Split, tuning: TuningS
     if not path.is_file():
         problem = f"{path} does not exist: materialize {split.key.to_user_string()} first"
         return _ReadFile(split, path, recorded, None, problem)
-    report = validate_chat_file(
+    # The writer's token counts of these exact bytes are taken, not counted again (same sha256).
+    report = validate_written_file(
         path, tuning.base_model, n_epochs=tuning.n_epochs, min_examples=split.min_examples, counter=token_counter()
     )
     return _ReadFile(split, path, recorded, report, None)
@@ -98,6 +99,7 @@ def _common_metadata(read: _ReadFile, report: FileReport) -> dict[str, Any]:
         **report.token_stats(),
         "tokens_exact": report.tokens_exact,
         "token_method": report.token_method,
+        "token_counts": report.token_counts_source,
         "approximately_counted_examples": len(report.approximate_token_lines),
         "estimated_cost_usd": report.estimated_cost_usd if report.estimated_cost_usd is not None else "unknown",
     }

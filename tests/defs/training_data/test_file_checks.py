@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from fine_tuning.core.catalog import PRICING_AS_OF
+from fine_tuning.core.chat_files import COUNTED, RECORDED
 from fine_tuning.core.settings import files_dir
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.defs.training_data.training_files import training_files
@@ -45,6 +46,12 @@ def run_pipeline(
     )
 
 
+def materialized_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    """The metadata values of `asset`'s materialization in `result`."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return {key: value.value for key, value in event.materialization.metadata.items()}
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     """Check name -> evaluation."""
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -60,6 +67,9 @@ def test_all_checks_pass_and_downstream_runs_on_good_files() -> None:
     assert ran_downstream == ["ran"]
     cost = checks["training_file_cost_check"].metadata
     assert cost["pricing_as_of"].value == PRICING_AS_OF
+    # The files are exactly what the writer measured: its counts are taken, not counted again.
+    assert cost["token_counts"].value == RECORDED
+    assert cost["total_tokens"].value == materialized_metadata(result, "training_file")["total_tokens"]
     assert 0 < cost["estimated_cost_usd"].value < 5.0
 
 
@@ -113,6 +123,7 @@ def test_a_file_changed_after_materialization_fails_the_format_check() -> None:
     assert not fmt.passed
     assert "changed since it was materialized" in (fmt.description or "")
     assert "invalid_json" in fmt.metadata["errors_by_kind"].value
+    assert fmt.metadata["token_counts"].value == COUNTED  # other bytes than the writer measured
 
 
 def test_overlap_between_files_fails_the_overlap_check() -> None:

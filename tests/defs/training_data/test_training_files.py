@@ -18,6 +18,7 @@ from fine_tuning.defs.training_data.training_files import training_files
 from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
 
 from tests.support.dagster_runs import failure_text, materialization_metadata, pipeline_resources
+from tests.support.tokenizer import without_o200k
 from tests.support.warehouse import BookRow, write_labelled_books
 
 CATEGORIES = ["fantasy", "horror", "humor", "romance"]
@@ -189,6 +190,7 @@ def test_a_failed_write_leaves_the_previous_files_and_splits_untouched(monkeypat
     write_library(sample_books())
     before = materialization_metadata(materialize(), "training_file")
     before_validation = (files_dir() / "validation.jsonl").read_bytes()
+    before_validation_tokens = (files_dir() / "validation.jsonl.tokens.json").read_bytes()
     before_splits = splits()
 
     # Fault injection: the disk "fails" half-way through the validation file, after the training
@@ -205,9 +207,11 @@ def test_a_failed_write_leaves_the_previous_files_and_splits_untouched(monkeypat
     monkeypatch.setattr(training_files_module, "user_message", failing_user_message)
     result = materialize({"seed": 99}, raise_on_error=False)
     assert not result.success and calls["n"] > 420
-    assert sorted(p.name for p in files_dir().iterdir()) == ["training.jsonl", "validation.jsonl"]  # no temp file
+    assert sorted(p.name for p in files_dir().iterdir()) == [  # no temp file
+        "training.jsonl", "training.jsonl.tokens.json", "validation.jsonl", "validation.jsonl.tokens.json"]
     assert hashlib.sha256((files_dir() / "training.jsonl").read_bytes()).hexdigest() == before["sha256"]
     assert (files_dir() / "validation.jsonl").read_bytes() == before_validation
+    assert (files_dir() / "validation.jsonl.tokens.json").read_bytes() == before_validation_tokens
     assert splits() == before_splits  # the book_splits rewrite was rolled back
 
 
@@ -223,7 +227,7 @@ def test_a_failed_first_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_without_the_encoding_token_counts_are_labelled_estimates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty-cache"))
+    without_o200k(monkeypatch, tmp_path)
     write_library(sample_books())
     training = materialization_metadata(materialize(), "training_file")
     assert training["tokens_exact"] is False
