@@ -159,3 +159,9 @@ def test_the_local_backend_refuses_what_the_validator_rejects(backend: openai.Op
         assert code == "invalid_training_file" and f"line {case.line}:" in message, (code, message)
     twin_status, twin_code, twin_message, _ = _job_outcome(backend, case.twin(), case)
     assert twin_status == "succeeded", (twin_code, twin_message)
+
+
+def test_the_cli_refuses_a_method_the_model_lacks_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "never-read.jsonl"
+    assert validate.main([str(missing), "--model", "gpt-3.5-turbo-0125", "--method", "dpo"]) == 1
+    assert "cannot be fine-tuned with method 'dpo'" in capsys.readouterr().err
