@@ -15,6 +15,7 @@ from local_openai.http.middleware import (
     BodySizeLimit,
     FaultInjection,
     Latency,
+    RateLimits,
     error_envelopes,
     stack,
 )
@@ -42,6 +43,7 @@ class Router:
         self._app = stack(
             [
                 Latency(self.options.latency_ms),
+                RateLimits(),
                 self.faults,
                 error_envelopes,
                 BodySizeLimit(self.options.max_body_bytes),
