@@ -242,6 +242,9 @@ METHODS_BY_SNAPSHOT: dict[str, tuple[str, ...]] = {
     "gpt-3.5-turbo-0125": ("supervised",),
     "o4-mini-2025-04-16": ("reinforcement",),
 }
+# Reasoning models (and the models fine-tuned from them): OpenAI's reasoning guide, as of METHODS_AS_OF:
+# they take `reasoning_effort` and only the default temperature / top_p (1).
+REASONING_SNAPSHOTS: frozenset[str] = frozenset({"o4-mini-2025-04-16"})
 # Models whose supervised training examples may hold image parts (vision fine-tuning).
 VISION_SNAPSHOTS: frozenset[str] = frozenset({"gpt-4o-2024-08-06"})
 
@@ -277,6 +280,11 @@ def method_problem(model: str, method_type: str) -> str | None:
         f"{model} cannot be fine-tuned with method {method_type!r} ({offered}; as of {METHODS_AS_OF}); "
         f"models that take {method_type}: {', '.join(takers)}"
     )
+
+
+def is_reasoning_model(model: str) -> bool:
+    """Whether a model (or the base of an `ft:` model) is a reasoning model."""
+    return resolve_model(model) in REASONING_SNAPSHOTS
 
 
 def takes_images(model: str) -> bool:

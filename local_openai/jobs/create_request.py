@@ -9,6 +9,8 @@ from typing import Any
 
 from fine_tuning.core.catalog import catalog_model, method_problem
 from fine_tuning.core.graders import GraderError, UnsupportedGrader, run_grader, validate_grader
+from fine_tuning.core.methods import HYPERPARAMETER_LIMITS as METHOD_LIMITS
+from fine_tuning.core.methods import REASONING_EFFORTS, SUPERVISED_LIMITS
 from local_openai.exceptions import (
     InvalidHyperparameters,
     InvalidMetadata,
@@ -32,26 +34,9 @@ SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
-# name: (type, lowest, highest) of each hyperparameter a supervised job takes.
-HYPERPARAMETER_LIMITS: dict[str, tuple[type, float, float]] = {
-    "n_epochs": (int, 1, 50),
-    "batch_size": (int, 1, 256),
-    "learning_rate_multiplier": (float, 1e-6, 10.0),
-}
-# Each method's hyperparameters (API reference: DpoHyperparameters, ReinforcementHyperparameters;
-# ranges as OpenAI's fine-tuning form bounds them, as of 2025-06: beta in (0, 2],
-# compute_multiplier in [0.00001, 10], eval_samples 1-10, eval_interval >= 1).
-METHOD_HYPERPARAMETER_LIMITS: dict[str, dict[str, tuple[type, float, float]]] = {
-    "supervised": HYPERPARAMETER_LIMITS,
-    "dpo": {**HYPERPARAMETER_LIMITS, "beta": (float, 1e-6, 2.0)},
-    "reinforcement": {
-        **HYPERPARAMETER_LIMITS,
-        "compute_multiplier": (float, 0.00001, 10.0),
-        "eval_interval": (int, 1, 1_000_000),
-        "eval_samples": (int, 1, 10),
-    },
-}
-REASONING_EFFORTS = ("default", "low", "medium", "high")
+# The documented bounds, shared with the pipeline's own check of its method setting.
+HYPERPARAMETER_LIMITS = SUPERVISED_LIMITS
+METHOD_HYPERPARAMETER_LIMITS = METHOD_LIMITS
 
 
 def known_fields(body: dict[str, Any]) -> None:

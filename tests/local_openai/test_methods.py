@@ -178,3 +178,15 @@ def test_graders_validate_and_run_through_the_client(fast: openai.OpenAI) -> Non
     with pytest.raises(openai.BadRequestError) as error:
         fast.fine_tuning.alpha.graders.run(grader=judge, model_sample="x")
     assert "grader model" in error.value.body["message"]
+
+
+def test_o4_mini_answers_as_a_reasoning_model(fast: openai.OpenAI) -> None:
+    messages = [{"role": "user", "content": "A haunted house."}]
+    reply = fast.chat.completions.create(model=O4, messages=messages, reasoning_effort="low")
+    assert reply.choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as error:
+        fast.chat.completions.create(model=O4, messages=messages, temperature=0)
+    assert error.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as error:
+        fast.chat.completions.create(model=GPT, messages=messages, reasoning_effort="low")
+    assert error.value.body["param"] == "reasoning_effort"
