@@ -29,6 +29,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, MIN_TRAINING_EXAMPLES, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.promotion import DEFAULT_MAX_P_VALUE, DEFAULT_MIN_IMPROVEMENT
 from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
 from fine_tuning.core.settings import workdir
 from fine_tuning.lib.builds import build_fingerprint, published_fingerprint
@@ -172,8 +173,12 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     max_cost_usd: float = Field(default=5.0, description="Training files whose estimated training cost "
                                 "exceeds this (USD) are blocked before anything is uploaded.")
     min_improvement: float = Field(
-        default=0.0, description="How much more accurate than the production model (0..1) a new "
-        "model must be to replace it; it must be strictly better in any case.",
+        default=DEFAULT_MIN_IMPROVEMENT, description="How much more accurate than the production model (0..1) a "
+        "new model must be to replace it (the smallest gain worth a swap); it must be strictly better in any case.",
+    )
+    max_p_value: float = Field(
+        default=DEFAULT_MAX_P_VALUE, description="A new model replaces the production model only when McNemar's "
+        "exact test on the test examples exactly one of them got right gives p below this; 1.0 turns the test off.",
     )
     schedule: str | None = Field(
         default="0 3 * * 1", description="Cron of the re-tuning schedule (RETUNE_CRON overrides it); null: none.",
@@ -371,7 +376,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         self._check_with("splits", lambda: SplitConfig(**self.splits.model_dump()))
         self._check_with("method.supervised.hyperparameters", lambda: TuningSettings(**self.method.supervised.hyperparameters.model_dump()))
         self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd))
-        self._check_with("", lambda: ProductionModelConfig(min_improvement=self.min_improvement))
+        self._check_with("", lambda: ProductionModelConfig(min_improvement=self.min_improvement, max_p_value=self.max_p_value))
         if self.sensor_interval_seconds < 30:
             raise self._problem("sensor_interval_seconds", f"{self.sensor_interval_seconds}: at least 30")
         if not self.prompt.system.strip():
