@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from datetime import date
 
-from local_openai.options import BATCH_WINDOW_SECONDS, DEFAULT_JOB_SECONDS, BackendOptions
+from local_openai.options import BATCH_WINDOW_SECONDS, DEFAULT_JOB_SECONDS, PROFILES, BackendOptions
 from local_openai.server import DEFAULT_HOST, DEFAULT_PORT, serve
+
+
+def _model_shutdown(value: str) -> tuple[str, str]:
+    """`MODEL=YYYY-MM-DD` -> (model, ISO date); argparse reports a ValueError as a usage error."""
+    model, sep, day = value.partition("=")
+    if not sep or not model.strip():
+        raise argparse.ArgumentTypeError(f"expected MODEL=YYYY-MM-DD, got {value!r}")
+    try:
+        return model.strip(), date.fromisoformat(day.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{day!r} is not a date (YYYY-MM-DD)") from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -34,6 +46,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--batch-window-seconds", type=float, default=BATCH_WINDOW_SECONDS,
         help="a batch still running this long after creation expires (default: 24 h, OpenAI's window)",
     )
+    run.add_argument(
+        "--profile", choices=PROFILES, default="openai",
+        help="the provider to play: openai (/v1) or azure (/openai/v1, api-key header, deployments, management routes)",
+    )
+    run.add_argument(
+        "--model-shutdown", action="append", default=[], metavar="MODEL=YYYY-MM-DD", type=_model_shutdown,
+        help="the model (and every model fine-tuned from it) reports this shutdown_date and, from that day, "
+        "refuses work as a shut-down model does (repeatable)",
+    )
+    run.add_argument(
+        "--refuse-fine-tuning", action="store_true",
+        help="refuse job creation as OpenAI does for an organization without fine-tuning access (403)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error("--error-rate must be within [0, 1]")
@@ -53,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         job_seconds=args.job_seconds,
         batch_seconds=args.batch_seconds,
         batch_window_seconds=args.batch_window_seconds,
+        profile=args.profile,
+        model_shutdowns=tuple(args.model_shutdown),
+        refuse_fine_tuning=args.refuse_fine_tuning,
     )
     serve(options, host=args.host, port=args.port)
 

@@ -334,3 +334,31 @@ class ServiceUnavailable(OpenAIError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle and access: shut-down models, organizations without fine-tuning
+# ---------------------------------------------------------------------------------------------
+
+DEPRECATIONS_URL = "https://platform.openai.com/docs/deprecations"
+
+
+class ModelShutDown(ModelNotFound):
+    """A model past its shutdown date (or fine-tuned from one): OpenAI answers as for a missing model."""
+
+    def __init__(self, model: str) -> None:
+        OpenAIError.__init__(self, f"The model `{model}` has been deprecated, learn more here: {DEPRECATIONS_URL}", "model")
+
+
+class FineTuningNotAllowed(OpenAIError):
+    """Job creation for an organization that may no longer create fine-tuning jobs (a 403, as
+    OpenAI answers since its fine-tuning wind-down; its exact wording could not be confirmed)."""
+
+    status = 403
+    code = "fine_tuning_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Your organization does not have access to create fine-tuning jobs: self-serve fine-tuning "
+            f"is being wound down, see {DEPRECATIONS_URL}.", "model",
+        )

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,21 @@ DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 
 
+def _iso_date(value: Any) -> str:
+    """A shutdown date as YYYY-MM-DD, or ValueError naming what was given."""
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ValueError(f"a model shutdown date must be YYYY-MM-DD, got {value!r}") from None
+
+
 def body_limit(max_body_bytes: int, content_type: str) -> int:
     """The largest body accepted for a request of this content type (uploads are multipart)."""
     if content_type.lower().startswith("multipart/"):
         return max_body_bytes
     return min(max_body_bytes, MAX_JSON_BODY_BYTES)
 DEFAULT_JOB_SECONDS = 3.0
+PROFILES = ("openai", "azure")  # which provider the backend plays (options.profile)
 BATCH_WINDOW_SECONDS = 24 * 3600.0  # OpenAI's only completion window, "24h"
 
 
@@ -42,6 +52,10 @@ class BackendOptions:
     fault_seed: int | None = None  # makes the injected faults reproducible
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock: Callable[[], float] = time.time  # seconds since the epoch; tests step it by hand
+    profile: str = "openai"  # "azure": Azure OpenAI's paths, api-key header, deployments (profiles.py)
+    # model -> ISO date it shuts down (and every model fine-tuned from it): shutdowns.py
+    model_shutdowns: tuple[tuple[str, str], ...] | dict[str, str] = ()
+    refuse_fine_tuning: bool = False  # job creation refused, as for an organization without access
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
@@ -54,6 +68,10 @@ class BackendOptions:
             object.__setattr__(self, "batch_seconds", max(0.0, float(self.batch_seconds)))
         object.__setattr__(self, "batch_window_seconds", max(0.0, float(self.batch_window_seconds)))
         object.__setattr__(self, "error_rate", float(self.error_rate))
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        shutdowns = self.model_shutdowns.items() if isinstance(self.model_shutdowns, dict) else self.model_shutdowns
+        object.__setattr__(self, "model_shutdowns", tuple((str(m), _iso_date(d)) for m, d in shutdowns))
 
     @classmethod
     def of(cls, options: BackendOptions | str | os.PathLike[str] | None, **overrides: Any) -> BackendOptions:

@@ -324,10 +324,12 @@ class Model:
     id: str
     created: int
     owned_by: str
+    shutdown_date: str | None = None  # YYYY-MM-DD; None: not announced
 
     def to_api(self) -> dict[str, Any]:
-        """The `model` object."""
-        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        """The `model` object; `shutdown_date` is null until a shutdown is announced, as OpenAI sends it."""
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by,
+                "shutdown_date": self.shutdown_date}
 
 
 @dataclass(frozen=True)

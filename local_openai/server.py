@@ -106,10 +106,11 @@ def create_app(options: BackendOptions) -> AsgiApp:
 
 
 def serve(options: BackendOptions, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the API at http://{host}:{port}/v1 until interrupted (binds loopback by default)."""
+    """Serve the API at http://{host}:{port}/v1 (/openai/v1 under the azure profile) until interrupted (loopback by default)."""
     app = create_app(options)
     print(
-        f"local OpenAI backend: http://{host}:{port}/v1 (store {app.router.backend.store.root}, "
+        f"local OpenAI backend ({options.profile} profile): http://{host}:{port}"
+        f"{'/openai/v1' if options.profile == 'azure' else '/v1'} (store {app.router.backend.store.root}, "
         f"auth {'on' if options.api_key else 'off'}, latency {options.latency_ms} ms, "
         f"error rate {options.error_rate}, job {options.job_seconds} s)",
         file=sys.stderr,

@@ -10,6 +10,7 @@ and trains) all read `MODELS`. Providers change these facts: update the numbers 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 # OpenAI pricing page as of this date (training and inference prices, USD per 1M tokens).
 PRICING_AS_OF = "2025-06-01"
@@ -146,3 +147,79 @@ def estimate_training_cost(billing_tokens: int, n_epochs: int, price_per_million
     if price_per_million is None:
         return None
     return round(billing_tokens * n_epochs * price_per_million / 1_000_000, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycles: when each provider stops training a model and stops serving it (and the models
+# fine-tuned from it), and what to move to. A provider's own `shutdown_date` (models.retrieve)
+# wins over these (core.lifecycle). The `local` provider has no dates: offline runs and tests
+# never expire with the calendar unless its server is told one (`--model-shutdown`).
+# ---------------------------------------------------------------------------------------------
+
+# The pages below as of this date.
+LIFECYCLES_AS_OF = "2026-12-07"
+
+
+@dataclass(frozen=True)
+class ModelLifecycle:
+    """One model's dates on one provider: last day training is possible, inference shutdown, successor."""
+
+    provider: str  # "openai" | "azure"
+    snapshot: str
+    training_retired: date | None  # from this day no new fine-tuning job on it is accepted; None: none announced
+    shutdown: date | None  # from this day the model and every model fine-tuned from it stop answering
+    successor: str | None  # the model (on this provider) to re-tune on; None: none named
+    advice: str  # what a task on this model should do, in a sentence
+
+
+_OPENAI_WIND_DOWN = (
+    "OpenAI accepts no new fine-tuning jobs from 2027-01-06: move the task to Azure OpenAI "
+    "(FINE_TUNING_PROVIDER=azure) or another server speaking this API"
+)
+
+LIFECYCLES: tuple[ModelLifecycle, ...] = (
+    # OpenAI deprecations page (platform.openai.com/docs/deprecations), as of LIFECYCLES_AS_OF:
+    # since 2026-05-07 new organizations cannot create fine-tuning jobs, since 2026-07-02 neither
+    # can ones without fine-tuned inference in the last 60 days, and from 2027-01-06 no one can.
+    # gpt-4o-mini-2024-07-18, gpt-4o-2024-08-06, gpt-4.1-2025-04-14 and gpt-4.1-mini-2025-04-14
+    # shut down on 2027-01-14 with every model fine-tuned from them. The page names no successor
+    # to fine-tune on at OpenAI.
+    ModelLifecycle("openai", "gpt-4o-mini-2024-07-18", date(2027, 1, 6), date(2027, 1, 14), None, _OPENAI_WIND_DOWN),
+    ModelLifecycle("openai", "gpt-4o-2024-08-06", date(2027, 1, 6), date(2027, 1, 14), None, _OPENAI_WIND_DOWN),
+    ModelLifecycle("openai", "gpt-4.1-2025-04-14", date(2027, 1, 6), date(2027, 1, 14), None, _OPENAI_WIND_DOWN),
+    ModelLifecycle("openai", "gpt-4.1-mini-2025-04-14", date(2027, 1, 6), date(2027, 1, 14), None, _OPENAI_WIND_DOWN),
+    # Same page: gpt-4.1-nano and o4-mini were retired on 2026-10-23 (training and inference).
+    ModelLifecycle("openai", "gpt-4.1-nano-2025-04-14", date(2026, 10, 23), date(2026, 10, 23), None, _OPENAI_WIND_DOWN),
+    ModelLifecycle("openai", "o4-mini-2025-04-16", date(2026, 10, 23), date(2026, 10, 23), None, _OPENAI_WIND_DOWN),
+    # gpt-3.5-turbo-0125: the 2027-01-06 end of fine-tuning applies; no shutdown date for its
+    # inference could be confirmed here, so none is recorded (the provider's own date wins anyway).
+    ModelLifecycle("openai", "gpt-3.5-turbo-0125", date(2027, 1, 6), None, None, _OPENAI_WIND_DOWN),
+    # Azure OpenAI in Microsoft Foundry, "model deprecations and retirements" (learn.microsoft.com,
+    # azure/ai-foundry/openai/concepts/model-retirements) as of LIFECYCLES_AS_OF: fine-tuned models
+    # retire in two phases; training follows the base model's retirement, and for models GA since
+    # gpt-4o-2024-08-06 deployment (inference) retirement comes 1 year after training retirement.
+    # The page lists only "no earlier than" dates for the base models, which Azure has let pass
+    # (gpt-4o-mini-2024-07-18: no earlier than 2025-08-16; gpt-4o-2024-08-06: 2025-08-06; the
+    # gpt-4.1 family: 2026-04-11) and names gpt-4.1-mini / gpt-4.1 (2025-04-14) as replacements.
+    # No firm training-retirement date could be confirmed, so none is recorded: Azure's own
+    # `shutdown_date`, when it reports one, is what the pipeline acts on.
+    ModelLifecycle("azure", "gpt-4o-mini-2024-07-18", None, None, "gpt-4.1-mini-2025-04-14",
+                   "re-tune on gpt-4.1-mini-2025-04-14, Azure's named replacement"),
+    ModelLifecycle("azure", "gpt-4o-2024-08-06", None, None, "gpt-4.1-2025-04-14",
+                   "re-tune on gpt-4.1-2025-04-14, Azure's named replacement"),
+    ModelLifecycle("azure", "gpt-4.1-2025-04-14", None, None, None, "re-tune on a newer fine-tunable model"),
+    ModelLifecycle("azure", "gpt-4.1-mini-2025-04-14", None, None, None, "re-tune on a newer fine-tunable model"),
+    ModelLifecycle("azure", "gpt-4.1-nano-2025-04-14", None, None, None, "re-tune on a newer fine-tunable model"),
+)
+
+_LIFECYCLE: dict[tuple[str, str], ModelLifecycle] = {(entry.provider, entry.snapshot): entry for entry in LIFECYCLES}
+
+# Azure OpenAI deletes a customized model's deployment that has had no chat completions or
+# responses calls for 15 days in a row (learn.microsoft.com, azure/ai-foundry/openai/how-to/
+# fine-tuning-deploy, as of LIFECYCLES_AS_OF); the model itself stays and can be redeployed.
+AZURE_IDLE_DEPLOYMENT_DAYS = 15
+
+
+def model_lifecycle(provider: str, model: str) -> ModelLifecycle | None:
+    """A model's (snapshot, alias or ft: name) lifecycle on a provider; None when none is recorded."""
+    return _LIFECYCLE.get((provider, resolve_model(model)))

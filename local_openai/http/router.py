@@ -11,7 +11,6 @@ from typing import Any
 
 from local_openai.http.messages import LocalRequest, LocalResponse
 from local_openai.http.middleware import (
-    BearerAuth,
     BodySizeLimit,
     FaultInjection,
     Latency,
@@ -30,7 +29,11 @@ class Router:
     """
 
     def __init__(self, options: BackendOptions | str | os.PathLike[str], **overrides: Any) -> None:
+        # Imported here: the profiles build on this package's route table and middleware.
+        from local_openai.profiles import auth_for, routes_for
+
         self.options = BackendOptions.of(options, **overrides)
+        self.routes = routes_for(self.options)  # the profile's route table (openai or azure)
         self.backend = LocalOpenAI(self.options)
         self.faults = FaultInjection(self.options.error_rate, self.options.fault_seed)
         self.stats = self.faults.stats  # server-side counters of requests and injected faults
@@ -40,7 +43,7 @@ class Router:
                 self.faults,
                 error_envelopes,
                 BodySizeLimit(self.options.max_body_bytes),
-                BearerAuth(self.options.api_key),
+                auth_for(self.options),  # the profile's: bearer token, or Azure's api-key header
             ],
             self._dispatch,
         )
@@ -50,5 +53,5 @@ class Router:
         return self._app(request)
 
     def _dispatch(self, request: LocalRequest) -> LocalResponse:
-        handler, params = route(request)
+        handler, params = route(request, self.routes)
         return handler(self.backend, request, params)

@@ -27,8 +27,12 @@ T = TypeVar("T", bound=TimelineItem)
 class Jobs:
     """Fine-tuning jobs in a `Store`; `files` publishes their result files."""
 
-    def __init__(self, store: Store, files: Files, clock: Callable[[], float], job_seconds: float) -> None:
+    def __init__(
+        self, store: Store, files: Files, clock: Callable[[], float], job_seconds: float,
+        admit: Callable[[Any], None] | None = None,
+    ) -> None:
         self.store = store
+        self.admit = admit  # refuses a create request before any work (organization access, shut-down base)
         self.files = files
         self.clock = clock
         self.job_seconds = job_seconds
@@ -40,6 +44,8 @@ class Jobs:
     # ----------------------------------------------------------------------------- requests
     def create(self, body: dict[str, Any]) -> Job:
         """Validate a create request synchronously (in OpenAI's order); the training data is checked later."""
+        if self.admit is not None:
+            self.admit(body.get("model"))
         create_request.known_fields(body)
         model = self._model_to_train(body.get("model"))
         training_file = self._job_file(body.get("training_file"), "training_file", required=True)

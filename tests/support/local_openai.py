@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 from openai.types.fine_tuning import FineTuningJob
 
 from local_openai.http import Router
 from local_openai.server import AsgiApp, serving
-from local_openai.transport import local_client
+from local_openai.transport import local_client, local_http_client
 
 from tests.support.processes import free_port, stop, wait_for_port
 from tests.support.toy_books import toy_examples
@@ -36,7 +37,8 @@ BACKEND_MODES = ("in-process", "http")
 # local_client's backend options and the Router arguments they become; the rest configure the client.
 _ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "error_rate": "error_rate",
                    "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock",
-                   "batch_seconds": "batch_seconds", "batch_window_seconds": "batch_window_seconds"}
+                   "batch_seconds": "batch_seconds", "batch_window_seconds": "batch_window_seconds",
+                   "profile": "profile", "model_shutdowns": "model_shutdowns", "refuse_fine_tuning": "refuse_fine_tuning"}
 
 
 class Clock:
@@ -84,9 +86,19 @@ class Backend:
         router_options = {_ROUTER_OPTIONS[name]: options.pop(name) for name in list(options) if name in _ROUTER_OPTIONS}
         router = Router(self.store, job_seconds=job_seconds, **router_options)
         options.setdefault("api_key", "local")
-        client = openai.OpenAI(base_url=self._stack.enter_context(serving_router(router)), **options)
+        base_url = self._stack.enter_context(serving_router(router))
+        if router.options.profile == "azure":  # Azure's v1 API, and its management routes at the root
+            base_url = base_url.removesuffix("/v1") + "/openai/v1"
+        client = openai.OpenAI(base_url=base_url, **options)
         client._local_router = router  # type: ignore[attr-defined] - the same handle local_client gives
         return client
+
+    def http(self, client: openai.OpenAI) -> httpx2.Client:
+        """A plain HTTP client to the same server as `client` (the azure profile's management routes)."""
+        if self.mode == "in-process":
+            return local_http_client(client._local_router)  # type: ignore[attr-defined]
+        root = str(client.base_url).split("/openai/v1")[0].split("/v1")[0]
+        return self._stack.enter_context(httpx2.Client(base_url=root))
 
 
 @dataclass
