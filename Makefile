@@ -13,12 +13,13 @@ export DAGSTER_HOME ?= $(LOCAL_DAGSTER_HOME)
 
 setup: $(STAMP)
 
+# --no-deps: the lock is complete and hashed, so nothing unpinned can sneak in.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# --no-deps: the lock is complete and hashed, so nothing unpinned can sneak in.
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-* && touch $@
+	@echo "setup: installing the locked dependencies into $(VENV)/"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
 
 home:
 	@mkdir -p "$(DAGSTER_HOME)"

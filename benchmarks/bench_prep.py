@@ -119,6 +119,8 @@ def measure_path(path: str, data: support.Dataset, folder: Path, home: Path, con
         if events.run_start else None,
         "steps": len(steps),
         "step_seconds": steps,
+        # Where the peak is: the largest sampled RSS during each step (MB).
+        "step_peak_rss_mb": {key: run.peak_rss_between(start, end) for key, (start, end) in events.steps.items()},
         "examples": {key: events.materializations.get(key, {}).get("examples")
                      for key in ("training_file", "validation_file")},
     }
@@ -150,6 +152,7 @@ def summarize(scale: int, bare: list[dict[str, Any]], paths: dict[str, list[dict
                    if isinstance(runs[0][key], (int, float)) and runs[0][key] is not None}
         entry = {**medians, "wall_seconds_all": [r["wall_seconds"] for r in runs], "examples": runs[0]["examples"],
                  "step_seconds_first_run": runs[0]["step_seconds"],
+                 "step_peak_rss_mb_first_run": runs[0]["step_peak_rss_mb"],
                  "wall_vs_bare": support.ratio(medians["wall_seconds"], floor["wall_seconds"]),
                  "peak_rss_vs_bare": support.ratio(medians["peak_rss_mb"], floor["peak_rss_mb"])}
         if path.endswith("forkserver"):
