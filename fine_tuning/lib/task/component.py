@@ -34,6 +34,7 @@ from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
 from fine_tuning.core.settings import workdir
 from fine_tuning.lib.builds import build_fingerprint, published_fingerprint
 from fine_tuning.lib.run_settings import SettingsError
+from fine_tuning.lib.staged_build import published_loads, same_load_problems
 from fine_tuning.lib.task.keys import TaskKeys
 from fine_tuning.lib.task.production_model import ProductionModelConfig
 from fine_tuning.lib.task.source import SourceError, SourceQuery, check_select, quote_identifier, quote_table
@@ -312,9 +313,6 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         return self.source_query.labels_in_data(conn)
 
     def _require_one_load(self, conn: duckdb_lib.DuckDBPyConnection) -> None:
-        # The loads are recorded by the Goodreads prep's staging (defs/goodreads/loads.py).
-        from fine_tuning.defs.goodreads.loads import same_load_problems
-
         mixed = same_load_problems(conn, str(self.source.table))
         if mixed:
             raise SourceError(
@@ -329,8 +327,6 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         if recorded and all(fingerprint is not None for fingerprint in recorded):
             loads: list[Any] = []
             if self.source.one_load:
-                from fine_tuning.defs.goodreads.loads import published_loads
-
                 published = published_loads(conn)
                 loads = [published[dep.path[-1]][0] if dep.path[-1] in published else None for dep in self.dep_keys()]
             return build_fingerprint("source", recorded, loads)
