@@ -37,6 +37,7 @@ from fine_tuning.lib.run_settings import SettingsError
 from fine_tuning.lib.staged_build import published_loads, same_load_problems
 from fine_tuning.lib.task.keys import TaskKeys
 from fine_tuning.lib.task.production_model import ProductionModelConfig
+from fine_tuning.lib.task.scaffold import FineTuningTaskScaffolder
 from fine_tuning.lib.task.source import SourceError, SourceQuery, check_select, quote_identifier, quote_table
 from fine_tuning.lib.task.training_files import SplitConfig
 from fine_tuning.lib.task.tuning import TuningSettings, tuning_settings_class
@@ -134,6 +135,7 @@ class Method(dg.Resolvable, dg.Model):
     supervised: SupervisedMethod = Field(default_factory=SupervisedMethod, description="Its settings.")
 
 
+@dg.scaffold_with(FineTuningTaskScaffolder)
 class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     """A fine-tuned OpenAI chat model that labels the rows of a DuckDB table, kept fresh on a schedule.
 
