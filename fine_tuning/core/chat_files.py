@@ -1,6 +1,6 @@
 """The fine-tuning file rules (supervised chat, DPO, reinforcement): one implementation, no Dagster.
 
-Used by the blocking Dagster checks (defs/training_data/training_files_checks.py), the CLI
+Used by the blocking Dagster checks (lib/task/file_checks.py), the CLI
 (`python -m fine_tuning.validate`) and the local backend (which fails a job on any file these
 rules reject). The rules of one example, per method, are `core.example_rules` (sourced there
 from OpenAI's fine-tuning, DPO, reinforcement and vision guides); the tokens each method bills

@@ -86,6 +86,6 @@ def test_dagster_cli_validates_the_code_location() -> None:
 def test_instance_config_queues_fine_tuning_runs_one_at_a_time(instance: dg.DagsterInstance) -> None:
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    assert {"key": "fine_tuning/provider_job", "limit": 1} in limits
+    assert {"key": "fine_tuning/provider_job", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
     assert instance.run_retries_enabled
     assert not instance.telemetry_enabled

@@ -51,6 +51,7 @@ with warnings.catch_warnings():
     deps=[ticket_file],
     group_name=GROUP,
     kinds={"duckdb"},
+    pool="support_tickets_tables",  # dagster.yaml: one run at a time writes the task's tables
     description="The support tickets, one row per ticket id, loaded from the ticket file into the task's DuckDB "
     "file; what the support_tickets task routes to departments.",
 )

@@ -244,6 +244,8 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
         ],
         can_subset=False,
         required_resource_keys={task.duckdb_resource_key()},
+        # dagster.yaml: one run at a time writes the task's tables (Goodreads: with its prep steps).
+        pool=f"{task.name}_tables",
     )
     def training_files(context: dg.AssetExecutionContext, config: config_class) -> Iterator[dg.MaterializeResult]:  # type: ignore[valid-type]
         """Split the labelled examples and write training.jsonl and validation.jsonl.
