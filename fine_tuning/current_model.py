@@ -1,7 +1,7 @@
 """`python -m fine_tuning.current_model [--json]`: the model applications should use.
 
 Reads the latest `production_model` materialization from the Dagster instance (DAGSTER_HOME)
-and prints its `model_name`, or with `--json` all of its metadata. Exits 1, saying why, when no
+and prints what an application passes as `model`: its `deployment` on Azure, else its `model_name`, or with `--json` all of its metadata. Exits 1, saying why, when no
 model is in production yet. Applications that do not run Python can ask the Dagster webserver's
 GraphQL API for the same materialization (see the README).
 """
@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True, default=str))
     else:
-        print(record["model_name"])
+        # On Azure a fine-tuned model answers only through its deployment: that name is the `model`.
+        print(record.get("deployment") or record["model_name"])
     return 0
 
 

@@ -19,6 +19,7 @@ from fine_tuning.core.providers import (
     ProviderError,
     chosen_provider,
 )
+from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL, duckdb_database, local_openai_dir
 from fine_tuning.lib.provider_resources import AzureOpenAIResource, ProviderOpenAIResource, UnchosenProviderResource
 from fine_tuning.lib.run_settings import CheckedResource
@@ -60,6 +61,11 @@ class TuningSettings(CheckedResource):
     max_cost_usd: float = Field(
         default=5.0, gt=0,
         description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked.",
+    )
+    min_runway_days: int = Field(
+        default=DEFAULT_MIN_RUNWAY_DAYS, ge=0, le=3650,
+        description="Refuse (before uploading) a base model whose training is retired or that shuts down within "
+        "this many days: a model fine-tuned from it would stop answering with it.",
     )
 
     def hyperparameters(self) -> dict[str, Any]:

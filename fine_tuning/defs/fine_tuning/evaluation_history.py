@@ -115,6 +115,14 @@ def production_model_name(instance: dg.DagsterInstance) -> str | None:
     return str(name) if name else None
 
 
+def same_provider_champion(instance: dg.DagsterInstance, provider: str) -> str | None:
+    """The production model when it lives on `provider` (this run's client can ask it), else None."""
+    metadata = latest_materialization(instance, PRODUCTION_MODEL) or {}
+    if metadata.get("provider") not in (None, provider):
+        return None
+    return production_model_name(instance)
+
+
 def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> Iterator[tuple[str, dict[str, Any]]]:
     cursor = None
     while True:

@@ -20,6 +20,7 @@ from pydantic import Field
 from fine_tuning.core import job_polling
 from fine_tuning.core.costs import training_cost
 from fine_tuning.core.job_polling import JobProgress
+from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.core.provider_jobs import (
     Log,
     choose_job,
@@ -33,9 +34,18 @@ from fine_tuning.core.provider_jobs import (
     training_fingerprint,
 )
 from fine_tuning.defs.fine_tuning import GROUP
+from fine_tuning.defs.fine_tuning.evaluation_history import PRODUCTION_MODEL, latest_materialization
 from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
 from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
+from fine_tuning.lib.lifecycle import (
+    deploy_on_azure,
+    lifecycle_metadata,
+    lookup_dates,
+    needs_deployment,
+    provider_name,
+    provider_refusals,
+)
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.upstream import latest_metadata
 
@@ -126,6 +136,23 @@ def estimated_cost(instance: dg.DagsterInstance, training_sha256: str) -> float 
     return None
 
 
+def serving_metadata(
+    context: dg.AssetExecutionContext, openai: OpenAIResource, client: openai_sdk.OpenAI, model: str, reused: bool
+) -> dict[str, Any]:
+    """Provider, shutdown date and days left of the new model; on Azure, its deployment (created or
+    reused and waited for), and the production model's, recreated if Azure deleted it for idleness."""
+    provider = provider_name(openai)
+    metadata: dict[str, Any] = {}
+    if needs_deployment(provider):
+        outcome = deploy_on_azure(openai, model, existed_before=reused, log=context.log)
+        metadata.update({"deployment": outcome.name, "deployment_action": outcome.action})
+        champion = latest_materialization(context.instance, PRODUCTION_MODEL) or {}
+        if champion.get("deployment") and champion.get("model_name") != model and champion.get("provider") == provider:
+            deploy_on_azure(openai, str(champion["model_name"]), existed_before=True, log=context.log)
+    dates, _, _ = lookup_dates(client, model, provider)
+    return {**metadata, **lifecycle_metadata(dates, utc_today())}
+
+
 def _upload_ids(context: dg.AssetExecutionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     training = latest_metadata(context, "upload_training_file")
     validation = latest_metadata(context, "upload_validation_file")
@@ -136,10 +163,10 @@ def _upload_ids(context: dg.AssetExecutionContext) -> tuple[dict[str, Any], dict
 
 
 def _create_job(
-    client: openai_sdk.OpenAI, create_kwargs: dict[str, Any], fingerprint: str, log: Log
+    client: openai_sdk.OpenAI, create_kwargs: dict[str, Any], fingerprint: str, log: Log, provider: str
 ) -> tuple[FineTuningJob, bool]:
     """A new provider job (or the one a lost answer or a racing run started); whether it is someone else's."""
-    with api_errors("creating the fine-tuning job", client):
+    with api_errors("creating the fine-tuning job", client), provider_refusals("creating the fine-tuning job", client, provider):
         # A job found after a lost answer is the one this run's own request started.
         job, _ = create_job_once(client, fingerprint, create_kwargs, log)
         job, reused = settle_concurrent_jobs(client, fingerprint, job, log)
@@ -192,7 +219,7 @@ def fine_tuned_model(
                 "seed": tuning.seed,
                 "metadata": job_metadata(fingerprint),
             }
-            job, reused = _create_job(client, create_kwargs, fingerprint, context.log)
+            job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:
@@ -204,6 +231,7 @@ def fine_tuned_model(
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)
+        metadata.update(serving_metadata(context, openai, client, job.fine_tuned_model, reused))
     metadata["estimated_cost_usd"] = estimated_cost(context.instance, str(training["sha256"]))
     context.log.info(f"Fine-tuned model {job.fine_tuned_model} (job {job.id}, reused={reused}).")
     return dg.MaterializeResult(metadata=metadata)

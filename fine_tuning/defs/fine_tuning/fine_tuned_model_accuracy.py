@@ -27,7 +27,7 @@ from fine_tuning.defs.fine_tuning.evaluation_history import (
     PastEvaluation,
     known_scores,
     past_evaluations,
-    production_model_name,
+    same_provider_champion,
 )
 from fine_tuning.defs.fine_tuning.evaluation_metadata import (
     TEST_SCORES_KEY,
@@ -41,6 +41,7 @@ from fine_tuning.defs.resources import TuningSettings
 from fine_tuning.lib.failures import api_errors, provider_job_failures
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.lifecycle import provider_name
 from fine_tuning.lib.upstream import latest_metadata
 from fine_tuning.lib.warehouse import configured_categories, connection
 
@@ -196,7 +197,7 @@ def fine_tuned_model_accuracy(
             challenger, selection = _choose_challenger(
                 client, job_id, trained, validation, categories, history, settings, context.log
             )
-        roles = Roles(challenger, production_model_name(context.instance), base_model, trained)
+        roles = Roles(challenger, same_provider_champion(context.instance, provider_name(openai)), base_model, trained)
         known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, categories))
         test = run_round(client, examples, categories, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
     passed, description = _verdict(roles, test)

@@ -16,10 +16,13 @@ from dagster_openai import OpenAIResource
 from openai.types import FileObject
 
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.lib.failures import api_errors
+from fine_tuning.lib.lifecycle import provider_name, require_runway
 from fine_tuning.lib.run_settings import require_valid_run_settings
 from fine_tuning.lib.upstream import latest_metadata
+from fine_tuning.defs.resources import TuningSettings
 
 FILE_PURPOSE = "fine-tune"
 TRAINING_FILES = ["training_file", "validation_file"]
@@ -117,10 +120,12 @@ def build_upload_asset(kind: str) -> dg.AssetsDefinition:
             "already uploaded file with the same sha256 instead of uploading it again."
         ),
     )
-    def _upload(context: dg.AssetExecutionContext, openai: OpenAIResource) -> dg.MaterializeResult:
+    def _upload(context: dg.AssetExecutionContext, openai: OpenAIResource, tuning: TuningSettings) -> dg.MaterializeResult:
         require_valid_run_settings(context)
         path, sha256 = _verified_upstream_file(latest_metadata(context, source), source)
         with openai.get_client(context) as client:
+            # The base model must outlive min_runway_days, or nothing is uploaded (lib.lifecycle).
+            require_runway(client, provider_name(openai), tuning.base_model, tuning.min_runway_days, utc_today())
             uploaded, reused = upload_or_reuse(client, path, sha256, kind, context.log)
         context.log.info(f"{'Reusing' if reused else 'Uploaded'} {uploaded.id} for {path} ({sha256[:12]}...)")
         return dg.MaterializeResult(
