@@ -24,7 +24,11 @@ from fine_tuning.core import prompts
 from fine_tuning.core.openai_errors import describe_api_error
 
 MAX_FAILURE_SAMPLES = 5
+NO_ANSWER = "<no answer>"  # what a failed request or an unparseable answer counts as in the confusions
 FINGERPRINT_VERSION = 2  # 2: the models compared are a set (challenger, champion, base, checkpoints)
+# Bumped when a stored score gains what older ones lack, so those are asked again instead of reused.
+# 2: each score keeps which prompts it got right (the paired test of the promotion rule needs them).
+SCORE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -62,26 +66,29 @@ class ModelScore:
     completion_tokens: int = 0
     per_category: dict[str, list[int]] = field(default_factory=dict)  # category -> [correct, total]
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (true, predicted)
+    outcomes: dict[str, bool] = field(default_factory=dict)  # example id -> answered right
 
     @property
     def accuracy(self) -> float:
         """Share of all examples answered correctly (failed requests count as wrong)."""
         return self.correct / self.examples if self.examples else 0.0
 
-    def record(self, truth: str, predicted: str | None) -> None:
-        """Count one answer (None: failed request or unparseable answer)."""
+    def record(self, example_id: str, truth: str, predicted: str | None) -> None:
+        """Count one answer to example `example_id` (None: failed request or unparseable answer)."""
         self.examples += 1
         tally = self.per_category.setdefault(truth, [0, 0])
         tally[1] += 1
-        if predicted == truth:
+        right = predicted == truth
+        self.outcomes[example_id] = right
+        if right:
             self.correct += 1
             tally[0] += 1
         else:
-            self.confusions[(truth, predicted or "<no answer>")] += 1
+            self.confusions[(truth, predicted or NO_ANSWER)] += 1
 
-    def add(self, truth: str, answer: Answer) -> None:
+    def add(self, example_id: str, truth: str, answer: Answer) -> None:
         """Count one answer with its tokens and whether its request failed."""
-        self.record(truth, answer.predicted)
+        self.record(example_id, truth, answer.predicted)
         self.prompt_tokens += answer.prompt_tokens
         self.completion_tokens += answer.completion_tokens
         if answer.failed:
@@ -97,6 +104,7 @@ class ModelScore:
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "per_category": self.per_category,
             "confusions": [[truth, predicted, count] for (truth, predicted), count in self.confusions.items()],
+            "outcomes": self.outcomes,
         }
 
     @classmethod
@@ -108,6 +116,7 @@ class ModelScore:
             prompt_tokens=int(data["prompt_tokens"]), completion_tokens=int(data["completion_tokens"]),
             per_category={str(k): [int(v[0]), int(v[1])] for k, v in dict(data["per_category"]).items()},
             confusions=Counter({(str(t), str(p)): int(n) for t, p, n in data["confusions"]}),
+            outcomes={str(k): bool(v) for k, v in dict(data.get("outcomes") or {}).items()},
         )
 
 
@@ -176,7 +185,7 @@ def tally(
     for index, example in enumerate(examples):
         for model in models:
             reply = answer(model, index)
-            scores[model].add(example.category, reply)
+            scores[model].add(example.book_id, example.category, reply)
             if reply.failed and reply.error and len(failures) < MAX_FAILURE_SAMPLES:
                 failures.append(reply.error)
     return scores, failures
@@ -269,8 +278,9 @@ def evaluate_models(
 
 
 def prompts_fingerprint(examples: Sequence[Example], categories: Sequence[str]) -> str:
-    """sha256 of every prompt and its true answer: what any model is asked and scored against."""
-    digest = hashlib.sha256(json.dumps(list(categories)).encode())
+    """sha256 of every prompt and its true answer (what any model is asked and scored against) and the
+    format scores on them are stored in."""
+    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(categories)]).encode())
     for example in examples:
         messages = prompts.build_messages(example.title, example.author, example.description, categories)
         digest.update(json.dumps([example.book_id, example.category, messages], ensure_ascii=False).encode())

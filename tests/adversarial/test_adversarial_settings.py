@@ -89,6 +89,8 @@ SETTINGS = [
     single(f"{ACCURACY}.timeout_hours", -1.0),
     single(f"{PRODUCTION}.min_improvement", 1.5),
     single(f"{PRODUCTION}.min_improvement", -0.1),
+    single(f"{PRODUCTION}.max_p_value", 0.0),
+    single(f"{PRODUCTION}.max_p_value", 1.5),
     single(f"{PRODUCTION}.pin_model", "my model"),
     single(f"{PRODUCTION}.pin_model", ""),
 ]

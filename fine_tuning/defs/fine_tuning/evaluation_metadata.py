@@ -1,8 +1,11 @@
-"""Metadata of `fine_tuned_model_accuracy`: every model's accuracy, tokens and cost by role.
+"""Metadata of `fine_tuned_model_accuracy`: what a person reads first, then what later steps reuse.
 
 Roles: `fine_tuned` (the challenger), `champion` (the production model it competes with) and
-`base`. Numbers are plain ints and floats so Dagster plots them over time; the scores
-themselves are stored as JSON, keyed by the prompts' fingerprint, for later evaluations to reuse.
+`base`. A handful of plain numbers the UI plots over time (accuracies, macro-F1s, examples,
+failures, tokens, cost), the per-label metrics and the confusion matrices as markdown tables,
+every other figure in one `details` JSON entry; the scores themselves (with which prompts each
+model got right) are stored as JSON, keyed by the prompts' fingerprint, for later evaluations to
+reuse and for `production_model`'s paired test.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import Any
 import dagster as dg
 
 from fine_tuning.core.evaluation_rounds import Round
+from fine_tuning.core.label_metrics import macro_f1, per_label_metrics
 from fine_tuning.core.markdown import markdown_table
-from fine_tuning.core.score_tables import confusion_table, models_table, per_category_table
+from fine_tuning.core.paired_test import DiscordantPairs, discordant_pairs
+from fine_tuning.core.score_tables import confusion_matrices, models_table, per_label_table
+from fine_tuning.core.scoring import ModelScore
 
 TEST_SCORES_KEY = "model_scores"
 VALIDATION_SCORES_KEY = "validation_scores"
@@ -46,22 +52,61 @@ def stored_scores(result: Round) -> dict[str, Any]:
     return {"prompts_sha256": result.prompts_sha256, "scores": {m: s.to_json() for m, s in result.scores.items()}}
 
 
-def _role_metadata(roles: Roles, test: Round) -> dict[str, Any]:
-    """Tokens and cost per role; a model's cost is what this run paid for its answers (0.0 when
+def _role_details(roles: Roles, test: Round) -> dict[str, Any]:
+    """Failures, tokens and cost per role; a model's cost is what this run paid for its answers (0.0 when
     they were reused), counted once under its first role when it plays two (champion = challenger)."""
-    metadata: dict[str, Any] = {}
+    details: dict[str, Any] = {}
     charged: set[str] = set()
     for role, model in roles.by_role():
         score = test.scores[model]
-        metadata[f"{role}_prompt_tokens"] = int(score.prompt_tokens)
-        metadata[f"{role}_completion_tokens"] = int(score.completion_tokens)
-        metadata[f"{role}_cost_usd"] = 0.0 if model in charged else float(test.cost_usd.get(model, 0.0))
+        details[f"{role}_failed_requests"] = int(score.failed_requests)
+        details[f"{role}_prompt_tokens"] = int(score.prompt_tokens)
+        details[f"{role}_completion_tokens"] = int(score.completion_tokens)
+        details[f"{role}_cost_usd"] = 0.0 if model in charged else float(test.cost_usd.get(model, 0.0))
         charged.add(model)
-    return metadata
+    return details
 
 
-def check_metadata(roles: Roles, test: Round, categories: Sequence[str]) -> dict[str, Any]:
-    """Everything the accuracy check records about the test round."""
+def paired_test(roles: Roles, test: Round) -> DiscordantPairs | None:
+    """The challenger against the production model on the same prompts (None without a production model)."""
+    if not roles.champion or roles.champion == roles.challenger:
+        return None
+    return discordant_pairs(test.scores[roles.challenger].outcomes, test.scores[roles.champion].outcomes)
+
+
+def _details(roles: Roles, test: Round, pairs: DiscordantPairs | None) -> dict[str, Any]:
+    """What the check found besides the plotted numbers and the tables: one JSON entry."""
+    distinct = [test.scores[model] for model in roles.models()]
+    prompt_tokens = sum(score.prompt_tokens for score in distinct)
+    return {
+        "accuracy_note": "Accuracy is over all test examples; failed requests and unparseable answers count as wrong.",
+        "paired_test": {"p_value": pairs.p_value, **pairs.to_json()} if pairs else None,
+        "challenger_is_checkpoint": roles.challenger != roles.trained,
+        "unparseable_answers": int(sum(score.unparseable for score in distinct)),
+        "prompt_tokens": int(prompt_tokens),
+        "completion_tokens": int(sum(score.completion_tokens for score in distinct)),
+        **_role_details(roles, test),
+        "test_cost_usd": float(test.total_cost_usd),
+        "unpriced_models": test.unpriced,
+        "mode": test.mode,
+        "batch_ids": {run.model: run.batch_id for run in test.batches},
+        "batches_submitted": sum(1 for run in test.batches if not run.reused),
+        "batches_reused": sum(1 for run in test.batches if run.reused),
+        "concurrency": int(test.concurrency),
+        "max_in_flight": int(test.max_in_flight),
+        "asked_models": test.asked,
+        "reused_models": test.reused,
+    }
+
+
+def check_metadata(
+    roles: Roles, test: Round, categories: Sequence[str], selection: Round | None = None
+) -> dict[str, Any]:
+    """Everything the accuracy check records: a few numbers to plot, then tables, then one JSON of details.
+
+    Related numbers sit together (the UI keeps this order): the accuracies, the macro-F1s, the size
+    of the test and its failures, tokens and cost.
+    """
     challenger, base = test.scores[roles.challenger], test.scores[roles.base]
     champion = test.scores[roles.champion] if roles.champion else None
     distinct = [test.scores[model] for model in roles.models()]
@@ -69,65 +114,64 @@ def check_metadata(roles: Roles, test: Round, categories: Sequence[str]) -> dict
     if champion is not None and roles.champion != roles.challenger:
         columns.append(("production", champion))
     columns.append(("base", base))
-    prompt_tokens = sum(score.prompt_tokens for score in distinct)
-    completion_tokens = sum(score.completion_tokens for score in distinct)
+    pairs = paired_test(roles, test)
+    spent = test.total_cost_usd + (selection.total_cost_usd if selection else 0.0)
+    details = _details(roles, test, pairs)
+    if selection is not None:
+        details["checkpoint_selection"] = _selection_details(selection, roles)
     return {
         "fine_tuned_accuracy": float(challenger.accuracy),
-        "base_accuracy": float(base.accuracy),
         "champion_accuracy": float(champion.accuracy) if champion is not None else None,
+        "base_accuracy": float(base.accuracy),
+        "fine_tuned_macro_f1": _macro_f1(challenger, categories),
+        "champion_macro_f1": _macro_f1(champion, categories) if champion is not None else None,
+        "base_macro_f1": _macro_f1(base, categories),
         "eval_examples": int(challenger.examples),
+        "failed_requests": int(sum(score.failed_requests for score in distinct)),
+        "total_tokens": int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)),
+        "evaluation_cost_usd": round(spent, 6),
         "fine_tuned_model": roles.challenger,
-        "trained_model": roles.trained,
-        "challenger_is_checkpoint": roles.challenger != roles.trained,
         "champion_model": roles.champion,
         "base_model": roles.base,
-        "accuracy_note": "Accuracy is over all test examples; failed requests and unparseable answers count as wrong.",
-        "per_category_accuracy": dg.MetadataValue.md(per_category_table(columns, categories)),
-        "confusions": dg.MetadataValue.md("\n\n".join(confusion_table(score) for _, score in columns)),
+        "trained_model": roles.trained,
+        "per_label_metrics": dg.MetadataValue.md(per_label_table(columns, categories)),
+        "confusion_matrix": dg.MetadataValue.md(
+            confusion_matrices([column for column in columns if column[0] != "base"], categories)
+        ),
         "models": dg.MetadataValue.md(models_table(
             [(role, test.scores[model], test.cost_usd.get(model)) for role, model in roles.by_role()]
         )),
-        "failed_requests": int(sum(score.failed_requests for score in distinct)),
-        "fine_tuned_failed_requests": int(challenger.failed_requests),
-        "champion_failed_requests": int(champion.failed_requests) if champion is not None else 0,
-        "base_failed_requests": int(base.failed_requests),
-        "unparseable_answers": int(sum(score.unparseable for score in distinct)),
-        "prompt_tokens": int(prompt_tokens),
-        "completion_tokens": int(completion_tokens),
-        "total_tokens": int(prompt_tokens + completion_tokens),
-        **_role_metadata(roles, test),
-        "test_cost_usd": float(test.total_cost_usd),
-        "unpriced_models": dg.MetadataValue.json(test.unpriced),
-        "mode": test.mode,
-        "batch_ids": dg.MetadataValue.json({run.model: run.batch_id for run in test.batches}),
-        "batches_submitted": sum(1 for run in test.batches if not run.reused),
-        "batches_reused": sum(1 for run in test.batches if run.reused),
-        "concurrency": int(test.concurrency),
-        "max_in_flight": int(test.max_in_flight),
-        FINGERPRINT_KEY: test.fingerprint,
+        **({"checkpoint_scores": dg.MetadataValue.md(_selection_table(selection, roles))} if selection else {}),
         "reused_evaluation": not test.asked,
-        "asked_models": dg.MetadataValue.json(test.asked),
-        "reused_models": dg.MetadataValue.json(test.reused),
+        "details": dg.MetadataValue.json(details),
+        FINGERPRINT_KEY: test.fingerprint,
         TEST_SCORES_KEY: dg.MetadataValue.json(stored_scores(test)),
+        **({VALIDATION_SCORES_KEY: dg.MetadataValue.json(stored_scores(selection))} if selection else {}),
     }
 
 
-def selection_metadata(selection: Round, roles: Roles) -> dict[str, Any]:
-    """What choosing among the job's checkpoints on the validation split found and cost."""
+def _macro_f1(score: ModelScore, categories: Sequence[str]) -> float:
+    return round(macro_f1(per_label_metrics(score, categories)), 6)
+
+
+def _selection_table(selection: Round, roles: Roles) -> str:
+    """Every checkpoint candidate's validation accuracy, the challenger marked."""
     rows = [
         (model, "final" if model == roles.trained else "checkpoint", f"{score.accuracy:.1%}",
          score.failed_requests, "<- challenger" if model == roles.challenger else "")
         for model, score in selection.scores.items()
     ]
-    table = markdown_table(("model", "kind", "validation accuracy", "failed", ""), rows, align="llrrl")
+    return markdown_table(("model", "kind", "validation accuracy", "failed", ""), rows, align="llrrl")
+
+
+def _selection_details(selection: Round, roles: Roles) -> dict[str, Any]:
+    """What choosing among the job's checkpoints on the validation split found and cost."""
     return {
-        "checkpoint_candidates": len(selection.scores),
-        "checkpoint_scores": dg.MetadataValue.md(table),
+        "candidates": len(selection.scores),
         "validation_examples": int(selection.scores[roles.trained].examples),
         "challenger_validation_accuracy": float(selection.scores[roles.challenger].accuracy),
         "final_model_validation_accuracy": float(selection.scores[roles.trained].accuracy),
-        "checkpoint_selection_cost_usd": float(selection.total_cost_usd),
-        "checkpoint_selection_reused": not selection.asked,
-        "checkpoint_selection_batch_ids": dg.MetadataValue.json({run.model: run.batch_id for run in selection.batches}),
-        VALIDATION_SCORES_KEY: dg.MetadataValue.json(stored_scores(selection)),
+        "cost_usd": float(selection.total_cost_usd),
+        "reused": not selection.asked,
+        "batch_ids": {run.model: run.batch_id for run in selection.batches},
     }

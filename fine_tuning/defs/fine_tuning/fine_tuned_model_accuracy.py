@@ -34,7 +34,6 @@ from fine_tuning.defs.fine_tuning.evaluation_metadata import (
     VALIDATION_SCORES_KEY,
     Roles,
     check_metadata,
-    selection_metadata,
 )
 from fine_tuning.defs.fine_tuning.fine_tuned_model import RUN_INTERRUPTS
 from fine_tuning.defs.resources import TuningSettings
@@ -202,10 +201,7 @@ def fine_tuned_model_accuracy(
         test = run_round(client, examples, categories, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
     passed, description = _verdict(roles, test)
     context.log.info(description)
-    metadata = check_metadata(roles, test, categories)
-    if selection is not None:
-        metadata.update(selection_metadata(selection, roles))
-    metadata["evaluation_cost_usd"] = round(test.total_cost_usd + (selection.total_cost_usd if selection else 0.0), 6)
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description, metadata=metadata
+        passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description,
+        metadata=check_metadata(roles, test, categories, selection),
     )

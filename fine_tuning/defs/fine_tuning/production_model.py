@@ -4,7 +4,8 @@ Each materialization records the model in production after this run's decision, 
 one is what `python -m fine_tuning.current_model` prints. The decision reads this run's
 `fine_tuned_model_accuracy` result (the check is blocking, so it runs first; in a run without
 the check, the newest evaluation of the current fine-tuned model): the challenger is promoted
-only when the check passed and it beats the champion by at least `min_improvement`
+only when the check passed, it beats the champion by at least `min_improvement` and McNemar's
+exact test on the prompts only one of them got right gives p below `max_p_value`
 (`core.promotion`). A failed run never gets here and a worse model is not promoted, so neither
 changes production. `pin_model` overrides the decision (a rollback), after checking that the
 provider has the model.
@@ -21,7 +22,16 @@ from pydantic import Field
 from fine_tuning.core.azure_deployments import deployment_name
 from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.core.openai_errors import describe_api_error
-from fine_tuning.core.promotion import Contest, Decision, decide
+from fine_tuning.core.paired_test import DiscordantPairs, discordant_pairs
+from fine_tuning.core.promotion import (
+    DEFAULT_MAX_P_VALUE,
+    DEFAULT_MIN_IMPROVEMENT,
+    Contest,
+    Decision,
+    Thresholds,
+    decide,
+)
+from fine_tuning.core.scoring import ModelScore
 from fine_tuning.defs.fine_tuning import GROUP
 from fine_tuning.defs.fine_tuning.evaluation_history import (
     PRODUCTION_MODEL,
@@ -30,6 +40,7 @@ from fine_tuning.defs.fine_tuning.evaluation_history import (
     latest_materialization,
     spending,
 )
+from fine_tuning.defs.fine_tuning.evaluation_metadata import TEST_SCORES_KEY
 from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
 from fine_tuning.lib.lifecycle import deploy_on_azure, lifecycle_metadata, lookup_dates, needs_deployment, provider_name
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
@@ -47,25 +58,55 @@ class ProductionModelConfig(CheckedConfig):
         '"ft:gpt-4o-mini-2024-07-18:org:goodreads:abc123". It must exist on the provider.',
     )
     min_improvement: float = Field(
-        default=0.0, ge=0.0, le=1.0,
+        default=DEFAULT_MIN_IMPROVEMENT, ge=0.0, le=1.0,
         description="How much more accurate (0..1) than the production model a challenger must be to replace "
-        "it; it must be strictly better in any case, so a tie keeps the production model.",
+        "it: the smallest gain worth a model swap; it must be strictly better in any case, so a tie keeps the "
+        "production model.",
     )
+    max_p_value: float = Field(
+        default=DEFAULT_MAX_P_VALUE, gt=0.0, le=1.0,
+        description="A challenger replaces the production model only when McNemar's exact test on the test "
+        "prompts exactly one of them got right gives p below this (the risk of promoting a model that is no "
+        "better); 1.0 turns the test off.",
+    )
+
+    def thresholds(self) -> Thresholds:
+        """What `core.promotion` asks of a challenger."""
+        return Thresholds(min_improvement=self.min_improvement, max_p_value=self.max_p_value)
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _outcomes(metadata: dict[str, Any], model: str | None) -> dict[str, bool]:
+    """Which test prompts `model` got right, as the check stored its score (empty when unknown)."""
+    stored = metadata.get(TEST_SCORES_KEY)
+    scores = stored.get("scores") if isinstance(stored, dict) else None
+    data = scores.get(model) if isinstance(scores, dict) and model else None
+    return ModelScore.from_json(data).outcomes if isinstance(data, dict) else {}
+
+
+def _pairs(metadata: dict[str, Any], challenger: str, champion: str | None) -> DiscordantPairs | None:
+    """The paired test's discordant pairs, or None when either model's answers per prompt are unknown."""
+    mine, theirs = _outcomes(metadata, challenger), _outcomes(metadata, champion)
+    if not mine or not theirs or mine.keys() != theirs.keys():
+        return None
+    return discordant_pairs(mine, theirs)
+
+
 def _contest(evaluation: PastEvaluation) -> Contest:
     metadata = evaluation.metadata
+    challenger = str(metadata.get("fine_tuned_model") or metadata.get("trained_model"))
+    champion = metadata.get("champion_model") or None
     return Contest(
-        challenger=str(metadata.get("fine_tuned_model") or metadata.get("trained_model")),
+        challenger=challenger,
         challenger_accuracy=_number(metadata.get("fine_tuned_accuracy")) or 0.0,
-        champion=metadata.get("champion_model") or None,
+        champion=champion,
         champion_accuracy=_number(metadata.get("champion_accuracy")),
         check_passed=evaluation.passed,
         check_description=evaluation.description,
+        pairs=_pairs(metadata, challenger, champion),
     )
 
 
@@ -109,7 +150,7 @@ def _decision(
             f"The accuracy check compared {contest.challenger} with {contest.champion or 'no production model'}, "
             f"but {champion or 'none'} is in production now: re-run the check; {champion or 'nothing'} stays.",
         )
-    return decide(contest, config.min_improvement)
+    return decide(contest, config.thresholds())
 
 
 @dg.asset(
@@ -118,8 +159,9 @@ def _decision(
     deps=[fine_tuned_model],
     description=(
         "The model in production (the champion). A new fine-tuned model replaces it only when its accuracy "
-        "check passed and it beats the champion on the same test prompts by at least min_improvement; "
-        "pin_model rolls back to any existing model. Read it with `python -m fine_tuning.current_model`."
+        "check passed and it beats the champion on the same test prompts by at least min_improvement, with "
+        "McNemar's exact test below max_p_value (no luck); pin_model rolls back to any existing model. Read it "
+        "with `python -m fine_tuning.current_model`."
     ),
 )
 def production_model(
@@ -140,20 +182,25 @@ def production_model(
     context.log.info(decision.reason)
     contest = _contest(evaluation) if evaluation is not None else None
     spent = spending(context.instance, context.run.run_id)
+    # The decision first, then the numbers the UI plots side by side, then the context of the decision.
     metadata: dict[str, Any] = {
         "model_name": decision.model_name,
         "promoted": decision.promoted,
-        "pinned": bool(config.pin_model),
-        "challenger": contest.challenger if contest else (trained or None),
-        "previous_model": champion,
+        "reason": decision.reason,
         "challenger_accuracy": contest.challenger_accuracy if contest else None,
         "champion_accuracy": contest.champion_accuracy if contest else None,
         "base_accuracy": _number(evaluation.metadata.get("base_accuracy")) if evaluation else None,
-        "reason": decision.reason,
-        "min_improvement": float(config.min_improvement),
-        "evaluation_run_id": evaluation.run_id if evaluation else None,
-        "total_cost_usd": spent.total_usd,
+        "p_value": decision.p_value,
         "run_cost_usd": spent.run_usd,
+        "total_cost_usd": spent.total_usd,
+        "challenger": contest.challenger if contest else (trained or None),
+        "previous_model": champion,
+        "discordant_pairs": dg.MetadataValue.json(decision.pairs.to_json()) if decision.pairs else None,
+        "pinned": bool(config.pin_model),
+        "thresholds": dg.MetadataValue.json(
+            {"min_improvement": config.min_improvement, "max_p_value": config.max_p_value}
+        ),
+        "evaluation_run_id": evaluation.run_id if evaluation else None,
         "challenger_provider": provider,
         "champion_provider": champion_provider,
     }

@@ -87,6 +87,10 @@ def test_fine_tuned_model_beats_the_zero_shot_base_on_held_out_books(trained: tu
     assert result.tuned.prompt_tokens > 0 and result.base.completion_tokens > 0
     assert sum(total for _, total in result.tuned.per_category.values()) == 24
     assert sum(result.base.confusions.values()) == 24 - result.base.correct
+    # Which books each model got right, for the paired test: every book once, the right ones adding up.
+    for score in (result.tuned, result.base):
+        assert list(score.outcomes) == [b.book_id for b in signal_books(24)]
+        assert sum(score.outcomes.values()) == score.correct
 
 
 class InFlightProbe:
@@ -204,11 +208,25 @@ def test_check_passes_and_reports_everything_when_the_model_is_better(tmp_path: 
     assert metadata["eval_examples"] == 16  # only the test split: the 6 training rows are not asked about
     assert 0.0 <= metadata["base_accuracy"] < metadata["fine_tuned_accuracy"] <= 1.0
     assert metadata["failed_requests"] == 0
-    assert metadata["prompt_tokens"] > 0 and metadata["completion_tokens"] > 0
-    table = metadata["per_category_accuracy"]
+    details = metadata["details"]
+    assert details["prompt_tokens"] > 0 and details["completion_tokens"] > 0
+    assert metadata["total_tokens"] == details["prompt_tokens"] + details["completion_tokens"]
+    assert details["paired_test"] is None  # no production model to compare with
+    assert 0.0 <= metadata["base_macro_f1"] < metadata["fine_tuned_macro_f1"] <= 1.0
+    assert metadata["champion_accuracy"] is None and metadata["champion_macro_f1"] is None
+    table = metadata["per_label_metrics"]
     assert all(f"| {category} | 4 |" in table for category in CATEGORIES)
-    assert "Top confusions" in metadata["confusions"]
+    assert f"**{metadata['fine_tuned_macro_f1']:.3f}**" in table
+    matrix = metadata["confusion_matrix"]
+    assert f"**challenger** `{model}`" in matrix and "production" not in matrix
+    header = next(line for line in matrix.splitlines() if line.startswith("| true"))
+    assert header.startswith("| true \\ answer | " + " | ".join(CATEGORIES))
     assert metadata["fine_tuned_model"] == model
+    # A handful of numbers to plot, in order, the rest in tables and one JSON entry.
+    numbers = [key for key, value in evaluation.metadata.items()
+               if isinstance(value, (dg.FloatMetadataValue, dg.IntMetadataValue))]
+    assert numbers == ["fine_tuned_accuracy", "base_accuracy", "fine_tuned_macro_f1", "base_macro_f1",
+                       "eval_examples", "failed_requests", "total_tokens", "evaluation_cost_usd"]
 
 
 def test_check_warns_when_the_fine_tuned_model_is_worse(tmp_path: Path, trained: tuple[str, str]) -> None:
@@ -239,7 +257,7 @@ def test_an_unchanged_evaluation_is_reused_without_asking_again(tmp_path: Path, 
     forced = run_check(tmp_path / "forced", empty_backend, model, signal_books(8), instance=instance,
                        force_evaluation=True)
     assert forced.metadata["reused_evaluation"].value is False
-    assert forced.metadata["fine_tuned_failed_requests"].value == 8  # it really asked this time
+    assert forced.metadata["details"].value["fine_tuned_failed_requests"] == 8  # it really asked this time
 
     # After an evaluation with failed requests nothing is reused: the next run asks again.
     again = run_check(tmp_path / "again", data_dir, model, signal_books(8), instance=instance)

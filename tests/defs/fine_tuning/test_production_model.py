@@ -18,6 +18,8 @@ import dagster as dg
 import pytest
 from dagster_openai import OpenAIResource
 
+from fine_tuning.core.paired_test import mcnemar_exact_p
+from fine_tuning.core.promotion import format_p
 from fine_tuning.core.settings import local_openai_dir
 from fine_tuning.definitions import defs
 from fine_tuning.defs.automation import fine_tuning_job
@@ -94,7 +96,7 @@ def test_good_worse_failed_pinned_then_good_again(dagster_home: Path, instance: 
     assert passed and check["champion_model"] == good
     assert check["fine_tuned_accuracy"] < check["champion_accuracy"]
     # The champion and the base had answered exactly these prompts already: only the challenger was asked.
-    assert check["asked_models"] == [worse] and check["reused_evaluation"] is False
+    assert check["details"]["asked_models"] == [worse] and check["reused_evaluation"] is False
     decision = metadata_of(second, "production_model")
     assert (decision["model_name"], decision["promoted"], decision["challenger"]) == (good, False, worse)
     assert decision["challenger_accuracy"] == check["fine_tuned_accuracy"]
@@ -155,12 +157,13 @@ def test_costs_are_recorded_and_add_up_to_the_running_total(dagster_home: Path, 
     assert isinstance(trained["estimated_cost_usd"], float) and isinstance(trained["cost_usd"], float)
     assert trained["cost_usd"] == pytest.approx(trained["estimated_cost_usd"], rel=0.01)
     _, check = check_of(first)
-    assert check["mode"] == "online"
-    assert check["fine_tuned_cost_usd"] > 0 and check["base_cost_usd"] > 0
+    details = check["details"]
+    assert details["mode"] == "online"
+    assert details["fine_tuned_cost_usd"] > 0 and details["base_cost_usd"] > 0
     # Same prompts and token counts for both, but a fine-tuned model's tokens cost more.
-    assert check["fine_tuned_prompt_tokens"] == check["base_prompt_tokens"]
-    assert check["fine_tuned_cost_usd"] > check["base_cost_usd"]
-    assert check["evaluation_cost_usd"] == pytest.approx(check["fine_tuned_cost_usd"] + check["base_cost_usd"])
+    assert details["fine_tuned_prompt_tokens"] == details["base_prompt_tokens"]
+    assert details["fine_tuned_cost_usd"] > details["base_cost_usd"]
+    assert check["evaluation_cost_usd"] == pytest.approx(details["fine_tuned_cost_usd"] + details["base_cost_usd"])
     decision = metadata_of(first, "production_model")
     expected = trained["cost_usd"] + check["evaluation_cost_usd"]
     assert decision["run_cost_usd"] == pytest.approx(expected) and decision["total_cost_usd"] == pytest.approx(expected)
@@ -183,13 +186,78 @@ def test_the_best_checkpoint_on_validation_is_the_challenger(dagster_home: Path,
     checkpoints = list(local_client(str(local_openai_dir())).fine_tuning.jobs.checkpoints.list(trained["job_id"]))
     assert checkpoints, "the local backend keeps checkpoints of the last epochs"
     _, check = check_of(result)
-    assert check["checkpoint_candidates"] == len(checkpoints) + 1
+    selection = check["details"]["checkpoint_selection"]
+    assert selection["candidates"] == len(checkpoints) + 1
     scores = check["validation_scores"]["scores"]
     assert set(scores) == {trained["model_name"], *(c.fine_tuned_model_checkpoint for c in checkpoints)}
     best = max(score["correct"] for score in scores.values())
     assert scores[check["fine_tuned_model"]]["correct"] == best
-    assert check["challenger_validation_accuracy"] >= check["final_model_validation_accuracy"]
+    assert selection["challenger_validation_accuracy"] >= selection["final_model_validation_accuracy"]
     for model in scores:
         assert f"| {model} |" in check["checkpoint_scores"]
     decision = metadata_of(result, "production_model")
     assert decision["model_name"] == check["fine_tuned_model"] and decision["promoted"] is True
+
+
+def train_on(books: int, **production: Any) -> dict[str, Any]:
+    """Run config: train on the first `books` training books (fewer books, a different model), then decide."""
+    ops = {**FAST, "training_files": {"config": {"max_train_examples": books}}}
+    return {**ops, "production_model": {"config": production}} if production else ops
+
+
+@pytest.mark.slow
+def test_a_few_answers_better_is_luck_a_clearly_better_model_is_promoted(
+    dagster_home: Path, instance: dg.DagsterInstance
+) -> None:
+    # 1. A model trained on 230 books is the first production model: nothing to test it against.
+    first = run_job(instance, train_on(230))
+    champion = metadata_of(first, "fine_tuned_model")["model_name"]
+    decision = metadata_of(first, "production_model")
+    assert (decision["model_name"], decision["promoted"]) == (champion, True)
+    assert decision["p_value"] is None and decision["discordant_pairs"] is None
+
+    # 2. A re-tune on 200 books answers a handful more test books right, past min_improvement, but
+    #    the prompts the two disagree on split almost evenly: McNemar's test calls that luck.
+    second = run_job(instance, train_on(200))
+    retune = metadata_of(second, "fine_tuned_model")["model_name"]
+    decision = metadata_of(second, "production_model")
+    pairs = decision["discordant_pairs"]
+    few = pairs["challenger_right"] - pairs["champion_right"]
+    assert 0 < few <= 8, pairs  # a handful of answers
+    gain = decision["challenger_accuracy"] - decision["champion_accuracy"]
+    assert gain == pytest.approx(few / 364) and gain >= 0.01  # better, by more than min_improvement
+    assert decision["p_value"] == pytest.approx(mcnemar_exact_p(pairs["challenger_right"], pairs["champion_right"]))
+    assert decision["p_value"] >= 0.05
+    assert (decision["model_name"], decision["promoted"], decision["challenger"]) == (champion, False, retune)
+    assert "its gain is not significant (it may be luck)" in decision["reason"]
+    assert f"McNemar p = {format_p(decision['p_value'])} >= max_p_value 0.05" in decision["reason"]
+    assert decision["thresholds"] == {"min_improvement": 0.01, "max_p_value": 0.05}
+    production_is(dagster_home, champion)
+    # The check shows what the decision read: the same pairs, per-label metrics and both confusion matrices.
+    _, check = check_of(second)
+    assert check["details"]["paired_test"] == {"p_value": decision["p_value"], **pairs}
+    assert f"**challenger** `{retune}`" in check["confusion_matrix"]
+    assert f"**production** `{champion}`" in check["confusion_matrix"]
+    assert "production F1" in check["per_label_metrics"]
+    assert check["champion_macro_f1"] is not None and 0 < check["fine_tuned_macro_f1"] <= 1
+
+    # 3. The same evidence with the test turned off (max_p_value 1.0): the gain alone promotes it.
+    third = run_job(instance, train_on(200, max_p_value=1.0))
+    decision = metadata_of(third, "production_model")
+    assert (decision["model_name"], decision["promoted"], decision["discordant_pairs"]) == (retune, True, pairs)
+    assert "not required (max_p_value 1.0)" in decision["reason"]
+
+    # 4. A pin skips the test: back to the first model.
+    fourth = run_job(instance, {**train_on(200), "production_model": {"config": {"pin_model": champion}}})
+    decision = metadata_of(fourth, "production_model")
+    assert (decision["model_name"], decision["pinned"], decision["p_value"]) == (champion, True, None)
+
+    # 5. A model trained on every book is clearly better: promoted, its p-value far below 0.05.
+    fifth = run_job(instance, FAST)
+    best = metadata_of(fifth, "fine_tuned_model")["model_name"]
+    decision = metadata_of(fifth, "production_model")
+    assert (decision["model_name"], decision["promoted"], decision["previous_model"]) == (best, True, champion)
+    assert decision["p_value"] < 0.01
+    assert decision["discordant_pairs"]["challenger_right"] > 2 * decision["discordant_pairs"]["champion_right"]
+    assert f"{best} beats {champion}" in decision["reason"] and "< max_p_value 0.05" in decision["reason"]
+    production_is(dagster_home, best)
