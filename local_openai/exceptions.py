@@ -317,6 +317,12 @@ class RateLimitExceeded(OpenAIError):
     code = "rate_limit_exceeded"
 
 
+class TokenRateLimitExceeded(RateLimitExceeded):
+    """Too many tokens per minute; the client should wait as the headers say."""
+
+    type = "tokens"
+
+
 class ServerError(OpenAIError):
     """The server failed while handling the request."""
 

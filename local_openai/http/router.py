@@ -14,6 +14,7 @@ from local_openai.http.middleware import (
     BodySizeLimit,
     FaultInjection,
     Latency,
+    RateLimits,
     error_envelopes,
     stack,
 )
@@ -40,6 +41,7 @@ class Router:
         self._app = stack(
             [
                 Latency(self.options.latency_ms),
+                RateLimits(),
                 self.faults,
                 error_envelopes,
                 BodySizeLimit(self.options.max_body_bytes),
