@@ -117,3 +117,45 @@ def test_a_challenger_from_another_provider_is_never_promoted_but_a_pin_may_cros
     moved = metadata_of(crossed, "production_model")
     assert (moved["model_name"], moved["provider"], moved["pinned"]) == (challenger, "azure", True)
     assert moved["deployment"]
+
+
+def _lifecycle_check(instance: dg.DagsterInstance, model: str, **backend: Any) -> dg.AssetCheckResult:
+    """production_model_lifecycle on a production decision naming `model` (local provider)."""
+    from fine_tuning.defs.fine_tuning.production_model_lifecycle import production_model_lifecycle
+
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key="production_model", metadata={"model_name": model, "provider": "local"}))
+    resource = LocalOpenAIResource(data_dir=str(local_openai_dir()), job_seconds=0.0, **backend)
+    with dg.build_resources({"openai": resource}) as started:
+        context = dg.build_asset_check_context(instance=instance)
+        return production_model_lifecycle(context, openai=started.openai)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("days", "passed", "severity"), [
+    (90, True, None), (45, False, dg.AssetCheckSeverity.WARN), (10, False, dg.AssetCheckSeverity.ERROR),
+])
+def test_production_model_lifecycle_warns_at_60_days_and_fails_at_14(
+    days: int, passed: bool, severity: Any
+) -> None:
+    from tests.support.local_openai import train_toy_model
+
+    tuned = train_toy_model(local_client(str(local_openai_dir()), job_seconds=0.0)).fine_tuned_model
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _lifecycle_check(instance, tuned, model_shutdowns={"gpt-4o-mini": in_days(days)})
+    assert result.passed is passed
+    metadata = {key: getattr(value, "value", value) for key, value in result.metadata.items()}
+    assert (metadata["shutdown_date"], metadata["days_until_shutdown"]) == (in_days(days), days)
+    if severity is not None:
+        assert result.severity == severity and in_days(days) in (result.description or "")
+
+
+def test_production_model_lifecycle_fails_when_the_model_no_longer_answers() -> None:
+    from tests.support.local_openai import train_toy_model
+
+    client = local_client(str(local_openai_dir()), job_seconds=0.0)
+    tuned = train_toy_model(client).fine_tuned_model
+    client.models.delete(tuned)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _lifecycle_check(instance, tuned)
+    assert result.passed is False and result.severity == dg.AssetCheckSeverity.ERROR
+    assert "no longer answers" in (result.description or "") and "re-tune" in (result.description or "")
