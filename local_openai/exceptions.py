@@ -104,6 +104,20 @@ class UnknownParameter(OpenAIError):
         super().__init__(f"Unknown parameter: '{param}'.", param)
 
 
+class UnrecognizedArguments(OpenAIError):
+    """Body fields chat completions does not define: OpenAI names them all, with param and code null."""
+
+    def __init__(self, names: list[str]) -> None:
+        noun = "argument" if len(names) == 1 else "arguments"
+        super().__init__(f"Unrecognized request {noun} supplied: {', '.join(sorted(names))}")
+
+
+class InvalidFileName(OpenAIError):
+    """An upload whose file name cannot be stored as given (control characters, too long, empty)."""
+
+    code = "invalid_file_name"
+
+
 class InvalidFileFormat(OpenAIError):
     """A fine-tune upload that is not a .jsonl file."""
 
@@ -135,7 +149,7 @@ class ModelNotAvailable(OpenAIError):
 
 
 class InvalidSuffix(OpenAIError):
-    """A fine-tuned model suffix that is too long or has ':' or whitespace."""
+    """A fine-tuned model suffix that is too long or has characters a model id cannot carry."""
 
     code = "invalid_suffix"
 
@@ -302,6 +316,16 @@ class RequestTooLarge(OpenAIError):
     def __init__(self, limit: int, size: int | None = None) -> None:
         body = "Request body" if size is None else f"Request body of {size} bytes"
         super().__init__(f"{body} exceeds the limit of {limit} bytes.")
+
+
+class RequestTimeout(OpenAIError):
+    """A body that did not arrive within the server's time bound (a stalled or trickling client)."""
+
+    status = 408
+    code = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body did not arrive within {seconds:g} seconds.")
 
 
 # ---------------------------------------------------------------------------------------------

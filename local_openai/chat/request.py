@@ -21,6 +21,7 @@ from local_openai.exceptions import (
     InvalidRequest,
     MissingRequiredParameter,
     UnknownParameter,
+    UnrecognizedArguments,
     UnsupportedParameter,
     UnsupportedValue,
 )
@@ -89,9 +90,9 @@ class ChatRequest:
 
 def parse_request(body: dict[str, Any]) -> ChatRequest:
     """Every field checked; the first problem is OpenAI's 400 naming the parameter."""
-    for name in body:
-        if name not in KNOWN_PARAMETERS:
-            raise UnknownParameter(name)
+    unknown = [name for name in body if name not in KNOWN_PARAMETERS]
+    if unknown:
+        raise UnrecognizedArguments(unknown)  # OpenAI's words for chat, param and code null
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise MissingRequiredParameter("model")

@@ -261,7 +261,8 @@ class BearerAuth:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise MissingApiKey()
-            # Constant-time comparison; the key is never echoed in the message.
-            if not compare_digest(token.strip().encode(), self.api_key.encode()):
+            # Exactly the key (no stripping: "key " is another key), compared in constant time;
+            # the key is never echoed in the message.
+            if not compare_digest(token.encode(), self.api_key.encode()):
                 raise InvalidApiKey()
         return call_next(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import secrets
 from typing import Any
 
@@ -28,6 +30,7 @@ CREATE_FIELDS = (
 INTEGRATION_TYPES = ("wandb",)
 WANDB_FIELDS = ("project", "entity", "name", "tags")
 MAX_SUFFIX_CHARS = 64
+SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
@@ -88,14 +91,22 @@ def _check_length(
 
 
 def suffix(value: Any) -> str | None:
-    """The fine-tuned model name's suffix: at most 64 characters, no ':' or whitespace."""
+    """The fine-tuned model name's suffix: at most 64 characters a model id can carry.
+
+    The suffix becomes part of the model id (`ft:<base>:<org>:<suffix>:<id>`), which clients put
+    in URL paths (`/v1/models/{model}`, deployments): ASCII letters, digits, '-', '_' and '.'
+    only, as in OpenAI's own model ids; ':' would split the id, '/' a path, '..' climb it.
+    """
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest("'suffix' must be a string.", "suffix")
     _check_length(value, MAX_SUFFIX_CHARS, "suffix", "suffix", InvalidSuffix, unit="characters long")
-    if ":" in value or any(ch.isspace() for ch in value):
-        raise InvalidSuffix("suffix may not contain ':' or whitespace.", "suffix")
+    if not SUFFIX_PATTERN.fullmatch(value) or ".." in value:
+        raise InvalidSuffix(
+            f"Invalid suffix {value[:80]!r}: it may contain only ASCII letters, digits, '-', '_' and '.' "
+            "(no '..'), as model ids do.", "suffix",
+        )
     return value or None
 
 
