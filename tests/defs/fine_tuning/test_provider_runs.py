@@ -19,12 +19,14 @@ import pytest
 
 from fine_tuning.core.settings import local_openai_dir
 from fine_tuning.lib.local_openai_resource import LOCAL_AZURE_ACCOUNT, LocalOpenAIResource
+from fine_tuning.lib.task.production_model_lifecycle import judge_lifecycle
 from local_openai.transport import local_client, local_http_client
 
 from tests.defs.fine_tuning.test_production_model import FAST, pinned, run_job
 from tests.support.chain import CHAIN, Chain
 from tests.support.dagster_runs import failure_text
 from tests.support.dagster_runs import materialization_metadata as metadata_of
+from tests.support.goodreads_task import GOODREADS
 from tests.support.project import REPO
 
 
@@ -121,14 +123,12 @@ def test_a_challenger_from_another_provider_is_never_promoted_but_a_pin_may_cros
 
 def _lifecycle_check(instance: dg.DagsterInstance, model: str, **backend: Any) -> dg.AssetCheckResult:
     """production_model_lifecycle on a production decision naming `model` (local provider)."""
-    from fine_tuning.defs.fine_tuning.production_model_lifecycle import production_model_lifecycle
-
     instance.report_runless_asset_event(dg.AssetMaterialization(
         asset_key="production_model", metadata={"model_name": model, "provider": "local"}))
     resource = LocalOpenAIResource(data_dir=str(local_openai_dir()), job_seconds=0.0, **backend)
     with dg.build_resources({"openai": resource}) as started:
         context = dg.build_asset_check_context(instance=instance)
-        return production_model_lifecycle(context, openai=started.openai)  # type: ignore[call-arg]
+        return judge_lifecycle(context, started.openai, GOODREADS.keys)
 
 
 @pytest.mark.parametrize(("days", "passed", "severity"), [

@@ -1,33 +1,52 @@
 """`production_model_lifecycle`: will the production model keep answering? (asset check on production_model)
 
-Reads the latest production decision, asks the provider for the model (its `shutdown_date`, and
-whether it still answers; on Azure, whether its deployment still exists) and warns at 60 days
-or fewer to the shutdown, fails with ERROR severity at 14 or fewer, or when the model no longer
-answers, saying what to do. Dates come from `core.lifecycle` with today's UTC date.
+Reads the task's latest production decision, asks the provider for the model (its
+`shutdown_date`, and whether it still answers; on Azure, whether its deployment still exists)
+and warns at 60 days or fewer to the shutdown, fails with ERROR severity at 14 or fewer, or when
+the model no longer answers, saying what to do. Dates come from `core.lifecycle` with today's UTC date.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
+
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster_openai import OpenAIResource
 
 from fine_tuning.core.azure_deployments import AzureDeploymentError
 from fine_tuning.core.lifecycle import model_dates, parse_shutdown_date, utc_today
-from fine_tuning.defs.fine_tuning.evaluation_history import PRODUCTION_MODEL, latest_materialization
-from fine_tuning.defs.fine_tuning.production_model import production_model
+from fine_tuning.lib.facts import latest_materialization
 from fine_tuning.lib.lifecycle import lifecycle_check_result, lookup_dates, needs_deployment, provider_name
+from fine_tuning.lib.task.keys import TaskKeys
+
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
 
 
-@dg.asset_check(
-    asset=production_model,
-    name="production_model_lifecycle",
-    description=(
-        "The production model's shutdown: WARN at <= 60 days, ERROR at <= 14 days or when it no longer "
-        "answers (on Azure: its deployment is gone), with what to do: re-tune on the successor or another provider."
-    ),
-)
-def production_model_lifecycle(context: dg.AssetCheckExecutionContext, openai: OpenAIResource) -> dg.AssetCheckResult:
-    """Ask the provider about the production model and judge its runway."""
-    record = latest_materialization(context.instance, PRODUCTION_MODEL) or {}
+def build_production_model_lifecycle_check(task: "FineTuningTask") -> dg.AssetChecksDefinition:
+    """The task's `production_model_lifecycle` check."""
+    keys = task.keys
+
+    @dg.asset_check(
+        asset=keys.production_model,
+        name="production_model_lifecycle",
+        description=(
+            "The production model's shutdown: WARN at <= 60 days, ERROR at <= 14 days or when it no longer "
+            "answers (on Azure: its deployment is gone), saying what to do: re-tune on the successor or on "
+            "another provider."
+        ),
+        required_resource_keys={"openai"},
+    )
+    def production_model_lifecycle(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        """Ask the provider about the production model and judge its runway."""
+        return judge_lifecycle(context, context.resources.openai, keys)
+
+    return production_model_lifecycle
+
+
+def judge_lifecycle(context: dg.AssetCheckExecutionContext, openai: OpenAIResource, keys: TaskKeys) -> dg.AssetCheckResult:
+    """The check's result for the task's latest production decision."""
+    found = latest_materialization(context.instance, keys.production_model)
+    record = found.metadata if found else {}
     model = record.get("model_name")
     today = utc_today()
     if not model:
@@ -40,7 +59,7 @@ def production_model_lifecycle(context: dg.AssetCheckExecutionContext, openai: O
         return lifecycle_check_result(dates, today, answers=True, extra={"checked_with": "recorded metadata"})
     with openai.get_client(context) as client:
         dates, answers, reason = lookup_dates(client, str(model), provider)
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     deployment = record.get("deployment")
     if answers and deployment and needs_deployment(provider):
         extra["deployment"] = deployment
