@@ -26,6 +26,7 @@ from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.scoring import Example, prompts_fingerprint
 from fine_tuning.lib.facts import latest_metadata
 from fine_tuning.lib.failures import api_errors, provider_job_failures
+from fine_tuning.lib.lifecycle import provider_name
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.config import task_config
