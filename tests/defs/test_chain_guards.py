@@ -20,7 +20,7 @@ def _run(selection: dg.AssetSelection, instance: dg.DagsterInstance, resources: 
     job = dg.define_asset_job("guarded", selection=selection, executor_def=dg.in_process_executor)
     scoped = dg.Definitions(
         assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []),
-        jobs=[job], resources=resources,
+        jobs=[job], resources={**(defs.resources or {}), **resources},  # the other tasks keep their own
     )
     return scoped.resolve_job_def("guarded").execute_in_process(instance=instance, raise_on_error=False)
 
