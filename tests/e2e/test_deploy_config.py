@@ -56,7 +56,8 @@ def test_docker_instance_config_passes_dagster_validation(docker_home: Path) -> 
     assert validate_config(DagsterPostgresStorage.config_type(), storage).success
 
     assert type(ref.run_coordinator_data.rehydrate(RunCoordinator)).__name__ == "QueuedRunCoordinator"
-    assert {"key": "fine_tuning/provider_job", "limit": 1} in config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "fine_tuning/provider_job", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in (
+        config["concurrency"]["runs"]["tag_concurrency_limits"])
 
 
 def test_a_misspelt_launcher_field_is_rejected(docker_home: Path) -> None:
