@@ -137,9 +137,22 @@ def run_check_results(instance: dg.DagsterInstance, run_id: str) -> Iterator[tup
         yield data.asset_check_key, result
 
 
-def built_from_version(instance: dg.DagsterInstance, child: dg.AssetKey, source: dg.AssetKey) -> str | None:
-    """The data version of `source` that `child`'s latest materialization was built from (None: never built)."""
-    event = instance.get_latest_materialization_event(child)
+def _materialization_in_run(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey) -> dg.EventLogEntry | None:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    entries = [record.event_log_entry for record in records
+               if record.event_log_entry.asset_materialization is not None
+               and record.event_log_entry.asset_materialization.asset_key == key]
+    return entries[-1] if entries else None
+
+
+def built_from_version(
+    instance: dg.DagsterInstance, child: dg.AssetKey, source: dg.AssetKey, run_id: str | None = None
+) -> str | None:
+    """The data version of `source` that `child` was built from: by its materialization in `run_id`
+    when given (else its latest), None when there is none."""
+    event = _materialization_in_run(instance, run_id, child) if run_id else None
+    if event is None:
+        event = instance.get_latest_materialization_event(child)
     version = read_input_data_version_from_tags(event.tags or {}, source) if event else None
     return version.value if version else None
 

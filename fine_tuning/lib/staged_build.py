@@ -379,6 +379,8 @@ def publish_when_complete(staging: StagingConnection, context: dg.AssetExecution
         for asset, tables in family.targets.items():
             if set(tables) & set(published):
                 publish_build(con, asset, load.load_id)  # the build record moves with its tables
+        for asset in sorted(prep_assets_of_run(context, family)):
+            con.execute(SQL["record_published_run"], {"target": asset, "run_id": load.run_id})
         forget_kept(con, load.load_id)
         con.execute(SQL["forget_schema"], {"schema_name": staging.schema})
         release_lease(con, family.family, load)
@@ -408,6 +410,30 @@ def published_loads(con: duckdb_lib.DuckDBPyConnection) -> dict[str, tuple[str, 
         return {}
     rows = con.execute(SQL["published_loads"]).fetchall()
     return {name: (load_id, json.loads(built_from or "{}")) for name, load_id, built_from in rows}
+
+
+class DatabaseBusy(Exception):
+    """The DuckDB file is held by a writing process (a run in progress): what it publishes is being decided."""
+
+
+def published_runs(database: str) -> dict[str, str]:
+    """prep asset -> the latest run whose view of its tables is published, having built or kept them
+    (read-only; empty for a database without records).
+
+    For deciding from what is published rather than from what a run reported: a run's
+    materializations are recorded as its steps stage, before (and whether or not) its load is
+    published. Raises DatabaseBusy while another process holds the file.
+    """
+    if database != ":memory:" and not database.startswith("md:") and not os.path.exists(database):
+        return {}
+    try:
+        con = duckdb_lib.connect(database, read_only=True)
+    except duckdb_lib.IOException as error:
+        raise DatabaseBusy(str(error)) from error
+    with con:
+        if not con.execute(SQL["has_published_runs"]).fetchone()[0]:
+            return {}
+        return dict(con.execute(SQL["published_runs"]).fetchall())
 
 
 def stale_tables(loads: Mapping[str, tuple[str, dict[str, str]]]) -> list[str]:

@@ -1,8 +1,8 @@
 """A run killed (SIGKILL, its whole process group) at each step resumes with the next run: nothing
 lost, nothing double-spent.
 
-Each case starts `fine_tuning_job` with `dagster job execute` on a site that already holds one
-complete run (so the kill hits a rebuild of new inputs), watches the run's event log and kills the
+Each case starts `fine_tuning_job` with `dagster job execute` on a copy of a site that already
+holds one complete run, with new inputs (so the kill hits a rebuild), watches the run's event log and kills the
 process as soon as the target step has started (for polling: once the provider job exists). The
 next run must succeed with one consistent published load, the provider job of the killed run
 reused rather than paid twice, and a production model.
@@ -34,6 +34,14 @@ KILL_POINTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def completed(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """A site after one complete run (copied for each case: the kill hits a rebuild of new inputs)."""
+    site = Site(tmp_path_factory.mktemp("completed")).prepare()
+    assert site.start("job", "first").finished()[0] == 0
+    return site
+
+
 def _kill_when(site: Site, process, step: str, text: str | None) -> str:
     run_id = wait_for_event(site, process, "STEP_START", step)
     if text is not None:
@@ -63,10 +71,9 @@ def _step_in_progress(site: Site, run_id: str) -> str | None:
 
 @pytest.mark.parametrize(("case", "step", "text"), KILL_POINTS, ids=[point[0] for point in KILL_POINTS])
 def test_a_killed_run_resumes_without_a_duplicate(
-    tmp_path: Path, case: str, step: str, text: str | None, record_property
+    completed: Site, tmp_path: Path, case: str, step: str, text: str | None, record_property
 ) -> None:
-    site = Site(tmp_path).prepare()
-    assert site.start("job", "first").finished()[0] == 0
+    site = completed.copy(tmp_path / "site")
     site.new_inputs(seed=11)
     killed = site.start("job", "killed")
     killed_run = _kill_when(site, killed, step, text)

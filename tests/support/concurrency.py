@@ -80,6 +80,14 @@ class Site:
         self.instance().dispose()  # its storage exists before runs race (Dagster's own first start is not race-free)
         return self
 
+    def copy(self, root: Path) -> Site:
+        """The same site (instance, DuckDB file, local backend store, inputs) under another folder."""
+        shutil.copytree(self.root, root, symlinks=True)
+        copied = Site(root)
+        copied.books, copied.authors, copied.books_lines = (
+            root / self.books.relative_to(self.root), root / self.authors.relative_to(self.root), self.books_lines)
+        return copied
+
     def new_inputs(self, seed: int, books: int = 500) -> None:
         """Generate Goodreads inputs (another seed: other books, so the next load rebuilds)."""
         folder = self.root / f"inputs-{seed}"

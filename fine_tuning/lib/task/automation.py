@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from fine_tuning.lib.facts import DATA_VERSION_TAG, built_from_version, recorded_data_version
+from fine_tuning.lib.staged_build import DatabaseBusy, published_runs
 
 if TYPE_CHECKING:
     from fine_tuning.lib.task.component import FineTuningTask
@@ -137,6 +138,27 @@ def _observe(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> dg.Observ
     return source.observe_fn()  # type: ignore[misc]
 
 
+def _published(task: FineTuningTask) -> dict[str, str] | None:
+    """For a source built by the staged prep: per prep asset, the run whose view of its tables is
+    published (`lib.staged_build.published_runs`); None for other sources."""
+    if not task.source.one_load:
+        return None
+    from fine_tuning.core.settings import duckdb_database
+
+    return published_runs(task.database_path() or duckdb_database())
+
+
+def _built_from(instance: dg.DagsterInstance, child: dg.AssetKey, source: dg.AssetKey,
+                published: dict[str, str] | None) -> str | None:
+    """The source data version `child` was built from. A staged prep asset counts by the run that
+    published its tables, not its latest materialization (recorded as it staged, before its run
+    published them, or failed to); one never published counts as never built."""
+    if published is None:
+        return built_from_version(instance, child, source)
+    run_id = published.get(child.to_user_string())
+    return built_from_version(instance, child, source, run_id) if run_id else None
+
+
 def build_sensor(task: FineTuningTask, job: dg.UnresolvedAssetJobDefinition, interval_seconds: int) -> dg.SensorDefinition:
     """The task's data-change sensor (stopped by default).
 
@@ -151,6 +173,10 @@ def build_sensor(task: FineTuningTask, job: dg.UnresolvedAssetJobDefinition, int
     def evaluate(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         graph = _asset_graph(context, name)
         sources = _observable_sources(graph, task)
+        try:
+            published = _published(task)
+        except DatabaseBusy:
+            return dg.SensorResult(skip_reason="the DuckDB file is held by a run in progress: checking again next tick")
         events: list[dg.AssetObservation] = []
         current: dict[dg.AssetKey, str | None] = {}
         stale: list[str] = []
@@ -163,7 +189,7 @@ def build_sensor(task: FineTuningTask, job: dg.UnresolvedAssetJobDefinition, int
             current[source] = version
             events += _observation_if_new(context.instance, source, observed)
             children = graph.get(source).child_keys
-            if {built_from_version(context.instance, child, source) for child in children} != {version}:
+            if {_built_from(context.instance, child, source, published) for child in children} != {version}:
                 stale.append(source.to_user_string())
         if not sources:
             for dep in task.dep_keys():
