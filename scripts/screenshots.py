@@ -3,8 +3,9 @@
 Starts `dagster dev` on a throw-away DAGSTER_HOME with the project's dagster.yaml, offline
 (the local backend, the shipped sample), runs fine_tuning_job a few times with more and more
 training examples (so the accuracy check has a history worth plotting), then saves PNGs of:
-the asset graph, fine_tuned_model's latest materialization, the accuracy check's plots, and
-production_model when that asset exists. Needs Debian's `chromium` package.
+the asset graph, fine_tuned_model's latest materialization, the accuracy check's plots, its
+per-label metrics and confusion matrices, and production_model when that asset exists. Needs
+Debian's `chromium` package.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ mutation($params: ExecutionParams!) {
 RUNS = "{ runsOrError { ... on Runs { results { runId status } } } }"
 LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
+# Opens the dialog of one markdown metadata entry (the check's latest execution) by its key.
+SHOW_MARKDOWN = """((key) => {
+  const row = [...document.querySelectorAll('tr')].find(tr => tr.innerText.trim().startsWith(key));
+  const link = row && [...row.querySelectorAll('*')]
+    .find(el => el.childElementCount === 0 && el.textContent.includes('Show Markdown'));
+  if (!link) return false;
+  link.click();
+  return true;
+})(%s)"""
+# The accuracy check's tables a person reads first, each saved from its dialog.
+CHECK_TABLES = {"per_label_metrics": "accuracy-check-per-label.png", "confusion_matrix": "accuracy-check-confusion.png"}
 # Scrolls the check's "Plots" section to the top of the page.
 SCROLL_TO_PLOTS = """(() => {
   const heading = [...document.querySelectorAll('*')]
@@ -200,6 +212,13 @@ def take_screenshots(dev: DagsterDev, out: Path, profile: Path) -> list[Path]:
             raise RuntimeError("the accuracy check's page has no Plots section")
         time.sleep(2.0)  # the charts draw after scrolling into view
         saved.append(_save(browser, out / "accuracy-check-history.png"))
+        for key, name in CHECK_TABLES.items():
+            browser.open(f"{dev.url}/assets/fine_tuned_model?view=checks&checkDetail=fine_tuned_model_accuracy",
+                         wait_for_text=key)
+            if not browser.evaluate(SHOW_MARKDOWN % json.dumps(key)):
+                raise RuntimeError(f"the accuracy check's latest execution has no {key} table")
+            time.sleep(1.0)  # the dialog fades in
+            saved.append(_save(browser, out / name))
     finally:
         browser.close()
     return saved
