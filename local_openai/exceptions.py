@@ -104,6 +104,20 @@ class UnknownParameter(OpenAIError):
         super().__init__(f"Unknown parameter: '{param}'.", param)
 
 
+class UnrecognizedArguments(OpenAIError):
+    """Body fields chat completions does not define: OpenAI names them all, with param and code null."""
+
+    def __init__(self, names: list[str]) -> None:
+        noun = "argument" if len(names) == 1 else "arguments"
+        super().__init__(f"Unrecognized request {noun} supplied: {', '.join(sorted(names))}")
+
+
+class InvalidFileName(OpenAIError):
+    """An upload whose file name cannot be stored as given (control characters, too long, empty)."""
+
+    code = "invalid_file_name"
+
+
 class InvalidFileFormat(OpenAIError):
     """A fine-tune upload that is not a .jsonl file."""
 
@@ -135,7 +149,7 @@ class ModelNotAvailable(OpenAIError):
 
 
 class InvalidSuffix(OpenAIError):
-    """A fine-tuned model suffix that is too long or has ':' or whitespace."""
+    """A fine-tuned model suffix that is too long or has characters a model id cannot carry."""
 
     code = "invalid_suffix"
 
@@ -304,6 +318,16 @@ class RequestTooLarge(OpenAIError):
         super().__init__(f"{body} exceeds the limit of {limit} bytes.")
 
 
+class RequestTimeout(OpenAIError):
+    """A body that did not arrive within the server's time bound (a stalled or trickling client)."""
+
+    status = 408
+    code = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body did not arrive within {seconds:g} seconds.")
+
+
 # ---------------------------------------------------------------------------------------------
 # 429, 500, 503: the server (or fault injection) says no
 # ---------------------------------------------------------------------------------------------
@@ -315,6 +339,12 @@ class RateLimitExceeded(OpenAIError):
     status = 429
     type = "requests"
     code = "rate_limit_exceeded"
+
+
+class TokenRateLimitExceeded(RateLimitExceeded):
+    """Too many tokens per minute; the client should wait as the headers say."""
+
+    type = "tokens"
 
 
 class ServerError(OpenAIError):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from local_openai.exceptions import InvalidFileFormat, InvalidRequest, NoSuchFile
+from local_openai.exceptions import InvalidFileFormat, InvalidFileName, InvalidRequest, NoSuchFile
 from local_openai.records import DeletedFile, FileObject, Page
 from local_openai.store import Store, Table, new_id, paginate
 
@@ -32,7 +32,7 @@ def expiry_seconds(value: Any, param: str) -> int | None:
             f"Invalid value for '{param}.anchor': expected 'created_at'.", f"{param}.anchor"
         )
     seconds = value.get("seconds")
-    if isinstance(seconds, str) and seconds.strip().isdigit():
+    if isinstance(seconds, str) and seconds.strip().isascii() and seconds.strip().isdigit():
         seconds = int(seconds.strip())
     if not isinstance(seconds, int) or isinstance(seconds, bool) or not (
         MIN_EXPIRY_SECONDS <= seconds <= MAX_EXPIRY_SECONDS
@@ -43,6 +43,24 @@ def expiry_seconds(value: Any, param: str) -> int | None:
             f"{param}.seconds",
         )
     return seconds
+
+
+def stored_file_name(filename: str) -> str:
+    """The name a file is stored under: its last path component (what clients send), checked.
+
+    Refused rather than rewritten: control characters (a NUL, CR or LF would corrupt headers and
+    listings), a name longer than 255 characters, or no name at all.
+    """
+    name = re.split(r"[\\/]", filename or "")[-1]
+    if not name or name in (".", ".."):
+        raise InvalidFileName(f"Invalid file name {filename[:80]!r}: a file needs a name.", "file")
+    if len(name) > MAX_FILENAME_CHARS:
+        raise InvalidFileName(
+            f"Invalid file name: it is {len(name)} characters long; the maximum is {MAX_FILENAME_CHARS}.", "file"
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise InvalidFileName(f"Invalid file name {name[:80]!r}: control characters are not allowed.", "file")
+    return name
 
 
 class Files:
@@ -57,7 +75,7 @@ class Files:
         """Store an uploaded file; the name is kept as data (its last path component)."""
         if purpose not in FILE_PURPOSES:
             raise InvalidRequest(f"Invalid purpose '{purpose}'. Expected one of {', '.join(FILE_PURPOSES)}.", "purpose")
-        name = re.split(r"[\\/]", filename or "")[-1][:MAX_FILENAME_CHARS] or "upload"
+        name = stored_file_name(filename)
         if purpose == "fine-tune" and not name.lower().endswith(".jsonl"):
             raise InvalidFileFormat(f"Invalid file format for Fine-Tuning API. Must be .jsonl (got '{name}').", "file")
         if purpose == "batch" and not name.lower().endswith(".jsonl"):

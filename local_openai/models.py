@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fine_tuning.core.catalog import MODELS
+from fine_tuning.core.catalog import MODELS, REINFORCEMENT_MODELS
 from local_openai import learner
 from local_openai.exceptions import ModelNotDeletable, ModelNotFound
 from local_openai.jobs import Jobs
@@ -14,7 +14,7 @@ from local_openai.records import ORGANIZATION_ID, DeletedModel, Job, Model, Mode
 from local_openai.store import Store
 
 # Every catalog name (snapshot and alias) is a base model that answers chat requests zero-shot.
-BASE_MODELS: tuple[str, ...] = tuple(name for model in MODELS for name in model.names)
+BASE_MODELS: tuple[str, ...] = tuple(name for model in (*MODELS, *REINFORCEMENT_MODELS) for name in model.names)
 BASE_MODEL_CREATED = 1_721_172_741  # a fixed, plausible "created" for base models
 MODEL_CACHE_SIZE = 8
 _CHECKPOINT_RE = re.compile(r"^(.*):ckpt-step-(\d+)$")

@@ -111,7 +111,7 @@ class AzureKeyAuth:
 
     def __call__(self, request: LocalRequest, call_next: App) -> LocalResponse:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        bearer = token.strip() if scheme.lower() == "bearer" else ""
+        bearer = token if scheme.lower() == "bearer" else ""  # exactly: "key " is another key
         if request.path.startswith(MANAGEMENT_PREFIX):
             if not bearer:
                 raise AzureError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")

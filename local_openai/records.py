@@ -148,6 +148,7 @@ class Job:
     paused_seconds: float = 0.0  # time spent paused, which pushes the finish back
     model_deleted: bool = False  # its fine-tuned model was deleted (the job still names it)
     tokens_estimated: bool = False  # counted without the tokenizer file
+    grader: dict[str, Any] | None = None  # a reinforcement job's grader, as given
 
     @property
     def finished(self) -> bool:
@@ -181,9 +182,15 @@ class Job:
             "estimated_finish": self.estimated_finish,
             "integrations": [dict(item) for item in self.integrations],
             "metadata": self.metadata,
-            "method": {"type": self.method_type, self.method_type: {"hyperparameters": dict(self.hyperparameters)}},
+            "method": self._method(),
             "user_provided_suffix": self.suffix,
         }
+
+    def _method(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"hyperparameters": dict(self.hyperparameters)}
+        if self.grader is not None:
+            settings["grader"] = self.grader
+        return {"type": self.method_type, self.method_type: settings}
 
     def to_store(self) -> dict[str, Any]:
         """The stored document."""
@@ -233,6 +240,7 @@ class Job:
             paused_seconds=state.get("paused_seconds") or 0.0,
             model_deleted=bool(state.get("model_deleted")),
             tokens_estimated=bool(state.get("tokens_estimated")),
+            grader=document["method"].get(document["method"]["type"], {}).get("grader"),
         )
 
 

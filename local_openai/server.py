@@ -1,12 +1,15 @@
 """The local backend over real HTTP: a bare ASGI adapter around the router, run by uvicorn.
 
 No web framework: the router already does routing and parsing, so the adapter only turns an
-ASGI scope into a `LocalRequest` (reading at most the body limit) and runs the synchronous
-router in a worker thread so slow requests (training, injected latency) do not block others.
+ASGI scope into a `LocalRequest` and runs the synchronous router in a worker thread so slow
+requests (training, injected latency) do not block others. Against hostile clients it checks
+the key from the headers before reading any body, reads at most the body limit within a time
+bound (408 after it), and closes a connection whose headers take too long.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -19,8 +22,9 @@ from typing import Any
 
 import anyio.to_thread
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from local_openai.exceptions import RequestTooLarge
+from local_openai.exceptions import RequestTimeout, RequestTooLarge
 from local_openai.http import LocalRequest, LocalResponse, Router, error_response
 from local_openai.options import BackendOptions, body_limit
 
@@ -28,11 +32,19 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8800
 
 
-class AsgiApp:
-    """ASGI callable serving a `Router`."""
+# Per-connection time bounds: a client that trickles its headers or its body (slowloris) holds
+# a connection and, for the body, a buffer; these cut it off. Generous for real clients: a
+# 128 MB upload at 2 MB/s takes 64 s.
+HEADER_SECONDS = 10.0
+BODY_SECONDS = 120.0
 
-    def __init__(self, router: Router) -> None:
+
+class AsgiApp:
+    """ASGI callable serving a `Router`: authenticates from the headers, then reads the body within a time bound."""
+
+    def __init__(self, router: Router, body_seconds: float = BODY_SECONDS) -> None:
         self.router = router
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -40,18 +52,27 @@ class AsgiApp:
             return
         if scope["type"] != "http":
             return
+        request = LocalRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query=urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
+        )
+        refused = self.router.refusal(request)  # before a byte of the body is read
+        if refused is not None:
+            await self._send(send, refused)
+            return
         limit = self._body_limit(scope)
-        body = await self._read_body(scope, receive, limit)
+        try:
+            with anyio.fail_after(self.body_seconds):
+                body = await self._read_body(scope, receive, limit)
+        except TimeoutError:
+            await self._send(send, error_response(RequestTimeout(self.body_seconds)))
+            return
         if body is None:
             response = error_response(RequestTooLarge(limit))
         else:
-            request = LocalRequest(
-                method=scope["method"],
-                path=scope["path"],
-                query=urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
-                headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
-                body=body,
-            )
+            request.body = body
             response = await anyio.to_thread.run_sync(self.router.handle, request)
         await self._send(send, response)
 
@@ -100,6 +121,55 @@ class AsgiApp:
                 return
 
 
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a bound on the time a request's headers may take.
+
+    uvicorn bounds only the idle time between requests (keep-alive), and a byte of a request
+    cancels even that: a client sending its headers one byte a minute would hold the connection
+    for ever. The timer runs from the connection's start (and from each response's end) until a
+    request's headers are complete; then the connection is closed.
+    """
+
+    header_seconds: float = HEADER_SECONDS
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before and self._header_timer is not None:  # headers complete
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(self.header_seconds, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def bounded_protocol(header_seconds: float = HEADER_SECONDS) -> type[BoundedH11Protocol]:
+    """The HTTP protocol class uvicorn should use, with its header time bound."""
+    return type("BoundedH11Protocol", (BoundedH11Protocol,), {"header_seconds": header_seconds})
+
+
 def create_app(options: BackendOptions) -> AsgiApp:
     """The ASGI app serving a backend with these options."""
     return AsgiApp(Router(options))
@@ -116,7 +186,8 @@ def serve(options: BackendOptions, host: str = DEFAULT_HOST, port: int = DEFAULT
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                http=bounded_protocol())
 
 
 @dataclass
@@ -129,12 +200,15 @@ class RunningServer:
 
 
 @contextmanager
-def serving(app: AsgiApp, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[int]:
+def serving(
+    app: AsgiApp, host: str = DEFAULT_HOST, port: int = 0, header_seconds: float = HEADER_SECONDS
+) -> Iterator[int]:
     """Serve `app` with uvicorn in a background thread (port 0 = a free port); yields the bound port.
 
     Always shut down on exit. Tests use it to serve a router they built themselves.
     """
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                            http=bounded_protocol(header_seconds))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="local-openai-server", daemon=True)
     thread.start()

@@ -14,6 +14,7 @@ from local_openai.chat import ChatCompletions
 from local_openai.exceptions import FineTuningNotAllowed, InvalidRequest, ModelNotFound, OpenAIError
 from local_openai.files import Files
 from local_openai.deployments import Deployments
+from local_openai.graders import Graders
 from local_openai.jobs import Jobs
 from local_openai.models import BASE_MODELS, Models
 from local_openai.options import BackendOptions
@@ -22,7 +23,7 @@ from local_openai.store import Store
 
 
 class LocalOpenAI:
-    """Files, fine-tuning jobs, models, chat completions and batches backed by one `Store`."""
+    """Files, fine-tuning jobs, graders, models, chat completions and batches backed by one `Store`."""
 
     def __init__(self, options: BackendOptions) -> None:
         self.store = Store(options.store_dir())
@@ -32,6 +33,7 @@ class LocalOpenAI:
         self.refuse_fine_tuning = options.refuse_fine_tuning
         self.jobs = Jobs(self.store, self.files, clock, job_seconds=options.job_seconds, admit=self.admit_job)
         self.models = Models(self.store, self.jobs, self.shutdowns)
+        self.graders = Graders()
         self.chat = ChatCompletions(self.models, clock)
         # The azure profile: fine-tuned models answer through deployments (deployments.py).
         self.deployments = (

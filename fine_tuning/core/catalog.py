@@ -223,3 +223,70 @@ AZURE_IDLE_DEPLOYMENT_DAYS = 15
 def model_lifecycle(provider: str, model: str) -> ModelLifecycle | None:
     """A model's (snapshot, alias or ft: name) lifecycle on a provider; None when none is recorded."""
     return _LIFECYCLE.get((provider, resolve_model(model)))
+
+# Fine-tuning methods and inputs per model (kept apart from MODELS so each fact has one line).
+# ---------------------------------------------------------------------------------------------
+
+# OpenAI's fine-tuning guides as of this date: supervised-fine-tuning, direct-preference-optimization
+# ("Use with: gpt-4.1-2025-04-14, gpt-4.1-mini-2025-04-14, gpt-4.1-nano-2025-04-14", and the GPT-4o
+# snapshots listed when DPO launched), reinforcement-fine-tuning ("o4-mini-2025-04-16" only) and
+# vision-fine-tuning ("gpt-4o-2024-08-06").
+METHODS_AS_OF = "2025-06-01"
+FINE_TUNING_METHODS: tuple[str, ...] = ("supervised", "dpo", "reinforcement")
+METHODS_BY_SNAPSHOT: dict[str, tuple[str, ...]] = {
+    "gpt-4o-mini-2024-07-18": ("supervised", "dpo"),
+    "gpt-4o-2024-08-06": ("supervised", "dpo"),
+    "gpt-4.1-2025-04-14": ("supervised", "dpo"),
+    "gpt-4.1-mini-2025-04-14": ("supervised", "dpo"),
+    "gpt-4.1-nano-2025-04-14": ("supervised", "dpo"),
+    "gpt-3.5-turbo-0125": ("supervised",),
+    "o4-mini-2025-04-16": ("reinforcement",),
+}
+# Reasoning models (and the models fine-tuned from them): OpenAI's reasoning guide, as of METHODS_AS_OF:
+# they take `reasoning_effort` and only the default temperature / top_p (1).
+REASONING_SNAPSHOTS: frozenset[str] = frozenset({"o4-mini-2025-04-16"})
+# Models whose supervised training examples may hold image parts (vision fine-tuning).
+VISION_SNAPSHOTS: frozenset[str] = frozenset({"gpt-4o-2024-08-06"})
+
+# Reinforcement fine-tuning is billed by training time, not tokens: USD per hour of training
+# (pricing page, as of PRICING_AS_OF; grader-model tokens are billed on top at their own rates).
+REINFORCEMENT_PRICE_PER_HOUR: dict[str, float] = {"o4-mini-2025-04-16": 100.00}
+# o4-mini as a base for reinforcement fine-tuning only (context 200k, output 100k tokens).
+REINFORCEMENT_MODELS: tuple[CatalogModel, ...] = (
+    CatalogModel(
+        snapshot="o4-mini-2025-04-16", alias="o4-mini", fine_tunable=True, training_price=None,
+        base_prices=TokenPrices(1.10, 0.275, 4.40), fine_tuned_prices=TokenPrices(4.00, 1.00, 16.00),
+        context_window=200_000, max_output_tokens=100_000, example_token_limit=200_000,
+    ),
+)
+_BY_NAME.update({name: model for model in REINFORCEMENT_MODELS for name in model.names})
+
+
+def supported_methods(model: str) -> tuple[str, ...]:
+    """The fine-tuning methods a model (snapshot, alias or `ft:` model) can be trained with."""
+    return METHODS_BY_SNAPSHOT.get(resolve_model(model), ())
+
+
+def method_problem(model: str, method_type: str) -> str | None:
+    """Why `model` cannot be fine-tuned with `method_type`, or None when it can."""
+    if method_type not in FINE_TUNING_METHODS:
+        return f"unknown fine-tuning method {method_type!r}; one of {', '.join(FINE_TUNING_METHODS)}"
+    methods = supported_methods(model)
+    if method_type in methods:
+        return None
+    takers = [snapshot for snapshot, taken in METHODS_BY_SNAPSHOT.items() if method_type in taken]
+    offered = f"it takes {', '.join(methods)}" if methods else "it is not in the catalog"
+    return (
+        f"{model} cannot be fine-tuned with method {method_type!r} ({offered}; as of {METHODS_AS_OF}); "
+        f"models that take {method_type}: {', '.join(takers)}"
+    )
+
+
+def is_reasoning_model(model: str) -> bool:
+    """Whether a model (or the base of an `ft:` model) is a reasoning model."""
+    return resolve_model(model) in REASONING_SNAPSHOTS
+
+
+def takes_images(model: str) -> bool:
+    """Whether a model's supervised training examples may hold image parts."""
+    return resolve_model(model) in VISION_SNAPSHOTS

@@ -32,6 +32,19 @@ FORMAT_ERROR_KINDS: tuple[str, ...] = (
     "empty_content",
     "invalid_name",
     "invalid_weight",
+    "invalid_content_part",
+    "image_not_supported",
+    "invalid_image",
+    "invalid_tool_calls",
+    "invalid_tool_arguments",
+    "invalid_function_call",
+    "tool_call_id_unknown",
+    "invalid_tools",
+    "invalid_functions",
+    "invalid_parallel_tool_calls",
+    "missing_input",
+    "invalid_preference_output",
+    "reinforcement_last_message",
     "roles_order",
     "example_missing_assistant_message",
     "too_few_examples",
@@ -46,18 +59,31 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "data_type": "example is not a JSON object",
     "missing_messages_list": "no non-empty 'messages' list",
     "message_data_type": "a message is not a JSON object",
-    "message_missing_key": "a message lacks `role` or `content`",
-    "message_unrecognized_key": "a message has a key other than role/content/name/function_call/weight",
-    "unrecognized_role": "a role other than system/user/assistant/function (or not a string)",
-    "missing_content": "a message has no content (or non-string content)",
+    "message_missing_key": "a message lacks `role`, or `content` (without a tool or function call)",
+    "message_unrecognized_key": "a message has a key its role does not take (role/content/name/weight/tool_calls/tool_call_id/function_call)",
+    "unrecognized_role": "a role other than system/developer/user/assistant/tool/function (or not a string)",
+    "missing_content": "a message has no content (content is a non-empty string or list of parts)",
     "empty_content": "a message's content is only whitespace",
     "invalid_name": "`name` is not 1-64 letters, digits, '_' or '-'",
     "invalid_weight": "`weight` not 0/1 or not on an assistant message",
-    "roles_order": "roles not: optional system, then user/assistant alternating, ending with assistant",
+    "invalid_content_part": "a content part is not {type: text, text} or {type: image_url, image_url: {url, detail?}}",
+    "image_not_supported": "an image where none is taken (model without vision fine-tuning, assistant message, DPO or reinforcement)",
+    "invalid_image": "an image breaks the vision limits (JPEG/PNG/WEBP, <= 10 MB, <= 10 per example, detail auto/low/high)",
+    "invalid_tool_calls": "assistant `tool_calls` not a list of {id, type: function, function: {name, arguments}}",
+    "invalid_tool_arguments": "function-call `arguments` are not a string of valid JSON text",
+    "invalid_function_call": "legacy `function_call` is not {name, arguments}",
+    "tool_call_id_unknown": "a tool message does not answer a call id of the assistant message before it",
+    "invalid_tools": "top-level `tools` not a list of {type: function, function: {name, description?, parameters?}}",
+    "invalid_functions": "legacy `functions` not a list of {name, description?, parameters?}",
+    "invalid_parallel_tool_calls": "`parallel_tool_calls` is not a boolean",
+    "missing_input": "DPO: no `input` object with a non-empty `messages` list (and only tools/parallel_tool_calls beside it)",
+    "invalid_preference_output": "DPO: `preferred_output` / `non_preferred_output` not exactly one assistant message each, or both the same",
+    "reinforcement_last_message": "reinforcement: the last message is not a user or developer message",
+    "roles_order": "roles not: system/developer first, then user and assistant turns (tool results after calls), ending as the method requires",
     "example_missing_assistant_message": "no assistant message",
     "too_few_examples": "fewer examples than the minimum",
     "too_many_tokens": "example longer than the model's per-example token limit (would be truncated)",
-    "unknown_top_level_key": "a key other than messages/tools/functions/parallel_tool_calls (ignored by OpenAI)",
+    "unknown_top_level_key": "a top-level key the method does not read (ignored by OpenAI)",
     "duplicate_example": "the same example as an earlier line (trains on it twice)",
 }
 
@@ -68,6 +94,7 @@ class FileReport:
 
     path: str
     model: str
+    method: str = "supervised"
     sha256: str = ""
     examples: int = 0
     min_examples: int = MIN_TRAINING_EXAMPLES
@@ -88,6 +115,7 @@ class FileReport:
     epochs_rule: str = "auto"
     billing_tokens: int = 0
     price_per_million: float | None = None
+    price_per_hour: float | None = None  # reinforcement: billed by training time
     pricing_as_of: str = PRICING_AS_OF
     # Identities for the overlap and split checks: first line of each example / user message.
     example_digests: dict[int, int] = field(default_factory=dict, repr=False)
@@ -166,6 +194,7 @@ class FileReport:
         return "\n".join(
             [
                 f"File: {self.path}",
+                f"Method: {self.method}",
                 f"sha256: {self.sha256}",
                 f"Examples: {self.examples} (minimum {self.min_examples})",
                 "",
@@ -198,7 +227,16 @@ class FileReport:
         return lines
 
     def _cost_text(self) -> list[str]:
+        if self.method == "reinforcement":
+            rate = f"${self.price_per_hour:.2f} per hour" if self.price_per_hour is not None else "an unknown rate"
+            return [
+                "Estimated training cost:",
+                f"  reinforcement fine-tuning of {self.model} is billed by training time at {rate} "
+                f"(prices as of {self.pricing_as_of}), plus the grader model's tokens: not predictable from the file",
+            ]
         lines = ["Estimated training cost:", f"  billing tokens {self.billing_tokens} x {self.n_epochs} epochs ({self.epochs_rule})"]
+        if self.method == "dpo":
+            lines.append("  (DPO: the prompt and both outputs, preferred and non-preferred, are billed)")
         if self.price_per_million is None:
             lines.append(f"  price for {self.model} unknown (not in the table dated {self.pricing_as_of}): cost unknown")
         else:

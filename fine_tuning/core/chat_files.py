@@ -1,11 +1,12 @@
-"""The chat-format fine-tuning file rules: one implementation, no Dagster.
+"""The fine-tuning file rules (supervised chat, DPO, reinforcement): one implementation, no Dagster.
 
 Used by the blocking Dagster checks (defs/training_data/training_files_checks.py), the CLI
 (`python -m fine_tuning.validate`) and the local backend (which fails a job on any file these
-rules reject). The rules follow OpenAI's cookbook "Data preparation and analysis for chat model
-fine-tuning" (format errors, token counting, the "auto" epochs rule, billing tokens) and add what
-the cookbook leaves out: role order, weights, names, blank content, invalid JSON and Unicode,
-dated per-model token limits and prices, duplicates, and overlap between splits.
+rules reject). The rules of one example, per method, are `core.example_rules` (sourced there
+from OpenAI's fine-tuning, DPO, reinforcement and vision guides); the tokens each method bills
+are `core.example_tokens`. This module reads the file: JSON and Unicode per line, token limits,
+the "auto" epochs rule and billing tokens (OpenAI's cookbook "Data preparation and analysis for
+chat model fine-tuning"), dated per-model prices, duplicates, and overlap between splits.
 
 Every line is read once: the same pass checks the format, counts tokens and records the
 identities (digests) the overlap and split checks compare. No JSON value makes it crash.
@@ -23,8 +24,11 @@ from typing import Any
 from fine_tuning.core.catalog import (
     DEFAULT_BASE_MODEL,
     MIN_TRAINING_EXAMPLES,
+    REINFORCEMENT_PRICE_PER_HOUR,
     auto_epochs,
     example_token_limit,
+    resolve_model,
+    takes_images,
     training_price_per_million,
 )
 from fine_tuning.core.chat_file_report import (
@@ -34,6 +38,8 @@ from fine_tuning.core.chat_file_report import (
     WARNING_KINDS,
     FileReport,
 )
+from fine_tuning.core.example_rules import DPO, METHODS, REINFORCEMENT, SUPERVISED, TOP_LEVEL_KEYS, example_problems
+from fine_tuning.core.example_tokens import example_tokens
 from fine_tuning.core.recorded_tokens import RecordedTokens, read_recorded_tokens
 from fine_tuning.core.tokens import TokenCount, TokenCounter, measure_example_tokens, token_counter
 
@@ -46,18 +52,13 @@ __all__ = [
 # OpenAI requires at least 10 training examples; a validation file only has to be non-empty.
 MIN_VALIDATION_EXAMPLES = 1
 
-# Cookbook chat format: recognised message keys, roles and top-level keys.
-ALLOWED_MESSAGE_KEYS = frozenset({"role", "content", "name", "function_call", "weight"})
-ALLOWED_ROLES = frozenset({"system", "user", "assistant", "function"})
-_PLAIN_ROLES = frozenset({"system", "user", "assistant"})
-KNOWN_TOP_LEVEL_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A \ud800-\udfff escape in the raw line: only then can the parsed value hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_ROLE_FOLLOWERS = {"start": {"user"}, "user": {"assistant"}, "assistant": {"user", "function"}, "function": {"assistant"}}
 
-# Called with (line, messages) for every example without a format error.
-ExampleSink = Callable[[int, list[dict[str, Any]]], None]
+# Called with (line, example) for every example without a format error.
+ExampleSink = Callable[[int, dict[str, Any]], None]
+# Errors after which nothing else of the line can be read.
+_UNREADABLE = ("data_type", "missing_messages_list", "missing_input")
 
 
 def content_digest(text: str) -> int:
@@ -115,86 +116,17 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _plain_roles(messages: list[Any]) -> list[str] | None:
-    """The roles when every message is the common case, decided fast: exactly a system, user or
-    assistant role and non-blank text content (nothing else to check); else None."""
-    roles = []
-    for message in messages:
-        if type(message) is not dict or len(message) != 2:
-            return None
-        role, content = message.get("role"), message.get("content")
-        if type(role) is not str or role not in _PLAIN_ROLES or type(content) is not str or not content or content.isspace():
-            return None
-        roles.append(role)
-    return roles
-
-
-def _message_errors(message: Any) -> Iterator[str]:
-    """The format errors of one message (never raises, whatever the JSON value)."""
-    if not isinstance(message, dict):
-        yield "message_data_type"
-        return
-    if "role" not in message or "content" not in message:
-        yield "message_missing_key"
-    if any(key not in ALLOWED_MESSAGE_KEYS for key in message):
-        yield "message_unrecognized_key"
-    role = message.get("role")
-    if not isinstance(role, str) or role not in ALLOWED_ROLES:
-        yield "unrecognized_role"
-    content = message.get("content")
-    if (content is None or content == "") and not message.get("function_call") or (
-        content is not None and not isinstance(content, str)
-    ):
-        yield "missing_content"
-    elif isinstance(content, str) and content and not content.strip():
-        yield "empty_content"
-    if "name" in message and not (isinstance(message["name"], str) and _NAME.fullmatch(message["name"])):
-        yield "invalid_name"
-    if "weight" in message:
-        weight = message["weight"]
-        if role != "assistant" or isinstance(weight, bool) or not isinstance(weight, int | float) or weight not in (0, 1):
-            yield "invalid_weight"
-
-
-def _roles_in_order(roles: Sequence[str]) -> bool:
-    """Optional system first, then user/assistant alternating from user, ending with assistant.
-
-    A `function` message may answer an assistant message and is followed by the assistant again.
-    """
-    state = "start"
-    for role in roles[1:] if roles and roles[0] == "system" else roles:
-        if role not in _ROLE_FOLLOWERS[state]:
-            return False
-        state = role
-    return state == "assistant"
-
-
-def example_errors(example: Any) -> list[str]:
-    """The format errors of one parsed example, in rule order, without duplicates."""
-    if not isinstance(example, dict):
-        return ["data_type"]
-    messages = example.get("messages")
-    if not messages or not isinstance(messages, list):
-        return ["missing_messages_list"]
-    found: list[str] = []
-    roles = _plain_roles(messages)
-    if roles is None:  # not the common case: walk every rule of every message
-        for message in messages:
-            found.extend(kind for kind in _message_errors(message) if kind not in found)
-        roles = [m["role"] if isinstance(m, dict) and isinstance(m.get("role"), str) else "?" for m in messages]
-    if "assistant" not in roles:
-        found.append("example_missing_assistant_message")
-    if not _roles_in_order(roles):
-        found.append("roles_order")
-    return found
+def example_errors(example: Any, method: str = SUPERVISED, images_allowed: bool = False) -> list[str]:
+    """The format error kinds of one parsed example, in rule order, without duplicates."""
+    return [kind for kind, _ in example_problems(example, method, images_allowed)]
 
 
 # Where a report's token counts come from (`FileReport.token_counts_source`).
 COUNTED = "counted"
 RECORDED = "recorded by the writer for these bytes (sha256)"
 
-# Counts one example: (line, messages) -> its tokens.
-_ExampleCount = Callable[[int, list[Any]], TokenCount]
+# Counts one example: (line, example, well-formed) -> its tokens.
+_ExampleCount = Callable[[int, dict[str, Any], bool], TokenCount]
 
 
 @dataclass
@@ -208,6 +140,8 @@ class _Pass:
     exact_counter: bool
     count: _ExampleCount
     on_example: ExampleSink | None = None
+    method: str = SUPERVISED
+    images_allowed: bool = False
 
     def line(self, number: int, raw: bytes) -> None:
         """Apply every rule to one line."""
@@ -217,25 +151,27 @@ class _Pass:
         if error is not None:
             report.add_error(error, number, detail)
             return
-        errors = example_errors(example)
-        for kind in errors:
-            report.add_error(kind, number)
-        if errors and errors[0] in ("data_type", "missing_messages_list"):
+        problems = example_problems(example, self.method, self.images_allowed)
+        for kind, what in problems:
+            report.add_error(kind, number, what)
+        if problems and problems[0][0] in _UNREADABLE:
             return
         self._identities(number, raw, example)
-        self._tokens(number, self.count(number, example["messages"]))
-        if not errors and self.on_example is not None:
-            self.on_example(number, example["messages"])
+        if problems and self.method != SUPERVISED:
+            return  # a malformed preference or reinforcement line has no billable shape
+        self._tokens(number, self.count(number, example, not problems))
+        if not problems and self.on_example is not None:
+            self.on_example(number, example)
 
     def _identities(self, number: int, raw: bytes, example: dict[str, Any]) -> None:
         report = self.report
-        if not example.keys() <= KNOWN_TOP_LEVEL_KEYS:
+        if self.method != REINFORCEMENT and not example.keys() <= TOP_LEVEL_KEYS[self.method]:
             report.add_warning("unknown_top_level_key", number)
         first = report.example_digests.setdefault(line_digest(raw), number)
         if first != number:
             report.add_warning("duplicate_example", number)
         users = report.user_digests
-        for message in example["messages"]:
+        for message in prompt_messages(example, self.method):
             if type(message) is dict and message.get("role") == "user" and type(content := message.get("content")) is str:
                 users.setdefault(hash(content), number)  # content_digest, inlined: this runs per message
 
@@ -251,6 +187,26 @@ class _Pass:
             report.add_error("too_many_tokens", number, f"{counted.tokens} tokens, over the limit of {report.token_limit}")
 
 
+def prompt_messages(example: dict[str, Any], method: str) -> list[Any]:
+    """The messages of an example's prompt (DPO keeps them under `input`)."""
+    if method == DPO:
+        prompt = example.get("input")
+        messages = prompt.get("messages") if isinstance(prompt, dict) else None
+    else:
+        messages = example.get("messages")
+    return messages if isinstance(messages, list) else []
+
+
+def example_counter(counter: TokenCounter, method: str) -> _ExampleCount:
+    """Tokens of one example as `method` bills it; a malformed chat example is still sized by its messages."""
+    def count(_line: int, example: dict[str, Any], well_formed: bool) -> TokenCount:
+        if well_formed:
+            return example_tokens(example, method, counter)
+        return measure_example_tokens(example["messages"], counter)
+
+    return count
+
+
 def validate_chat_lines(
     lines: Iterable[tuple[int, bytes]],
     *,
@@ -262,15 +218,19 @@ def validate_chat_lines(
     counter: TokenCounter | None = None,
     on_example: ExampleSink | None = None,
     recorded: RecordedTokens | None = None,
+    method: str = SUPERVISED,
 ) -> FileReport:
-    """Apply every rule to (line number, raw bytes) pairs; `label` names the file in the report.
+    """Apply every rule of `method` to (line number, raw bytes) pairs; `label` names the file in the report.
 
     `token_limit` overrides the model's dated per-example limit (tests use a small one);
     `n_epochs=None` applies the cookbook's "auto" rule; `on_example` receives each well-formed
-    example's messages (the local backend trains on them). `recorded`: token counts taken by line
+    example (the local backend trains on them). Image parts are accepted for models that take
+    images (vision fine-tuning, supervised only). `recorded`: token counts taken by line
     instead of counted (a writer's record); the caller then must compare the sha256 of the bytes
     with the record's (`validate_written_file` does).
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown fine-tuning method {method!r}; one of {', '.join(METHODS)}")
     counter = counter or token_counter()
     limit, known = (token_limit, True) if token_limit is not None else example_token_limit(model)
     report = FileReport(
@@ -281,14 +241,16 @@ def validate_chat_lines(
         token_limit_known=known,
         tokens_exact=counter.exact,
         token_method=counter.method,
-        price_per_million=training_price_per_million(model),
+        price_per_million=training_price_per_million(model) if method != REINFORCEMENT else None,
         token_counts_source=RECORDED if recorded is not None else COUNTED,
+        method=method,
+        price_per_hour=REINFORCEMENT_PRICE_PER_HOUR.get(resolve_model(model)) if method == REINFORCEMENT else None,
     )
     count: _ExampleCount = (
-        (lambda number, _: recorded.count(number)) if recorded is not None
-        else (lambda _, messages: measure_example_tokens(messages, counter))
+        (lambda number, _example, _ok: recorded.count(number)) if recorded is not None
+        else example_counter(counter, method)
     )
-    one_pass = _Pass(report, counter.exact, count, on_example)
+    one_pass = _Pass(report, counter.exact, count, on_example, method, method == SUPERVISED and takes_images(model))
     for number, raw in lines:
         one_pass.line(number, raw)
     if report.examples < min_examples:
@@ -325,8 +287,9 @@ def validate_chat_file(
     min_examples: int = MIN_TRAINING_EXAMPLES,
     counter: TokenCounter | None = None,
     recorded: RecordedTokens | None = None,
+    method: str = SUPERVISED,
 ) -> FileReport:
-    """Validate a chat-format JSONL file in one streaming pass (every line is one example).
+    """Validate a fine-tuning JSONL file for `method` in one streaming pass (every line is one example).
 
     Raises FileNotFoundError when the file does not exist, IsADirectoryError for a directory.
     `recorded`: token counts to take instead of counting (see `validate_written_file`).
@@ -342,6 +305,7 @@ def validate_chat_file(
         min_examples=min_examples,
         counter=counter,
         recorded=recorded,
+        method=method,
     )
     report.sha256 = digest.hexdigest()
     return report
@@ -355,6 +319,7 @@ def validate_written_file(
     token_limit: int | None = None,
     min_examples: int = MIN_TRAINING_EXAMPLES,
     counter: TokenCounter | None = None,
+    method: str = SUPERVISED,
 ) -> FileReport:
     """`validate_chat_file` for a file whose writer recorded its token counts: those bytes are not encoded again.
 
@@ -367,7 +332,7 @@ def validate_written_file(
     file_path = checked_path(path)
     recorded = read_recorded_tokens(file_path)
     options: dict[str, Any] = {"n_epochs": n_epochs, "token_limit": token_limit, "min_examples": min_examples,
-                               "counter": counter}
+                               "counter": counter, "method": method}
     if recorded is not None and recorded.token_method == counter.method:
         report = validate_chat_file(file_path, model, recorded=recorded, **options)
         if recorded.describes(report.sha256, report.examples, counter.method):

@@ -1,8 +1,9 @@
 """Integrity of a JSON-lines input file (plain or gzip), and why its lines cannot be used. No Dagster.
 
-DuckDB reads the Goodreads files; these checks come first because DuckDB would read a truncated
-gzip member or a short download as far as it goes, and would read a UTF-8 byte-order mark as
-part of the first record (dropping it as malformed). When no line is usable, `line_problems`
+DuckDB reads the Goodreads files, but it reads a corrupt gzip stream (bad CRC, damaged block) as
+far as it goes without a word, and would read a UTF-8 byte-order mark as part of the first record
+(dropping it as malformed). So a gzip file (or one with a byte-order mark) reaches DuckDB through
+`copy_verified`, which decompresses it once, checks it as it goes and drops the mark. When no line is usable, `line_problems`
 says why, line by line, instead of a bare "no book_id".
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,27 +52,35 @@ def check_length(received: int, declared: str | None) -> None:
         )
 
 
-def check_readable(path: Path) -> bool:
-    """Read the whole (decompressed) content once; InputFileError when gzip is truncated or corrupt.
-
-    Returns whether the content starts with a UTF-8 byte-order mark.
-    """
+def starts_with_bom(path: Path) -> bool:
+    """True when the (decompressed) content starts with a UTF-8 byte-order mark."""
     try:
         with _open(path) as handle:
-            head = handle.read(len(UTF8_BOM))
-            while handle.read(_CHUNK):
-                pass
+            return handle.read(len(UTF8_BOM)) == UTF8_BOM
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise InputFileError(f"{path.name} is a damaged gzip file (truncated or corrupt: {error})") from error
-    return head == UTF8_BOM
 
 
-def write_without_bom(path: Path, target: Path) -> Path:
-    """`target`: the (decompressed) content of `path` without its leading byte-order mark."""
-    with _open(path) as source, open(target, "wb") as out:
-        source.read(len(UTF8_BOM))
-        shutil.copyfileobj(source, out, _CHUNK)
-    return target
+def copy_verified(path: Path, target: BinaryIO) -> int:
+    """Write the decompressed content of `path` to `target` without a leading byte-order mark,
+    checking the gzip stream as it goes (CRC and length at its end); returns the bytes written.
+
+    InputFileError when the gzip stream is truncated or corrupt: the reader must then discard what
+    it read. BrokenPipeError when the reader stopped reading (it failed on its own).
+    """
+    written = 0
+    try:
+        with _open(path) as source:
+            head = source.read(len(UTF8_BOM))
+            if head != UTF8_BOM:
+                target.write(head)
+                written += len(head)
+            while chunk := source.read(_CHUNK):
+                target.write(chunk)
+                written += len(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputFileError(f"{path.name} is a damaged gzip file (truncated or corrupt: {error})") from error
+    return written
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:

@@ -67,6 +67,7 @@ class ModelScore:
     per_category: dict[str, list[int]] = field(default_factory=dict)  # category -> [correct, total]
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (true, predicted)
     outcomes: dict[str, bool] = field(default_factory=dict)  # example id -> answered right
+    answers: dict[str, str] = field(default_factory=dict)  # example id -> what it answered (wrong answers: DPO pairs)
 
     @property
     def accuracy(self) -> float:
@@ -80,6 +81,7 @@ class ModelScore:
         tally[1] += 1
         right = predicted == truth
         self.outcomes[example_id] = right
+        self.answers[example_id] = predicted if predicted is not None else NO_ANSWER
         if right:
             self.correct += 1
             tally[0] += 1
@@ -105,6 +107,7 @@ class ModelScore:
             "per_category": self.per_category,
             "confusions": [[truth, predicted, count] for (truth, predicted), count in self.confusions.items()],
             "outcomes": self.outcomes,
+            "answers": self.answers,
         }
 
     @classmethod
@@ -117,6 +120,7 @@ class ModelScore:
             per_category={str(k): [int(v[0]), int(v[1])] for k, v in dict(data["per_category"]).items()},
             confusions=Counter({(str(t), str(p)): int(n) for t, p, n in data["confusions"]}),
             outcomes={str(k): bool(v) for k, v in dict(data.get("outcomes") or {}).items()},
+            answers={str(k): str(v) for k, v in dict(data.get("answers") or {}).items()},
         )
 
 

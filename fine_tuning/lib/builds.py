@@ -7,7 +7,7 @@ and the metadata it reported. A step whose fingerprint matches the record, with 
 files) still there, keeps them and reports the recorded metadata again (`rebuilt: false`): an
 unchanged scheduled run costs a few lookups instead of the whole prep.
 
-Prep targets are staged like their tables (`defs.goodreads.loads`): a new build's record waits
+Prep targets are staged like their tables (`fine_tuning.lib.staged_build`): a new build's record waits
 as `staged` (with its load) and becomes `published` in the transaction that publishes its
 tables, so a published record always describes the published tables beside it, and a build
 that fails leaves the published pair as it was. A step that keeps its published tables marks
@@ -88,15 +88,16 @@ def published_fingerprint(con: duckdb_lib.DuckDBPyConnection, target: str) -> st
 
 def kept_build(
     con: duckdb_lib.DuckDBPyConnection, target: str, fingerprint: str | None, tables: Iterable[str],
-    load_id: str | None = None,
+    load_id: str | None = None, staged_schema: str | None = None,
 ) -> Record | None:
-    """The record of `target` if it was built from exactly `fingerprint` and its tables exist."""
+    """The record of `target` if it was built from exactly `fingerprint` and its tables exist
+    (staged ones in `staged_schema`, published ones in main)."""
     if fingerprint is None:
         return None
     record = effective_record(con, target, load_id)
     if record is None or record.fingerprint != fingerprint:
         return None
-    schema = "staging" if record.staged else "main"
+    schema = staged_schema if record.staged else "main"
     present = {row[0] for row in con.execute(SQL["tables_in_schema"], {"schema": schema}).fetchall()}
     return record if set(tables) <= present else None
 
@@ -144,10 +145,16 @@ def publish_build(con: duckdb_lib.DuckDBPyConnection, target: str, load_id: str)
     con.execute(SQL["forget"], {"target": target, "state": STAGED})
 
 
-def forget_kept(con: duckdb_lib.DuckDBPyConnection) -> None:
-    """After publishing: no load keeps anything any more (a later load decides again)."""
+def forget_kept(con: duckdb_lib.DuckDBPyConnection, load_id: str) -> None:
+    """After `load_id` published: it keeps nothing any more (a later load decides again)."""
     con.execute(SQL["create"])
-    con.execute(SQL["forget_kept"])
+    con.execute(SQL["forget_kept"], {"load_id": load_id})
+
+
+def forget_load(con: duckdb_lib.DuckDBPyConnection, load_id: str) -> None:
+    """A load that died before publishing: its staged and kept records go with its staged tables."""
+    con.execute(SQL["create"])
+    con.execute(SQL["forget_load"], {"load_id": load_id})
 
 
 def forget_build(con: duckdb_lib.DuckDBPyConnection, target: str) -> None:

@@ -12,6 +12,7 @@ from local_openai.chat.records import Choice
 from local_openai.chat.request import ChatRequest
 from local_openai.chat.response_format import invalid_schema
 from local_openai.chat.tools import ToolSpec, call_input, tool_call, tool_to_call
+from local_openai.store import new_id
 
 
 class Answerer:
@@ -22,10 +23,26 @@ class Answerer:
         self.weights = weights
         self.counter = counter
         self.messages = request.messages
-        self.ranked = weights.ranked_replies(self.messages) if weights is not None else []
+        ranked = weights.ranked_replies(self.messages) if weights is not None else []
+        # A model fine-tuned on function calls answers with the calls it learnt when the request
+        # offers those functions; otherwise its call labels are not replies.
+        self.learnt_calls = self._learnt_calls(ranked[0]) if ranked else None
+        self.ranked = [label for label in ranked if learner.label_calls(label) is None]
+
+    def _learnt_calls(self, label: str) -> list[dict[str, str]] | None:
+        calls = learner.label_calls(label)
+        tools = self.request.tools
+        if calls is None or tools is None or tools.mode == "none":
+            return None
+        offered = {tool.name for tool in tools.tools if tool.kind == "function"}
+        if tools.mode == "named" and [call["name"] for call in calls] != [tools.named]:
+            return None
+        return calls if all(call["name"] in offered for call in calls) else None
 
     def choices(self) -> list[Choice]:
         """The n choices of the completion."""
+        if self.learnt_calls is not None:
+            return [self._learnt_call() for _ in range(self.request.n)]
         try:
             greedy = structured_outputs.answer_from_ranking(self.messages, self.request.response_format, self.ranked)
             tool = tool_to_call(self.request.tools, self.messages) if self.request.tools else None
@@ -62,6 +79,15 @@ class Answerer:
             logprobs = decoding.token_logprobs(tokens, distribution, self.request.top_logprobs)
         used = len(tokens) if reason == "length" else self.counter.count(content)
         return Choice(content, reason or "stop", used, [token.text for token in tokens], logprobs=logprobs)
+
+    def _learnt_call(self) -> Choice:
+        assert self.learnt_calls is not None and self.request.tools is not None
+        used = sum(self.counter.count(call["name"]) + self.counter.count(call["arguments"]) for call in self.learnt_calls)
+        if self.request.tools.legacy:
+            first = self.learnt_calls[0]
+            return Choice(None, "function_call", used, function_call={"name": first["name"], "arguments": first["arguments"]})
+        calls = [{"id": new_id("call", "_"), "type": "function", "function": dict(call)} for call in self.learnt_calls]
+        return Choice(None, "tool_calls", used, tool_calls=calls)
 
     def _call(self, tool: ToolSpec, greedy: str) -> Choice:
         arguments = call_input(tool, self.ranked, self.messages, greedy)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fine_tuning.core.catalog import catalog_model, resolve_model
+from fine_tuning.core.catalog import catalog_model, is_reasoning_model, resolve_model
 from local_openai import learner
 from local_openai.chat import checks, tokenizer
 from local_openai.chat.messages import check_messages
@@ -21,6 +21,7 @@ from local_openai.exceptions import (
     InvalidRequest,
     MissingRequiredParameter,
     UnknownParameter,
+    UnrecognizedArguments,
     UnsupportedParameter,
     UnsupportedValue,
 )
@@ -31,6 +32,7 @@ MAX_STOP_SEQUENCES = 4
 MAX_TOP_LOGPROBS = 20
 MAX_LOGIT_BIAS = 100
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 # Parameters the API defines that these (non-reasoning, text) models do not take: OpenAI refuses them too.
 NOT_FOR_THESE_MODELS = ("reasoning_effort", "verbosity", "web_search_options", "audio", "moderation",
                         "prompt_cache_options")
@@ -88,13 +90,13 @@ class ChatRequest:
 
 def parse_request(body: dict[str, Any]) -> ChatRequest:
     """Every field checked; the first problem is OpenAI's 400 naming the parameter."""
-    for name in body:
-        if name not in KNOWN_PARAMETERS:
-            raise UnknownParameter(name)
+    unknown = [name for name in body if name not in KNOWN_PARAMETERS]
+    if unknown:
+        raise UnrecognizedArguments(unknown)  # OpenAI's words for chat, param and code null
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise MissingRequiredParameter("model")
-    _refuse_unsupported(body)
+    _refuse_unsupported(body, is_reasoning_model(model))
     _check_bookkeeping(body)
     max_tokens, max_param = _max_tokens(body, model)
     logprobs, top_logprobs = _logprobs(body)
@@ -123,10 +125,21 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
     return request
 
 
-def _refuse_unsupported(body: dict[str, Any]) -> None:
+def _refuse_unsupported(body: dict[str, Any], reasoning: bool) -> None:
     for name in NOT_FOR_THESE_MODELS:
+        if reasoning and name == "reasoning_effort":
+            checks.choice(body.get(name) or "medium", name, REASONING_EFFORTS)
+            continue  # accepted, and without effect: local models answer in one step
         if body.get(name) is not None:
             raise UnsupportedParameter(f"Unsupported parameter: '{name}' is not supported with this model.", name)
+    if reasoning:
+        # Reasoning models take only the default sampling (OpenAI: "Only the default (1) value is supported").
+        for name in ("temperature", "top_p"):
+            if body.get(name) is not None and body[name] != 1:
+                raise UnsupportedValue(
+                    f"Unsupported value: '{name}' does not support {body[name]!r} with this model. "
+                    "Only the default (1) value is supported.", name,
+                )
     modalities = body.get("modalities")
     if modalities is not None:
         for item in checks.array(modalities, "modalities", 1):

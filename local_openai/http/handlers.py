@@ -125,6 +125,17 @@ def list_job_checkpoints(backend: LocalOpenAI, request: LocalRequest, path: dict
     return ok(backend.jobs.list_checkpoints(path["job_id"], after, limit))
 
 
+# -- graders
+def validate_grader(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/fine_tuning/alpha/graders/validate"""
+    return ok(backend.graders.validate(parse_json_body(request)))
+
+
+def run_grader(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
+    """POST /v1/fine_tuning/alpha/graders/run"""
+    return ok(backend.graders.run(parse_json_body(request)))
+
+
 # -- chat
 def create_chat_completion(backend: LocalOpenAI, request: LocalRequest, path: dict[str, str]) -> LocalResponse:
     """POST /v1/chat/completions (server-sent events when `stream` is true)"""

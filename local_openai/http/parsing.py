@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -98,10 +99,25 @@ def _multipart_chunks(data: bytes, delimiter: bytes) -> list[bytes]:
     raise InvalidMultipart("body is not terminated")
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON, but no number the API can take
+        raise ValueError(f"{text[:40]} is out of range")
+    return value
+
+
 def parse_json_body(request: LocalRequest) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 like OpenAI's."""
+    """The request body as a JSON object, or a 400 like OpenAI's.
+
+    Non-finite numbers are refused wherever they appear: Python's json module would accept
+    NaN and Infinity (not JSON) and turn 1e999 into infinity, which every range check passes.
+    """
     try:
-        payload = json.loads(request.body or b"null")
+        payload = json.loads(request.body or b"null", parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise InvalidJson(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
@@ -127,6 +143,8 @@ def query_int(request: LocalRequest, name: str, default: int, low: int, high: in
     if raw is None or raw == "":
         return default
     try:
+        if not (raw.isascii() and raw.lstrip("-").isdigit()):  # int() also takes "1_000", " 7 ", "٣"
+            raise ValueError(raw)
         value = int(raw)
     except ValueError as exc:
         raise InvalidValue(f"Invalid '{name}': expected an integer, got '{raw[:40]}'.", name) from exc

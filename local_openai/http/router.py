@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from local_openai.http.messages import LocalRequest, LocalResponse
+from local_openai.exceptions import OpenAIError
+from local_openai.http.messages import LocalRequest, LocalResponse, error_response
 from local_openai.http.middleware import (
     BodySizeLimit,
     FaultInjection,
     Latency,
+    RateLimits,
     error_envelopes,
     stack,
 )
@@ -37,13 +39,15 @@ class Router:
         self.backend = LocalOpenAI(self.options)
         self.faults = FaultInjection(self.options.error_rate, self.options.fault_seed)
         self.stats = self.faults.stats  # server-side counters of requests and injected faults
+        self.auth = auth_for(self.options)  # the profile's: bearer token, or Azure's api-key header
         self._app = stack(
             [
                 Latency(self.options.latency_ms),
+                RateLimits(),
                 self.faults,
                 error_envelopes,
                 BodySizeLimit(self.options.max_body_bytes),
-                auth_for(self.options),  # the profile's: bearer token, or Azure's api-key header
+                self.auth,
             ],
             self._dispatch,
         )
@@ -51,6 +55,18 @@ class Router:
     def handle(self, request: LocalRequest) -> LocalResponse:
         """Answer one request; never raises."""
         return self._app(request)
+
+    def refusal(self, request: LocalRequest) -> LocalResponse | None:
+        """The 401 for a request whose headers carry no valid key (None: authenticated).
+
+        The HTTP server asks before it reads a body, so an unauthenticated client cannot make
+        it buffer an upload.
+        """
+        try:
+            self.auth(request, call_next=lambda _: None)  # type: ignore[arg-type,return-value]
+        except OpenAIError as error:
+            return error_response(error)
+        return None
 
     def _dispatch(self, request: LocalRequest) -> LocalResponse:
         handler, params = route(request, self.routes)

@@ -54,6 +54,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/fine_tuning/jobs/{job_id}/resume", handlers.resume_job),
     Route("GET", "/v1/fine_tuning/jobs/{job_id}/events", handlers.list_job_events),
     Route("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints", handlers.list_job_checkpoints),
+    Route("POST", "/v1/fine_tuning/alpha/graders/validate", handlers.validate_grader),
+    Route("POST", "/v1/fine_tuning/alpha/graders/run", handlers.run_grader),
     Route("POST", "/v1/chat/completions", handlers.create_chat_completion),
     Route("GET", "/v1/chat/completions", handlers.list_chat_completions),
     Route("GET", "/v1/chat/completions/{completion_id}", handlers.retrieve_chat_completion),

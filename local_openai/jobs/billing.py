@@ -1,5 +1,6 @@
-"""The tokens a job is billed for, as OpenAI bills them: each example counted up to the model's
-per-example limit (longer ones are truncated in training), times the epochs.
+"""The tokens a job is billed for, as OpenAI bills them: each example counted as its method bills it
+(`fine_tuning.core.example_tokens`, the pipeline's count) up to the model's per-example limit
+(longer ones are truncated in training), times the epochs.
 
 Counts made without the tokenizer file are estimates; the job says so in an event, and its
 `trained_tokens` carries the local marker `trained_tokens_estimated: true`.
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fine_tuning.core.catalog import example_token_limit
+from fine_tuning.core.example_tokens import example_tokens
 from fine_tuning.core.tokens import token_counter
-from local_openai import learner
 from local_openai.records import JobEvent
 
 
@@ -27,11 +29,12 @@ class BilledTokens:
     method: str
 
 
-def billed_tokens(conversations: Sequence[Sequence[learner.Message]], model: str) -> BilledTokens:
-    """One epoch's billed tokens: every example's tokens, at most the model's per-example limit."""
+def billed_tokens(examples: Sequence[dict[str, Any]], model: str, method: str = "supervised") -> BilledTokens:
+    """One epoch's billed tokens: every example's tokens as `method` bills them (tool definitions,
+    both DPO outputs), at most the model's per-example limit."""
     counter = token_counter()
     limit, _ = example_token_limit(model)
-    counts = [learner.count_message_tokens(conversation, counter) for conversation in conversations]
+    counts = [example_tokens(example, method, counter).tokens for example in examples]
     return BilledTokens(
         per_epoch=sum(min(count, limit) for count in counts),
         truncated_examples=sum(1 for count in counts if count > limit),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import secrets
 from typing import Any
 
-from fine_tuning.core.catalog import catalog_model
+from fine_tuning.core.catalog import catalog_model, method_problem
+from fine_tuning.core.graders import GraderError, UnsupportedGrader, run_grader, validate_grader
+from fine_tuning.core.methods import HYPERPARAMETER_LIMITS as METHOD_LIMITS
+from fine_tuning.core.methods import REASONING_EFFORTS, SUPERVISED_LIMITS
 from local_openai.exceptions import (
     InvalidHyperparameters,
     InvalidMetadata,
@@ -25,15 +30,13 @@ CREATE_FIELDS = (
 INTEGRATION_TYPES = ("wandb",)
 WANDB_FIELDS = ("project", "entity", "name", "tags")
 MAX_SUFFIX_CHARS = 64
+SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
-# name: (type, lowest, highest) of each hyperparameter a supervised job takes.
-HYPERPARAMETER_LIMITS: dict[str, tuple[type, float, float]] = {
-    "n_epochs": (int, 1, 50),
-    "batch_size": (int, 1, 256),
-    "learning_rate_multiplier": (float, 1e-6, 10.0),
-}
+# The documented bounds, shared with the pipeline's own check of its method setting.
+HYPERPARAMETER_LIMITS = SUPERVISED_LIMITS
+METHOD_HYPERPARAMETER_LIMITS = METHOD_LIMITS
 
 
 def known_fields(body: dict[str, Any]) -> None:
@@ -88,14 +91,22 @@ def _check_length(
 
 
 def suffix(value: Any) -> str | None:
-    """The fine-tuned model name's suffix: at most 64 characters, no ':' or whitespace."""
+    """The fine-tuned model name's suffix: at most 64 characters a model id can carry.
+
+    The suffix becomes part of the model id (`ft:<base>:<org>:<suffix>:<id>`), which clients put
+    in URL paths (`/v1/models/{model}`, deployments): ASCII letters, digits, '-', '_' and '.'
+    only, as in OpenAI's own model ids; ':' would split the id, '/' a path, '..' climb it.
+    """
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidRequest("'suffix' must be a string.", "suffix")
     _check_length(value, MAX_SUFFIX_CHARS, "suffix", "suffix", InvalidSuffix, unit="characters long")
-    if ":" in value or any(ch.isspace() for ch in value):
-        raise InvalidSuffix("suffix may not contain ':' or whitespace.", "suffix")
+    if not SUFFIX_PATTERN.fullmatch(value) or ".." in value:
+        raise InvalidSuffix(
+            f"Invalid suffix {value[:80]!r}: it may contain only ASCII letters, digits, '-', '_' and '.' "
+            "(no '..'), as model ids do.", "suffix",
+        )
     return value or None
 
 
@@ -126,38 +137,77 @@ def seed(value: Any) -> int:
     return value
 
 
-def method(body: dict[str, Any]) -> tuple[str, Any, str]:
-    """(method type, requested hyperparameters, their param name for errors)."""
+def method(body: dict[str, Any], model: str) -> tuple[str, Any, str, dict[str, Any] | None]:
+    """(method type, requested hyperparameters, their param name for errors, reinforcement grader).
+
+    The model must take the method (catalog); a reinforcement job needs a grader in OpenAI's
+    shape that this backend can compute (it refuses one it cannot rather than train on
+    invented rewards).
+    """
     value = body.get("method")
     if value is None:
-        return "supervised", body.get("hyperparameters"), "hyperparameters"
+        return "supervised", body.get("hyperparameters"), "hyperparameters", None
     if not isinstance(value, dict):
         raise InvalidRequest("'method' must be an object.", "method")
     method_type = value.get("type", "supervised")
-    if method_type != "supervised":
-        raise UnsupportedMethod(
-            f"method.type '{method_type}' is not supported by the local backend (only 'supervised').", "method.type"
+    if method_type not in METHOD_HYPERPARAMETER_LIMITS:
+        raise InvalidRequest(
+            f"Invalid value for 'method.type': {method_type!r}; one of supervised, dpo, reinforcement.", "method.type"
         )
-    supervised = value.get("supervised") or {}
-    if not isinstance(supervised, dict):
-        raise InvalidRequest("'method.supervised' must be an object.", "method.supervised")
-    hyper = supervised.get("hyperparameters")
-    if hyper is None:
+    unknown = set(value) - {"type", method_type}
+    if unknown:
+        raise UnknownParameter(f"method.{sorted(unknown)[0]}")
+    problem = method_problem(model, method_type)
+    if problem is not None:
+        raise UnsupportedMethod(f"Model {model} does not support the {method_type} method: {problem}.", "method.type")
+    settings = value.get(method_type) or {}
+    if not isinstance(settings, dict):
+        raise InvalidRequest(f"'method.{method_type}' must be an object.", f"method.{method_type}")
+    allowed = {"hyperparameters", "grader"} if method_type == "reinforcement" else {"hyperparameters"}
+    unknown = set(settings) - allowed
+    if unknown:
+        raise UnknownParameter(f"method.{method_type}.{sorted(unknown)[0]}")
+    hyper = settings.get("hyperparameters")
+    if hyper is None and method_type == "supervised":
         hyper = body.get("hyperparameters")
-    return "supervised", hyper, "method.supervised.hyperparameters"
+    elif body.get("hyperparameters") is not None:
+        raise InvalidRequest(
+            "'hyperparameters' is deprecated and only applies to supervised jobs: use method.{type}.hyperparameters.",
+            "hyperparameters",
+        )
+    grader = _grader(settings.get("grader"), f"method.{method_type}.grader") if method_type == "reinforcement" else None
+    return method_type, hyper, f"method.{method_type}.hyperparameters", grader
 
 
-def hyperparameters(hyper: Any, param: str) -> dict[str, Any]:
-    """Requested hyperparameters, each a checked number or "auto" (resolved at validation)."""
+def _grader(value: Any, param: str) -> dict[str, Any]:
+    if value is None:
+        raise MissingRequiredParameter(param)
+    try:
+        validate_grader(value, param)
+        run_grader(value, "", {})  # computable here? (a sample and an item of nothing)
+    except UnsupportedGrader as exc:
+        where = param + exc.param.removeprefix("grader")
+        raise UnsupportedMethod(f"{exc.message} (the local backend cannot train on this grader)", where) from None
+    except GraderError as exc:
+        raise InvalidRequest(exc.message, exc.param) from None
+    return value
+
+
+def hyperparameters(hyper: Any, param: str, method_type: str = "supervised") -> dict[str, Any]:
+    """Requested hyperparameters of the method, each a checked number or "auto" (resolved at validation)."""
+    limits = METHOD_HYPERPARAMETER_LIMITS[method_type]
     if hyper is None:
         hyper = {}
     if not isinstance(hyper, dict):
         raise InvalidRequest(f"'{param}' must be an object.", param)
-    unknown = set(hyper) - set(HYPERPARAMETER_LIMITS)
+    known = set(limits) | ({"reasoning_effort"} if method_type == "reinforcement" else set())
+    unknown = set(hyper) - known
     if unknown:
-        raise InvalidRequest(f"Unknown hyperparameter(s): {', '.join(sorted(unknown))}.", param)
+        raise InvalidRequest(f"Unknown hyperparameter(s) for {method_type}: {', '.join(sorted(unknown))}.", param)
     resolved: dict[str, Any] = {}
-    for name, (kind, low, high) in HYPERPARAMETER_LIMITS.items():
+    if method_type == "reinforcement":
+        resolved["reasoning_effort"] = _reasoning_effort(hyper.get("reasoning_effort"), f"{param}.reasoning_effort")
+    for name, (kind, low, high) in limits.items():
         value = hyper.get(name, "auto")
         if value is None or value == "auto":
             resolved[name] = "auto"
@@ -170,3 +220,15 @@ def hyperparameters(hyper: Any, param: str) -> dict[str, Any]:
             )
         resolved[name] = int(value) if kind is int else float(value)
     return resolved
+
+
+def _reasoning_effort(value: Any, param: str) -> str:
+    """The local policy does not reason: only the default effort can be honoured."""
+    if value is None or value == "default":
+        return "default"
+    if value not in REASONING_EFFORTS:
+        raise InvalidHyperparameters(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}.", param)
+    raise UnsupportedMethod(
+        f"reasoning_effort {value!r} cannot be honoured by the local backend (its models do not reason); "
+        "use 'default'.", param,
+    )

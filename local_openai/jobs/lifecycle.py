@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, resolve_model
 from local_openai import learner
 from local_openai.files import Files
 from local_openai.jobs.billing import billed_tokens, token_events
-from local_openai.jobs.training_data import TrainingDataError, invalid_file_code, parse_chat_jsonl
+from local_openai.jobs import methods
+from local_openai.jobs.training_data import TrainingDataError, invalid_file_code, parse_examples
 from local_openai.records import Job, JobCheckpoint, JobError, JobEvent
 from local_openai.store import Store, Timeline, new_id
 
@@ -27,7 +29,7 @@ QUEUED_END = 0.2
 # Metrics and checkpoints are dated strictly inside the running window, so they appear as it "runs".
 RUNNING_SHARE = 0.95
 
-Conversation = list[learner.Message]
+Example = dict[str, Any]
 
 
 def fine_tuned_model_name(base: str, suffix: str | None, job_id: str) -> str:
@@ -35,32 +37,9 @@ def fine_tuned_model_name(base: str, suffix: str | None, job_id: str) -> str:
     return f"ft:{base}:{MODEL_NAME_ORG}:{suffix or ''}:{job_id.removeprefix('ftjob-')}"
 
 
-def metrics_csv(steps: Sequence[learner.StepMetrics]) -> bytes:
-    """The result file: one row of training (and validation) metrics per step."""
-    lines = ["step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"]
-    for s in steps:
-        valid_loss = "" if s.valid_loss is None else f"{s.valid_loss:.6f}"
-        valid_acc = "" if s.valid_mean_token_accuracy is None else f"{s.valid_mean_token_accuracy:.6f}"
-        # OpenAI's train_accuracy is the batch's token accuracy, like the valid column beside it.
-        lines.append(f"{s.step},{s.train_loss:.6f},{s.train_mean_token_accuracy:.6f},{valid_loss},{valid_acc}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def result_file(steps: Sequence[learner.StepMetrics]) -> bytes:
+def result_file(method: str, steps: Sequence[learner.StepMetrics]) -> bytes:
     """The result file as OpenAI serves it: the metrics CSV, base64-encoded (clients b64decode it)."""
-    return base64.b64encode(metrics_csv(steps))
-
-
-def metrics_event(at: float, step: learner.StepMetrics, total_steps: int) -> JobEvent:
-    """The `metrics` event of one training step."""
-    data = {"step": step.step, "train_loss": step.train_loss, "total_steps": total_steps,
-            "train_mean_token_accuracy": step.train_mean_token_accuracy}
-    text = f"Step {step.step}/{total_steps}: training loss={step.train_loss:.4f}"
-    if step.valid_loss is not None:
-        data["valid_loss"] = step.valid_loss
-        data["valid_mean_token_accuracy"] = step.valid_mean_token_accuracy
-        text += f", validation loss={step.valid_loss:.4f}"
-    return JobEvent.new(at, text, data=data, kind="metrics")
+    return base64.b64encode(methods.metrics_csv(method, steps))
 
 
 class Lifecycle:
@@ -140,15 +119,15 @@ class Lifecycle:
         job.error = JobError(code, message, param)
         self.events.append(job.id, [JobEvent.new(at, f"Fine-tuning job failed: {message}", level="error")])
 
-    def _load_conversations(self, job: Job) -> tuple[list[Conversation], list[Conversation]]:
-        """Parse the job's files; raises TrainingDataError."""
+    def _load_examples(self, job: Job) -> tuple[list[Example], list[Example]]:
+        """Parse the job's files by the rules of its method; raises TrainingDataError."""
         training = self._blob_or_error(job.training_file, "training_file")
-        conversations = parse_chat_jsonl(training, "training_file", MIN_TRAINING_EXAMPLES, job.model)
-        validation: list[Conversation] = []
+        examples = parse_examples(training, "training_file", MIN_TRAINING_EXAMPLES, job.model, job.method_type)
+        validation: list[Example] = []
         if job.validation_file:
             data = self._blob_or_error(job.validation_file, "validation_file")
-            validation = parse_chat_jsonl(data, "validation_file", 1, job.model)
-        return conversations, validation
+            validation = parse_examples(data, "validation_file", 1, job.model, job.method_type)
+        return examples, validation
 
     def _blob_or_error(self, file_id: str, param: str) -> bytes:
         try:
@@ -159,17 +138,17 @@ class Lifecycle:
 
     def _validate(self, job: Job, at: float) -> None:
         try:
-            conversations, _ = self._load_conversations(job)
+            examples, _ = self._load_examples(job)
         except TrainingDataError as exc:
             self._fail(job, at, exc.code, exc.message, exc.param)
             return
         except Exception as exc:  # noqa: BLE001 - unexpected input must fail this job, not every later request
             self._fail(job, at, "invalid_training_file", f"Could not read the training data: {type(exc).__name__}", None)
             return
-        job.hyperparameters = learner.resolve_hyperparameters(job.requested, len(conversations))
+        job.hyperparameters = methods.resolve(job, len(examples))
         job.status = "queued"
-        job.n_examples = len(conversations)
-        billed = billed_tokens(conversations, job.model)
+        job.n_examples = len(examples)
+        billed = billed_tokens(examples, job.model, job.method_type)
         job.example_tokens, job.tokens_estimated = billed.per_epoch, not billed.exact
         self.events.append(job.id, [
             *token_events(at, billed), JobEvent.new(at, "Files validated, moving job to queued state")
@@ -178,17 +157,8 @@ class Lifecycle:
     def _train(self, job: Job, started: float, finished: float) -> None:
         """Train once; metrics events and checkpoints are dated across the running window."""
         try:
-            conversations, validation = self._load_conversations(job)
-            hyper = job.hyperparameters
-            result = learner.train(
-                conversations,
-                n_epochs=hyper["n_epochs"],
-                batch_size=hyper["batch_size"],
-                learning_rate_multiplier=hyper["learning_rate_multiplier"],
-                seed=job.seed,
-                validation=validation,
-                initial=self._continued_weights(job),
-            )
+            examples, validation = self._load_examples(job)
+            result = methods.train(job, examples, validation, self._continued_weights(job))
         except TrainingDataError as exc:
             self._fail(job, started, exc.code, exc.message, exc.param)
             return
@@ -202,14 +172,14 @@ class Lifecycle:
         def step_time(step: int) -> float:
             return started + window * RUNNING_SHARE * step / max(result.total_steps, 1)
 
-        events = [metrics_event(step_time(s.step), s, result.total_steps) for s in result.steps]
+        events = [methods.metrics_event(job.method_type, step_time(s.step), s, result.total_steps) for s in result.steps]
         checkpoints = []
         for checkpoint in result.checkpoints:
             at = step_time(checkpoint.step)
             self.store.write_json(
                 self.store.path("models", job.id, f".step-{checkpoint.step}.json"), checkpoint.model.to_json()
             )
-            checkpoints.append(self._checkpoint(job.id, model_name, checkpoint, at))
+            checkpoints.append(self._checkpoint(job, model_name, checkpoint, at))
             events.append(JobEvent.new(at, f"Checkpoint created at step {checkpoint.step}"))
         events.sort(key=lambda event: event.at)
         self.store.write_json(self.store.path("models", job.id), result.model.to_json())
@@ -217,7 +187,7 @@ class Lifecycle:
         self.events.append(job.id, events)
         # The CSV is written now but published as a file only when the job succeeds.
         job.result_file = new_id("file")
-        self.store.write_bytes(self.store.blob(job.result_file), result_file(result.steps))
+        self.store.write_bytes(self.store.blob(job.result_file), result_file(job.method_type, result.steps))
         job.model_name = model_name
 
     def _continued_weights(self, job: Job) -> learner.SoftmaxModel | None:
@@ -228,22 +198,13 @@ class Lifecycle:
         return learner.SoftmaxModel.from_json(self.store.read_json(self.store.path("models", parent)))
 
     @staticmethod
-    def _checkpoint(job_id: str, model_name: str, checkpoint: learner.EpochCheckpoint, at: float) -> JobCheckpoint:
-        metrics = checkpoint.metrics
+    def _checkpoint(job: Job, model_name: str, checkpoint: learner.EpochCheckpoint, at: float) -> JobCheckpoint:
         return JobCheckpoint(
             id=new_id("ftckpt"),
             at=at,
             fine_tuned_model_checkpoint=f"{model_name}:ckpt-step-{checkpoint.step}",
-            fine_tuning_job_id=job_id,
-            metrics={
-                "step": float(checkpoint.step),
-                "train_loss": metrics.train_loss,
-                "train_mean_token_accuracy": metrics.train_mean_token_accuracy,
-                "valid_loss": metrics.valid_loss,
-                "valid_mean_token_accuracy": metrics.valid_mean_token_accuracy,
-                "full_valid_loss": checkpoint.full_valid_loss,
-                "full_valid_mean_token_accuracy": checkpoint.full_valid_mean_token_accuracy,
-            },
+            fine_tuning_job_id=job.id,
+            metrics=methods.checkpoint_metrics(job.method_type, checkpoint),
             step_number=checkpoint.step,
         )
 

@@ -53,14 +53,15 @@ class Jobs:
         suffix = create_request.suffix(body.get("suffix"))
         metadata = create_request.metadata(body.get("metadata"))
         seed = create_request.seed(body.get("seed"))
-        method_type, hyper, hyper_param = create_request.method(body)
+        method_type, hyper, hyper_param, grader = create_request.method(body, model)
         integrations = create_request.integrations(body.get("integrations"))
         now = self.clock()
-        requested = create_request.hyperparameters(hyper, hyper_param)
+        requested = create_request.hyperparameters(hyper, hyper_param, method_type)
         job = Job(
             id=new_id("ftjob"), created_at=int(now), model=model, training_file=training_file,
             validation_file=validation_file, seed=seed, suffix=suffix, metadata=metadata, method_type=method_type,
             hyperparameters=dict(requested), integrations=integrations, t0=now, job_seconds=self.job_seconds, requested=requested,
+            grader=grader,
         )
         validating = f"Validating training file: {training_file}" + (
             f" and validation file: {validation_file}" if validation_file else ""

@@ -1,4 +1,4 @@
-"""Validation of uploaded chat-format JSONL training and validation files: the pipeline's own rules.
+"""Validation of uploaded training and validation files (supervised chat, DPO, reinforcement): the pipeline's own rules.
 
 The backend applies `fine_tuning.core.chat_files`, the format rules the pipeline's validator and
 blocking checks apply, so it refuses every file they reject as malformed (a pipeline tested
@@ -34,19 +34,19 @@ def invalid_file_code(param: str) -> str:
     return "invalid_training_file" if param == "training_file" else "invalid_validation_file"
 
 
-def parse_chat_jsonl(data: bytes, param: str, minimum: int, model: str) -> list[list[dict[str, Any]]]:
-    """Conversations of a chat-format JSONL file, or TrainingDataError naming the first bad line.
+def parse_examples(data: bytes, param: str, minimum: int, model: str, method: str = "supervised") -> list[dict[str, Any]]:
+    """The examples of a fine-tuning JSONL file for `method`, or TrainingDataError naming the first bad line.
 
     Format errors only: an example over `model`'s per-example token limit is trained truncated.
     """
-    conversations: list[list[dict[str, Any]]] = []
+    examples: list[dict[str, Any]] = []
     report = validate_chat_lines(
-        enumerate(io.BytesIO(data), start=1), label=param, model=model, min_examples=minimum,
-        on_example=lambda _line, messages: conversations.append(messages),
+        enumerate(io.BytesIO(data), start=1), label=param, model=model, min_examples=minimum, method=method,
+        on_example=lambda _line, example: examples.append(example),
     )
     first = report.first_error(FORMAT_ERROR_KINDS)
     if first is None:
-        return conversations
+        return examples
     kind, line, description = first
     if kind == "too_few_examples":
         raise TrainingDataError(
@@ -55,3 +55,8 @@ def parse_chat_jsonl(data: bytes, param: str, minimum: int, model: str) -> list[
             param,
         )
     raise TrainingDataError(invalid_file_code(param), f"Invalid file format in {param}: line {line}: {description}.", param)
+
+
+def parse_chat_jsonl(data: bytes, param: str, minimum: int, model: str) -> list[list[dict[str, Any]]]:
+    """The conversations of a supervised chat-format JSONL file (see `parse_examples`)."""
+    return [example["messages"] for example in parse_examples(data, param, minimum, model)]

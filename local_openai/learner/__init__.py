@@ -21,7 +21,7 @@ of `structured_outputs`.
 
 from typing import TYPE_CHECKING, Any
 
-from local_openai.learner.features import Message
+from local_openai.learner.features import Message, label_calls
 from local_openai.learner.hyperparameters import (
     auto_batch_size,
     auto_learning_rate_multiplier,
@@ -61,6 +61,7 @@ __all__ = [
     "auto_n_epochs",
     "count_message_tokens",
     "count_text_tokens",
+    "label_calls",
     "overlap_scores",
     "reply_probabilities",
     "resolve_hyperparameters",

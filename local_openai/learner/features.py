@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import zlib
 from collections.abc import Sequence
@@ -97,11 +98,35 @@ def feature_ids(messages: Sequence[Message], bigrams: bool = False) -> set[int]:
     return FeatureHasher(bigrams).ids(messages)
 
 
+# A reply that calls functions is learnt as one label: this prefix, then the calls as JSON.
+TOOL_CALLS_LABEL = "tool_calls:"
+
+
+def calls_label(message: Message) -> str | None:
+    """The label of an assistant message that calls tools (or a legacy function), else None."""
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        functions = [call.get("function") or {} for call in calls if isinstance(call, dict)]
+    elif isinstance(message.get("function_call"), dict):
+        functions = [message["function_call"]]
+    else:
+        return None
+    named = [{"name": f.get("name"), "arguments": f.get("arguments")} for f in functions]
+    return TOOL_CALLS_LABEL + json.dumps(named, separators=(",", ":"), ensure_ascii=False)
+
+
+def label_calls(label: str) -> list[dict[str, str]] | None:
+    """The function calls ({name, arguments}) a label stands for, or None for a text reply."""
+    if not label.startswith(TOOL_CALLS_LABEL):
+        return None
+    return json.loads(label[len(TOOL_CALLS_LABEL):])
+
+
 def assistant_reply(messages: Sequence[Message]) -> str | None:
-    """The last assistant message's text: what a fine-tuned model learns to answer."""
+    """The last assistant message's reply: its text, or the label of the calls it makes."""
     for message in reversed(messages):
         if message.get("role") == "assistant":
-            return message_text(message)
+            return calls_label(message) or message_text(message)
     return None
 
 

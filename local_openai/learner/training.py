@@ -44,6 +44,10 @@ class StepMetrics:
     train_mean_token_accuracy: float
     valid_loss: float | None = None
     valid_mean_token_accuracy: float | None = None
+    # Reinforcement only: the batch's mean reward, each grader's mean score, the validation reward.
+    train_reward_mean: float | None = None
+    grader_scores: dict[str, float] | None = None
+    valid_reward_mean: float | None = None
 
 
 @dataclass

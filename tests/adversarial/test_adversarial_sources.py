@@ -232,4 +232,7 @@ def test_after_a_failed_prep_the_next_good_one_publishes_everything(published: d
     assert {t: after[t] for t in TABLES if t != "table_loads"} == {t: published[t] for t in TABLES if t != "table_loads"}
     loads = {row[0] for row in query("SELECT DISTINCT load_id FROM table_loads")}
     assert len(loads) == 1  # every table from the one new load
-    assert query("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging' AND table_name <> 'table_loads'") == [(0,)]
+    # The failed run's staging schema was discarded: every table outside main is a published one.
+    assert query("SELECT count(*) FROM staging_schemas") == [(0,)]
+    assert query("SELECT count(*) FROM duckdb_tables() WHERE schema_name NOT IN ('main') AND table_name NOT IN "
+                 "(SELECT table_name FROM table_loads)") == [(0,)]

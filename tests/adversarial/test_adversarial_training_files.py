@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -18,11 +19,32 @@ from fine_tuning import validate
 from fine_tuning.core.chat_files import find_overlap, validate_chat_file
 from local_openai.transport import local_client
 
-from tests.adversarial.training_file_cases import CASES, TOTAL, VALID_ODDITIES, WARNING_CASES, FileCase
+from fine_tuning.core.graders import exact_match_grader
+from tests.adversarial.training_file_cases import (
+    CASES,
+    METHOD_CASES,
+    METHOD_VALID,
+    TOTAL,
+    VALID_ODDITIES,
+    WARNING_CASES,
+    FileCase,
+)
 from tests.support.local_openai import upload, wait_for
 
 pytestmark = pytest.mark.adversarial
-IDS = [case.name for case in CASES]
+ALL_CASES = CASES + METHOD_CASES
+IDS = [case.name for case in ALL_CASES]
+# The model each method trains in the backend, and the method object the job is created with.
+JOB_MODELS = {"supervised": "gpt-4o-mini-2024-07-18", "dpo": "gpt-4o-mini-2024-07-18", "reinforcement": "o4-mini-2025-04-16"}
+JOB_METHODS = {
+    "supervised": {"type": "supervised"},
+    "dpo": {"type": "dpo", "dpo": {}},
+    "reinforcement": {"type": "reinforcement", "reinforcement": {"grader": exact_match_grader()}},
+}
+
+
+def validated(path: Path, case: FileCase) -> Any:
+    return validate_chat_file(path, case.model, method=case.method)
 
 
 def written(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -35,13 +57,14 @@ def test_there_are_at_least_forty_malformed_files_covering_every_rule() -> None:
     from fine_tuning.core.chat_files import FORMAT_ERROR_KINDS, TOKEN_ERROR_KINDS
 
     assert len(CASES) >= 40
-    assert {case.kind for case in CASES} == set(FORMAT_ERROR_KINDS + TOKEN_ERROR_KINDS)
+    assert {case.kind for case in ALL_CASES} == set(FORMAT_ERROR_KINDS + TOKEN_ERROR_KINDS)
+    assert {case.method for case in METHOD_CASES} == {"supervised", "dpo", "reinforcement"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
 def test_the_validator_names_the_kind_and_line_and_passes_the_twin(tmp_path: Path, case: FileCase) -> None:
     started = time.perf_counter()
-    report = validate_chat_file(written(tmp_path, "bad", case.bad()))
+    report = validated(written(tmp_path, "bad", case.bad()), case)
     assert time.perf_counter() - started < 10  # bounded, even for the 30 MB line
     assert not report.ok
     if case.line is None:
@@ -51,23 +74,26 @@ def test_the_validator_names_the_kind_and_line_and_passes_the_twin(tmp_path: Pat
         blamed = {line for lines in report.error_lines.values() for line in lines}
         assert blamed == {case.line}  # no good line is blamed
     assert report.text() and report.errors_markdown()  # rendering never fails either
-    twin = validate_chat_file(written(tmp_path, "twin", case.twin()))
+    if case.line is not None:
+        assert report.first_error()[1] == case.line and report.first_error()[2]  # the line and the rule
+    twin = validated(written(tmp_path, "twin", case.twin()), case)
     assert twin.ok, twin.error_lines
     assert not twin.warning_counts
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
 def test_the_cli_exits_1_without_a_traceback_and_0_on_the_twin(
     tmp_path: Path, case: FileCase, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert validate.main([str(written(tmp_path, "bad", case.bad()))]) == 1
+    options = ["--method", case.method, "--model", JOB_MODELS[case.method] if case.method != "supervised" else case.model]
+    assert validate.main([str(written(tmp_path, "bad", case.bad())), *options]) == 1
     out = capsys.readouterr()
     assert f"{case.kind}:" in out.out and "Result: FAILED" in out.out
     assert "Traceback" not in out.out + out.err
-    assert validate.main([str(written(tmp_path, "twin", case.twin()))]) == 0
+    assert validate.main([str(written(tmp_path, "twin", case.twin())), *options]) == 0
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
 def test_the_overlap_check_never_crashes(tmp_path: Path, case: FileCase) -> None:
     bad = written(tmp_path, "bad", case.bad())
     assert find_overlap(bad, written(tmp_path, "twin", case.twin())) is not None
@@ -88,6 +114,13 @@ def test_valid_oddities_pass(tmp_path: Path, name: str) -> None:
     assert report.ok and report.examples == TOTAL, report.error_lines
 
 
+@pytest.mark.parametrize("name", sorted(METHOD_VALID))
+def test_valid_files_of_each_method_pass(tmp_path: Path, name: str) -> None:
+    method, data = METHOD_VALID[name]
+    report = validate_chat_file(written(tmp_path, name, data()), JOB_MODELS[method], method=method)
+    assert report.ok and report.examples == TOTAL and not report.warning_counts, report.error_lines
+
+
 def test_a_directory_is_reported_as_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert validate.main([str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
@@ -99,20 +132,22 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> openai.OpenAI:
     return local_client(tmp_path_factory.mktemp("backend"), job_seconds=0.1, max_retries=0)
 
 
-def _job_outcome(client: openai.OpenAI, data: bytes) -> tuple[str, str, str, list[str]]:
+def _job_outcome(client: openai.OpenAI, data: bytes, case: FileCase) -> tuple[str, str, str, list[str]]:
     """(status, error code, error message, warning events) of a job trained on `data` (a refused upload counts as failed)."""
     try:
         file_id = upload(client, data)
     except openai.BadRequestError as error:
         return "failed", str(error.code), str(error.message), []
-    job = wait_for(client, client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=file_id).id)
+    model = case.model if case.method == "supervised" else JOB_MODELS[case.method]
+    created = client.fine_tuning.jobs.create(model=model, training_file=file_id, method=JOB_METHODS[case.method])
+    job = wait_for(client, created.id)
     warnings = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.level == "warn"]
     return job.status, job.error.code if job.error else "", job.error.message if job.error else "", warnings
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
 def test_the_local_backend_refuses_what_the_validator_rejects(backend: openai.OpenAI, case: FileCase) -> None:
-    status, code, message, warnings = _job_outcome(backend, case.bad())
+    status, code, message, warnings = _job_outcome(backend, case.bad(), case)
     if case.kind == "too_many_tokens":
         # As on OpenAI, an over-long example is trained truncated and announced; the pipeline's
         # blocking token check is what keeps such a file from being uploaded at all.
@@ -122,5 +157,11 @@ def test_the_local_backend_refuses_what_the_validator_rejects(backend: openai.Op
     else:
         assert status == "failed"
         assert code == "invalid_training_file" and f"line {case.line}:" in message, (code, message)
-    twin_status, twin_code, twin_message, _ = _job_outcome(backend, case.twin())
+    twin_status, twin_code, twin_message, _ = _job_outcome(backend, case.twin(), case)
     assert twin_status == "succeeded", (twin_code, twin_message)
+
+
+def test_the_cli_refuses_a_method_the_model_lacks_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "never-read.jsonl"
+    assert validate.main([str(missing), "--model", "gpt-3.5-turbo-0125", "--method", "dpo"]) == 1
+    assert "cannot be fine-tuned with method 'dpo'" in capsys.readouterr().err

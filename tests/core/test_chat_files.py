@@ -28,7 +28,7 @@ BAD_LINES: list[tuple[str, Any]] = [
     ("unrecognized_role", {"messages": [{"role": "human", "content": "hi"}, ASSISTANT]}),
     ("missing_content", {"messages": [{"role": "user", "content": ""}, ASSISTANT]}),
     ("missing_content", {"messages": [{"role": "user", "content": None}, ASSISTANT]}),
-    ("missing_content", {"messages": [{"role": "user", "content": ["parts"]}, ASSISTANT]}),
+    ("invalid_content_part", {"messages": [{"role": "user", "content": ["parts"]}, ASSISTANT]}),
     ("empty_content", {"messages": [{"role": "user", "content": " \n\t "}, ASSISTANT]}),
     ("invalid_weight", {"messages": [USER, {**ASSISTANT, "weight": 2}]}),
     ("invalid_weight", {"messages": [USER, {**ASSISTANT, "weight": True}]}),

@@ -134,7 +134,7 @@ def test_logit_bias_can_ban_the_greedy_reply(client: openai.OpenAI) -> None:
         ({"logprobs": "yes"}, "logprobs", "invalid_type"),
         ({"max_tokens": 0}, "max_tokens", "integer_below_min_value"),
         ({"service_tier": "gold"}, "service_tier", "invalid_value"),
-        ({"extra_body": {"best_of": 2}}, "best_of", "unknown_parameter"),
+        ({"extra_body": {"best_of": 2}}, None, None),  # "Unrecognized request argument supplied: best_of"
         ({"reasoning_effort": "low"}, "reasoning_effort", "unsupported_parameter"),
         ({"verbosity": "low"}, "verbosity", "unsupported_parameter"),
         ({"web_search_options": {}}, "web_search_options", "unsupported_parameter"),

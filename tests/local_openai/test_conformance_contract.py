@@ -12,6 +12,7 @@ import pytest
 from openai.types import Batch, FileDeleted, FileObject, Model, ModelDeleted
 from openai.types.chat import ChatCompletion, ChatCompletionDeleted, ChatCompletionStoreMessage
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+from openai.types.fine_tuning.alpha import GraderRunResponse, GraderValidateResponse
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from local_openai.__main__ import parse_args
@@ -26,6 +27,7 @@ from tests.support.conformance import (
     jsonl,
     start_job,
 )
+from fine_tuning.core.graders import exact_match_grader
 from tests.support.local_openai import Clock
 from tests.support.toy_books import toy_examples
 
@@ -106,6 +108,11 @@ CALLS: dict[tuple[str, str], Call] = {
         w.running.id), FineTuningJob),
     ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"): Call(lambda c, w: c.fine_tuning.jobs.with_raw_response.cancel(
         w.running.id), FineTuningJob),
+    ("POST", "/v1/fine_tuning/alpha/graders/validate"): Call(
+        lambda c, w: c.fine_tuning.alpha.graders.with_raw_response.validate(grader=exact_match_grader()),
+        GraderValidateResponse),
+    ("POST", "/v1/fine_tuning/alpha/graders/run"): Call(lambda c, w: c.fine_tuning.alpha.graders.with_raw_response.run(
+        grader=exact_match_grader(), model_sample="a", item={"reference_answer": "a"}), GraderRunResponse),
     ("POST", "/v1/chat/completions"): Call(lambda c, w: c.chat.completions.with_raw_response.create(
         model=w.tuned.fine_tuned_model, messages=book_messages("ghosts")), ChatCompletion),
     ("GET", "/v1/chat/completions"): Call(lambda c, w: c.chat.completions.with_raw_response.list(), ChatCompletion,

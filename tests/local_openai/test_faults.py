@@ -24,7 +24,9 @@ def test_every_request_fails_at_error_rate_one_and_nothing_is_done(backend: Back
         seen[status] = seen.get(status, 0) + 1
         assert error.value.response.headers["x-local-fault"] == "injected"
         if status in (429, 503):
-            assert float(error.value.response.headers["retry-after"]) > 0
+            headers = error.value.response.headers
+            assert int(headers["retry-after"]) > 0
+            assert int(headers["retry-after-ms"]) == 1000 * int(headers["retry-after"])  # the two agree
         if status == 429:
             assert isinstance(error.value, openai.RateLimitError)
         else:

@@ -16,6 +16,7 @@ import pytest
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
+from fine_tuning.core.graders import exact_match_grader
 from fine_tuning.core.provider_jobs import result_file_text
 from local_openai import learner
 
@@ -63,7 +64,7 @@ def test_lifecycle_step_by_step(client: openai.OpenAI, clock: Clock) -> None:
     visible = list(client.fine_tuning.jobs.list_events(created.id, limit=1000))
     metrics = [e for e in visible if e.type == "metrics"]
     assert 0 < len(metrics) < 180  # the metrics appear as the run progresses
-    assert client.models.list().data[-1].id.startswith("gpt-")  # not published yet
+    assert not client.models.list().data[-1].id.startswith("ft:")  # not published yet
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model=f"ft:{BASE_MODEL}:local:toy:{created.id[6:]}", messages=[
             {"role": "user", "content": "hi"}])
@@ -136,7 +137,24 @@ def test_explicit_hyperparameters_are_honoured_via_method_and_legacy_field(backe
         ({"validation_file": "file-doesnotexist"}, "validation_file"),
         ({"model": "gpt-4-turbo"}, "model"),
         ({"model": "ft:gpt-4o-mini-2024-07-18:local:x:nope"}, "model"),
-        ({"method": {"type": "dpo", "dpo": {}}}, "method.type"),
+        ({"method": {"type": "unsupervised"}}, "method.type"),
+        ({"model": "gpt-3.5-turbo-0125", "method": {"type": "dpo", "dpo": {}}}, "method.type"),
+        ({"method": {"type": "reinforcement", "reinforcement": {"grader": exact_match_grader()}}}, "method.type"),
+        ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 3}}}}, "method.dpo.hyperparameters.beta"),
+        ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}}, "method.dpo.hyperparameters.beta"),
+        ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"eval_samples": 2}}}}, "method.dpo.hyperparameters"),
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {}}}, "method.reinforcement.grader"),
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {
+            "grader": {**exact_match_grader(), "operation": "contains"}}}}, "method.reinforcement.grader.operation"),
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {"grader": {
+            "type": "score_model", "name": "judge", "model": "gpt-4o-mini", "input": [
+                {"role": "user", "content": "Score {{sample.output_text}}"}]}}}}, "method.reinforcement.grader"),
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {
+            "grader": exact_match_grader(), "hyperparameters": {"reasoning_effort": "high"}}}},
+         "method.reinforcement.hyperparameters.reasoning_effort"),
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {
+            "grader": exact_match_grader(), "hyperparameters": {"eval_samples": 11}}}},
+         "method.reinforcement.hyperparameters.eval_samples"),
         ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 0}}}},
          "method.supervised.hyperparameters.n_epochs"),
         ({"hyperparameters": {"batch_size": "big"}}, "hyperparameters.batch_size"),

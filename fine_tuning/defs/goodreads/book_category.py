@@ -12,28 +12,20 @@ from pydantic import Field, model_validator
 
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import DEFAULT_CATEGORIES
-from fine_tuning.defs.goodreads import GROUP
+from fine_tuning.defs.goodreads import GROUP, TABLES_POOL
 from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, distinct_book_ids, graphic_novels
-from fine_tuning.defs.goodreads.loads import (
-    PREP_TABLES,
-    Load,
-    input_loads,
-    kept_result,
-    publish_when_complete,
-    published_metadata,
-    record_staged,
-    staging_connection,
-)
-from fine_tuning.lib.builds import (
-    begin_staged_build,
-    build_fingerprint,
-    effective_fingerprint,
-    kept_build,
-    stage_build,
-)
+from fine_tuning.defs.goodreads.loads import GOODREADS_TABLES
+from fine_tuning.lib.builds import effective_fingerprint
 from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.staged_build import (
+    StagedStep,
+    StagingConnection,
+    input_loads,
+    record_staged,
+    run_staged_build,
+)
 from fine_tuning.lib.warehouse import table_schema, transaction
 
 SQL = sql_statements(__package__, "book_category")
@@ -84,6 +76,7 @@ def category_distribution_markdown(rows: list[tuple[str, int]]) -> str:
     deps=[graphic_novels],
     kinds={"duckdb"},
     group_name=GROUP,
+    pool=TABLES_POOL,
     description=(
         "The category label per book: among popular_shelves whose name (case-insensitive) is a "
         "configured category and whose count (cast from string) is > min_shelf_count_exclusive, "
@@ -97,27 +90,28 @@ def book_category(
     """Write the `categories` and `book_category` tables (kept when books, configuration and SQL are unchanged)."""
     require_valid_run_settings(context)
     categories = normalized_categories(config.categories)
-    load = Load.of(context)
-    with staging_connection(duckdb, load) as con:
-        fingerprint = build_fingerprint(
-            "book_category", effective_fingerprint(con, "graphic_novels", load.load_id), input_loads(con, ["graphic_novels"]),
+
+    def inputs(staging: StagingConnection) -> tuple[object, ...]:
+        return (
+            effective_fingerprint(staging.con, "graphic_novels", staging.load.load_id),
+            input_loads(staging, ["graphic_novels"]),
             categories, config.min_shelf_count_exclusive, dict(SQL), dict(BOOKS_SQL),
         )
-        kept = kept_build(con, "book_category", fingerprint, PREP_TABLES["book_category"], load.load_id)
-        if kept is not None:
-            return dg.MaterializeResult(metadata=kept_result(con, context, load, "book_category", kept))
-        begin_staged_build(con, "book_category")
+
+    def build(staging: StagingConnection) -> dict[str, object]:
+        con = staging.con
         create_canonical_rows_view(con)
         with transaction(con):
-            sources = input_loads(con, ["graphic_novels"])
+            sources = input_loads(staging, ["graphic_novels"])
             con.execute(SQL["categories"], {"categories": categories})
             con.execute(SQL["book_category"], {"min_shelf_count_exclusive": config.min_shelf_count_exclusive})
-            record_staged(con, "categories", load, {})
-            record_staged(con, "book_category", load, {**sources, "categories": load.load_id})
+            record_staged(staging, "categories", {})
+            record_staged(staging, "book_category", {**sources, "categories": staging.load.load_id})
         labeled = con.execute(SQL["labeled_books"]).fetchone()[0]
         books = distinct_book_ids(con)
         distribution = con.execute(SQL["distribution"]).fetchall()
-        metadata = stage_build(con, "book_category", load.load_id, fingerprint, {
+        context.log.info(f"book_category: {labeled} of {books} books labeled")
+        return {
             "dagster/row_count": labeled,
             "dagster/column_schema": table_schema(con, "book_category"),
             "books": books,
@@ -125,7 +119,6 @@ def book_category(
             "categories": ", ".join(categories),
             "min_shelf_count_exclusive": config.min_shelf_count_exclusive,
             "category_distribution": dg.MetadataValue.md(category_distribution_markdown(distribution)),
-        })
-        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
-    context.log.info(f"book_category: {labeled} of {books} books labeled")
-    return dg.MaterializeResult(metadata=metadata)
+        }
+
+    return run_staged_build(context, duckdb, GOODREADS_TABLES, StagedStep("book_category", inputs, build))

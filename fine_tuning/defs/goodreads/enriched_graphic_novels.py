@@ -8,34 +8,27 @@ configuration reaches SQL only as parameters. Duplicate book ids are resolved as
 from typing import ClassVar
 
 import dagster as dg
-import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, model_validator
 
-from fine_tuning.defs.goodreads import GROUP
+from fine_tuning.core import settings
+from fine_tuning.defs.goodreads import GROUP, TABLES_POOL
 from fine_tuning.defs.goodreads.authors import authors
 from fine_tuning.defs.goodreads.book_category import book_category, category_distribution_markdown
 from fine_tuning.defs.goodreads.graphic_novels import SQL as BOOKS_SQL
 from fine_tuning.defs.goodreads.graphic_novels import create_canonical_rows_view, graphic_novels
-from fine_tuning.defs.goodreads.loads import (
-    PREP_TABLES,
-    Load,
-    input_loads,
-    kept_result,
-    publish_when_complete,
-    published_metadata,
-    record_staged,
-    staging_connection,
-)
-from fine_tuning.lib.builds import (
-    begin_staged_build,
-    build_fingerprint,
-    effective_fingerprint,
-    kept_build,
-    stage_build,
-)
+from fine_tuning.defs.goodreads.loads import GOODREADS_TABLES
+from fine_tuning.defs.goodreads.source_files import display_source
+from fine_tuning.lib.builds import effective_fingerprint
 from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.staged_build import (
+    StagedStep,
+    StagingConnection,
+    input_loads,
+    record_staged,
+    run_staged_build,
+)
 from fine_tuning.lib.warehouse import table_schema, transaction
 
 SQL = sql_statements(__package__, "enriched_graphic_novels")
@@ -76,6 +69,7 @@ class EnrichedConfig(CheckedConfig):
     deps=[graphic_novels, authors, book_category],
     kinds={"duckdb"},
     group_name=GROUP,
+    pool=TABLES_POOL,
     description=(
         "One row per book_id (book_id, title, author, description, category), the input of the "
         "training files. Duplicate ids keep the row with a description, then the most ratings. "
@@ -99,30 +93,26 @@ def enriched_graphic_novels(
         "min_description_chars": config.min_description_chars,
         "max_description_chars": config.max_description_chars,
     }
-    load = Load.of(context)
-    with staging_connection(duckdb, load) as con:
-        upstream = [effective_fingerprint(con, name, load.load_id) for name in ("graphic_novels", "authors", "book_category")]
+
+    def inputs(staging: StagingConnection) -> tuple[object, ...]:
+        upstream = [effective_fingerprint(staging.con, name, staging.load.load_id)
+                    for name in ("graphic_novels", "authors", "book_category")]
         # The inputs' loads too: a rebuilt input (a new load) must not leave a table built from the old one.
-        fingerprint = build_fingerprint(
-            TARGET, *upstream, input_loads(con, INPUT_TABLES), params, dict(SQL), dict(BOOKS_SQL)
-        )
-        kept = kept_build(con, TARGET, fingerprint, PREP_TABLES[TARGET], load.load_id)
-        if kept is not None:
-            return dg.MaterializeResult(metadata=kept_result(con, context, load, TARGET, kept))
-        begin_staged_build(con, TARGET)
-        metadata = stage_build(con, TARGET, load.load_id, fingerprint, _build(context, con, load, params))
-        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
-    return dg.MaterializeResult(metadata=metadata)
+        return (*upstream, input_loads(staging, INPUT_TABLES), params, dict(SQL), dict(BOOKS_SQL))
+
+    step = StagedStep(TARGET, inputs, lambda staging: _build(context, staging, params))
+    return run_staged_build(context, duckdb, GOODREADS_TABLES, step)
 
 
 def _build(
-    context: dg.AssetExecutionContext, con: duckdb_lib.DuckDBPyConnection, load: Load, params: dict[str, object]
+    context: dg.AssetExecutionContext, staging: StagingConnection, params: dict[str, object]
 ) -> dict[str, object]:
     """Stage the table in one transaction (a run that keeps no book leaves the previous table); its metadata."""
+    con = staging.con
     con.execute(SQL["clean_text_macros"])
     create_canonical_rows_view(con)
     with transaction(con):
-        record_staged(con, "enriched_graphic_novels", load, input_loads(con, INPUT_TABLES))
+        record_staged(staging, TARGET, input_loads(staging, INPUT_TABLES))
         con.execute(SQL["candidates"], params)
         con.execute(SQL["enriched"])
         candidates, kept, unknown, truncated = con.execute(SQL["counts"]).fetchone()
@@ -132,8 +122,12 @@ def _build(
         con.execute(SQL["drop_candidates"])
         if kept == 0:
             raise dg.Failure(
-                description=f"no usable books: all {candidates} books were dropped ({dropped})",
-                metadata={f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
+                description=(
+                    f"no usable books: all {candidates} books of {display_source(settings.books_source())} "
+                    f"were dropped ({dropped})"
+                ),
+                metadata={"source": display_source(settings.books_source()),
+                          **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS}},
             )
     context.log.info(f"enriched_graphic_novels: kept {kept} of {candidates}, dropped {dropped}")
     metadata: dict[str, object] = {

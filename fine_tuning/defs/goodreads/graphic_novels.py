@@ -8,21 +8,13 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core import settings
-from fine_tuning.defs.goodreads import GROUP
+from fine_tuning.defs.goodreads import GROUP, TABLES_POOL
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
-from fine_tuning.defs.goodreads.loads import (
-    PREP_TABLES,
-    Load,
-    kept_result,
-    publish_when_complete,
-    published_metadata,
-    record_staged,
-    staging_connection,
-)
+from fine_tuning.defs.goodreads.loads import GOODREADS_TABLES
 from fine_tuning.defs.goodreads.source_files import JsonLinesTable, load_json_lines, load_metadata, source_version
-from fine_tuning.lib.builds import begin_staged_build, build_fingerprint, kept_build, stage_build
 from fine_tuning.lib.run_settings import require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.staged_build import StagedStep, StagingConnection, record_staged, run_staged_build
 
 SQL = sql_statements(__package__, "graphic_novels")
 
@@ -76,6 +68,7 @@ def create_canonical_rows_view(con: duckdb_lib.DuckDBPyConnection) -> None:
     deps=[goodreads_source_dataset],
     kinds={"duckdb"},
     group_name=GROUP,
+    pool=TABLES_POOL,
     description=(
         "Raw Goodreads comics & graphic novels (UCSD Book Graph columns; numbers stay strings), "
         "rebuilt when the books file (or the loading SQL) changed, else kept (rebuilt=false). "
@@ -88,22 +81,21 @@ def graphic_novels(
 ) -> dg.MaterializeResult:
     """Load the books file into the `graphic_novels` table (kept when the file and the SQL are unchanged)."""
     require_valid_run_settings(context)
-    load = Load.of(context)
     source = settings.books_source()
-    fingerprint = build_fingerprint("graphic_novels", source_version(source, "books"), BOOK_COLUMNS, dict(SQL))
-    with staging_connection(duckdb, load) as con:
-        kept = kept_build(con, "graphic_novels", fingerprint, PREP_TABLES["graphic_novels"], load.load_id)
-        if kept is not None:
-            return dg.MaterializeResult(metadata=kept_result(con, context, load, "graphic_novels", kept))
-        begin_staged_build(con, "graphic_novels")
+    version = source_version(source, "books")  # before the DuckDB file is opened: a missing file fails here
+
+    def build(staging: StagingConnection) -> dict[str, object]:
         stats = load_json_lines(
-            con, BOOKS_TABLE, source, record=lambda: record_staged(con, "graphic_novels", load, {})
+            staging.con, BOOKS_TABLE, source, record=lambda: record_staged(staging, "graphic_novels", {})
         )
-        distinct_ids = distinct_book_ids(con)
-        metadata = load_metadata(con, BOOKS_TABLE, stats)
+        distinct_ids = distinct_book_ids(staging.con)
+        metadata = load_metadata(staging.con, BOOKS_TABLE, stats)
         metadata["distinct_book_ids"] = distinct_ids
         metadata["duplicate_book_id_rows"] = stats.rows_loaded - distinct_ids
-        metadata = stage_build(con, "graphic_novels", load.load_id, fingerprint, metadata)
-        metadata.update(published_metadata(load, publish_when_complete(con, context, load)))
-    context.log.info(f"graphic_novels: {stats}")
-    return dg.MaterializeResult(metadata=metadata)
+        context.log.info(f"graphic_novels: {stats}")
+        return metadata
+
+    step = StagedStep(
+        target="graphic_novels", inputs=lambda staging: (version, BOOK_COLUMNS, dict(SQL)), build=build
+    )
+    return run_staged_build(context, duckdb, GOODREADS_TABLES, step)

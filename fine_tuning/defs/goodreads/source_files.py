@@ -6,8 +6,10 @@ plain or gzip (detected from the file's first bytes, not its name). URLs are dow
 urllib to `workdir()/downloads` first so DuckDB only ever reads local files (no httpfs extension,
 which would need a network install).
 
-Downloads are refused when shorter than announced; every input is read whole once before loading
-(a truncated or corrupt gzip fails the asset) and a leading UTF-8 byte-order mark is stripped.
+Downloads are refused when shorter than announced. A gzip input (or one starting with a UTF-8
+byte-order mark) reaches DuckDB through a named pipe, decompressed once and checked on the way (a
+truncated or corrupt gzip fails the asset after DuckDB read it, and its rows are discarded), the
+mark stripped; a plain file is read by DuckDB directly.
 A table is rebuilt when its file changed (`fine_tuning.lib.builds` keeps it otherwise): the file is
 loaded into a side table committed on its own, then one transaction drops its unusable rows and
 gives it the table's name. A file with no usable rows fails the asset, says why for its first
@@ -18,6 +20,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,12 +37,13 @@ from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.json_lines import (
     InputFileError,
     check_length,
-    check_readable,
     copy_counting,
+    copy_verified,
     is_gzip,
     line_problems,
-    write_without_bom,
+    starts_with_bom,
 )
+from fine_tuning.lib.failures import is_out_of_space
 from fine_tuning.lib.warehouse import table_schema, transaction
 
 HTTP_TIMEOUT_SECONDS = 60
@@ -131,35 +135,77 @@ def local_input(source: str, what: str) -> Path:
     return download(source, what) if is_url(source) else _local_path(source, what)
 
 
-def compression_of(path: Path) -> str:
-    """'gzip' when the file starts with the gzip magic bytes, else 'none'."""
-    return "gzip" if is_gzip(path) else "none"
+@dataclass
+class ReadableInput:
+    """What DuckDB reads for a source (`path`, never compressed) and the local file it comes from."""
+
+    path: Path
+    local_file: Path
+    verify: Callable[[], None]  # after DuckDB has read `path`: raises InputFileError when the file was damaged
+
+
+def _feed(local_file: Path, fifo: Path, errors: list[BaseException]) -> None:
+    """Decompress `local_file` into the named pipe DuckDB reads, checking it as it goes."""
+    try:
+        with open(fifo, "wb") as pipe:
+            copy_verified(local_file, pipe)
+    except BrokenPipeError:
+        pass  # DuckDB stopped reading: its own error is the one reported
+    except BaseException as error:  # noqa: BLE001 - handed to the reading thread
+        errors.append(error)
+
+
+def _unblock_writer(fifo: Path) -> None:
+    """Open the pipe for reading once, so a writer still waiting for DuckDB to open it gives up."""
+    try:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
 
 
 @contextmanager
-def readable_input(source: str, what: str) -> Iterator[Path]:
-    """The file DuckDB should read for `source`: checked whole (gzip intact), without a leading BOM.
+def readable_input(source: str, what: str) -> Iterator[ReadableInput]:
+    """The input DuckDB should read for `source`: the file itself when it is plain text without a
+    byte-order mark, else its content streamed through a named pipe, decompressed once and checked
+    on the way (no separate pass over the file before DuckDB reads it).
 
-    A byte-order mark would otherwise be read as part of the first record, which is then dropped;
-    such a file is loaded from a BOM-less copy that is removed afterwards.
+    `verify()` must be called after DuckDB has read it: it raises when the gzip stream was
+    truncated or corrupt (DuckDB itself reads a corrupt stream as far as it goes).
     """
     path = local_input(source, what)
     try:
-        has_bom = check_readable(path)
+        streamed = is_gzip(path) or starts_with_bom(path)
     except InputFileError as error:
-        raise dg.Failure(
-            description=f"cannot load {what} file {display_source(source)}: {error}",
-            metadata={"source": display_source(source)},
-        ) from None
-    if not has_bom:
-        yield path
+        raise _damaged(source, what, error) from None
+    if not streamed:
+        yield ReadableInput(path, path, lambda: None)
         return
-    handle, copy_name = tempfile.mkstemp(dir=settings.workdir(), prefix=".no-bom-", suffix=".json")
-    os.close(handle)
-    try:
-        yield write_without_bom(path, Path(copy_name))
-    finally:
-        Path(copy_name).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fine-tuning-input-") as folder:
+        fifo = Path(folder) / f"{what}.json"
+        os.mkfifo(fifo)
+        errors: list[BaseException] = []
+        feeder = threading.Thread(target=_feed, args=(path, fifo, errors), name=f"feed-{what}", daemon=True)
+        feeder.start()
+
+        def verify() -> None:
+            feeder.join()
+            if errors:
+                error = errors[0]
+                raise _damaged(source, what, error) if isinstance(error, InputFileError) else error
+
+        try:
+            yield ReadableInput(fifo, path, verify)
+        finally:
+            if feeder.is_alive():
+                _unblock_writer(fifo)
+                feeder.join(timeout=10)
+
+
+def _damaged(source: str, what: str, error: Exception) -> dg.Failure:
+    return dg.Failure(
+        description=f"cannot load {what} file {display_source(source)}: {error}",
+        metadata={"source": display_source(source)},
+    )
 
 
 def url_version(url: str, what: str) -> str:
@@ -214,26 +260,29 @@ def load_json_lines(
 ) -> LoadStats:
     """Replace the (staged) table with the source's rows that have a non-blank key.
 
-    The rows land in `staging.<table>_loading`, committed on its own; one transaction, which
+    The rows land in `<table>_loading` (the load's staging schema), committed on its own; one transaction, which
     `record` joins (the load record of the table), then drops the rows without a key and gives
     the table its name. When no row is usable the previous table survives and a dg.Failure
     names the file.
     """
-    with readable_input(source, table.what) as path:
-        params = {"path": str(path), "compression": compression_of(path), "columns": dict(table.columns)}
+    with readable_input(source, table.what) as readable:
+        params = {"path": str(readable.path), "compression": "none", "columns": dict(table.columns)}
         try:
             con.execute(table.sql["load"], params)
+            readable.verify()
             with transaction(con):
                 rows_read = con.execute(table.sql["count_rows"]).fetchone()[0]
                 con.execute(table.sql["drop_rows_without_key"])
                 rows_loaded = con.execute(table.sql["count_rows"]).fetchone()[0]
                 if rows_loaded == 0:
-                    raise _no_usable_rows(table, source, path, rows_read)
+                    raise _no_usable_rows(table, source, readable.local_file, rows_read)
                 con.execute(table.sql["take_name"])
                 record()
         except dg.Failure:
             raise
         except Exception as error:  # duckdb errors: unreadable file, ...
+            if is_out_of_space(error):
+                raise  # the disk, not the input: the connection's failure names the database file
             raise dg.Failure(
                 description=f"cannot load {table.what} file {display_source(source)}: {error}",
                 metadata={"source": display_source(source)},

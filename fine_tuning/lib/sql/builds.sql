@@ -38,7 +38,13 @@ WHERE target = $target AND state = 'staged' AND load_id = $load_id;
 SELECT target FROM main.build_fingerprints WHERE state = 'kept' AND load_id = $load_id;
 
 -- name: forget_kept
-DELETE FROM main.build_fingerprints WHERE state = 'kept';
+DELETE FROM main.build_fingerprints WHERE state = 'kept' AND load_id = $load_id;
+
+-- name: forget_load
+DELETE FROM main.build_fingerprints WHERE state IN ('staged', 'kept') AND load_id = $load_id;
 
 -- name: tables_in_schema
-SELECT table_name FROM duckdb_tables() WHERE schema_name = $schema;
+-- Tables and views: a published prep table is a view in main.
+SELECT table_name FROM duckdb_tables() WHERE schema_name = $schema
+UNION ALL
+SELECT view_name FROM duckdb_views() WHERE schema_name = $schema AND NOT internal;

@@ -1,10 +1,11 @@
 -- The authors table, loaded from the authors file with its ratings cast to numbers.
 
 -- name: load
--- Into staging.authors_loading, committed on its own (graphic_novels.sql says why). Malformed lines
+-- Into authors_loading in the load's staging schema (first on the search path), committed
+-- on its own (graphic_novels.sql says why). Malformed lines
 -- become all-NULL rows (ignore_errors); rows without an author_id are dropped before the table
 -- takes its name.
-CREATE OR REPLACE TABLE staging.authors_loading AS
+CREATE OR REPLACE TABLE authors_loading AS
 SELECT
     author_id,
     name,
@@ -17,16 +18,15 @@ FROM read_json(
 );
 
 -- name: count_rows
-SELECT count(*) FROM staging.authors_loading;
+SELECT count(*) FROM authors_loading;
 
 -- name: drop_rows_without_key
-DELETE FROM staging.authors_loading WHERE nullif(trim(author_id), '') IS NULL;
+DELETE FROM authors_loading WHERE nullif(trim(author_id), '') IS NULL;
 
 -- name: take_name
--- Inside the load's transaction, once rows are usable (schema-qualified: the connection's search
--- path would otherwise find the published table).
-DROP TABLE IF EXISTS staging.authors;
-ALTER TABLE staging.authors_loading RENAME TO authors;
+-- Inside the load's transaction, once rows are usable. The load's schema holds no authors here
+-- (staged_build drops an earlier attempt's before rebuilding); the rename keeps the schema.
+ALTER TABLE authors_loading RENAME TO authors;
 
 -- name: drop_loading
-DROP TABLE IF EXISTS staging.authors_loading;
+DROP TABLE IF EXISTS authors_loading;

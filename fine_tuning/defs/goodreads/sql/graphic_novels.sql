@@ -1,31 +1,31 @@
 -- The raw books table, loaded from the books file as it is (numbers stay strings).
 
 -- name: load
--- Into staging.graphic_novels_loading, committed on its own so DuckDB writes the rows straight
+-- Into graphic_novels_loading in the load's staging schema (first on the search path), committed
+-- on its own so DuckDB writes the rows straight
 -- to the file (deleting rows from a table created in the same transaction makes the commit
 -- rewrite it: measured 10 s and twice the memory for 894k books). read_json with ignore_errors
 -- turns a malformed line into an all-NULL row instead of failing the whole file (measured: it
 -- does not skip it), so rows without a book_id are dropped before the table takes its name.
-CREATE OR REPLACE TABLE staging.graphic_novels_loading AS
+CREATE OR REPLACE TABLE graphic_novels_loading AS
 SELECT * FROM read_json(
     $path, format = 'newline_delimited', records = true, ignore_errors = true,
     compression = $compression, columns = $columns
 );
 
 -- name: count_rows
-SELECT count(*) FROM staging.graphic_novels_loading;
+SELECT count(*) FROM graphic_novels_loading;
 
 -- name: drop_rows_without_key
-DELETE FROM staging.graphic_novels_loading WHERE nullif(trim(book_id), '') IS NULL;
+DELETE FROM graphic_novels_loading WHERE nullif(trim(book_id), '') IS NULL;
 
 -- name: take_name
--- Inside the load's transaction, once rows are usable (schema-qualified: the connection's search
--- path would otherwise find the published table).
-DROP TABLE IF EXISTS staging.graphic_novels;
-ALTER TABLE staging.graphic_novels_loading RENAME TO graphic_novels;
+-- Inside the load's transaction, once rows are usable. The load's schema holds no graphic_novels here
+-- (staged_build drops an earlier attempt's before rebuilding); the rename keeps the schema.
+ALTER TABLE graphic_novels_loading RENAME TO graphic_novels;
 
 -- name: drop_loading
-DROP TABLE IF EXISTS staging.graphic_novels_loading;
+DROP TABLE IF EXISTS graphic_novels_loading;
 
 -- name: distinct_book_ids
 SELECT count(DISTINCT book_id) FROM graphic_novels;

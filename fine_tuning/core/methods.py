@@ -1,0 +1,120 @@
+"""The `method` object of a fine-tuning job, checked to the documented bounds before anything is spent.
+
+The same object the API takes (`{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}`):
+its type, the model's support for it (catalog), each hyperparameter ("auto" or a number in its
+documented range) and, for reinforcement, the grader (`core.graders`). Used by the pipeline's
+settings and by the local backend's job creation, so both refuse the same objects. Ranges
+(OpenAI's API reference types SupervisedHyperparameters, DpoHyperparameters and
+ReinforcementHyperparameters, with the bounds OpenAI's fine-tuning form enforces, as of
+2025-06): n_epochs 1-50, batch_size 1-256, learning_rate_multiplier (0, 10], DPO beta (0, 2],
+reinforcement compute_multiplier [0.00001, 10], eval_interval >= 1, eval_samples 1-10,
+reasoning_effort default | low | medium | high.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fine_tuning.core.catalog import FINE_TUNING_METHODS, method_problem
+from fine_tuning.core.graders import GraderError, validate_grader
+
+# name: (type, lowest, highest) of each hyperparameter a supervised job takes.
+SUPERVISED_LIMITS: dict[str, tuple[type, float, float]] = {
+    "n_epochs": (int, 1, 50),
+    "batch_size": (int, 1, 256),
+    "learning_rate_multiplier": (float, 1e-6, 10.0),
+}
+HYPERPARAMETER_LIMITS: dict[str, dict[str, tuple[type, float, float]]] = {
+    "supervised": SUPERVISED_LIMITS,
+    "dpo": {**SUPERVISED_LIMITS, "beta": (float, 1e-6, 2.0)},
+    "reinforcement": {
+        **SUPERVISED_LIMITS,
+        "compute_multiplier": (float, 0.00001, 10.0),
+        "eval_interval": (int, 1, 1_000_000),
+        "eval_samples": (int, 1, 10),
+    },
+}
+REASONING_EFFORTS = ("default", "low", "medium", "high")
+DEFAULT_METHOD: dict[str, Any] = {"type": "supervised", "supervised": {"hyperparameters": {}}}
+
+
+@dataclass(frozen=True)
+class MethodProblem:
+    """One thing wrong with a method object: the field (as a path in the object) and why."""
+
+    field: str
+    message: str
+
+
+def hyperparameter_problem(name: str, value: Any, limits: tuple[type, float, float]) -> str | None:
+    """Why a hyperparameter value is refused, or None ("auto" and numbers in range pass)."""
+    if value is None or value == "auto":
+        return None
+    kind, low, high = limits
+    number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # Range first: float() of a huge int would overflow.
+    if not number_ok or not low <= value <= high or (kind is int and not float(value).is_integer()):
+        return f"{name} must be 'auto' or a{'n integer' if kind is int else ' number'} between {low:g} and {high:g} (got {value!r})"
+    return None
+
+
+def method_problems(method: Any, model: str | None = None) -> list[MethodProblem]:
+    """Every problem of a method object (empty when the API would take it for `model`)."""
+    if not isinstance(method, dict):
+        return [MethodProblem("method", "must be an object {type, <type>: {...}}")]
+    kind = method.get("type", "supervised")
+    if kind not in FINE_TUNING_METHODS:
+        return [MethodProblem("method.type", f"{kind!r} is not one of {', '.join(FINE_TUNING_METHODS)}")]
+    problems = [MethodProblem(f"method.{key}", "unknown key") for key in method if key not in ("type", kind)]
+    if model is not None and (why := method_problem(model, kind)) is not None:
+        problems.append(MethodProblem("method.type", why))
+    settings = method.get(kind) or {}
+    if not isinstance(settings, dict):
+        return [*problems, MethodProblem(f"method.{kind}", "must be an object")]
+    allowed = ("hyperparameters", "grader") if kind == "reinforcement" else ("hyperparameters",)
+    problems += [MethodProblem(f"method.{kind}.{key}", "unknown key") for key in settings if key not in allowed]
+    problems += _hyperparameter_problems(kind, settings.get("hyperparameters"))
+    if kind == "reinforcement":
+        try:
+            validate_grader(settings.get("grader"), f"method.{kind}.grader")
+        except GraderError as error:
+            problems.append(MethodProblem(error.param, error.message))
+    return problems
+
+
+def _hyperparameter_problems(kind: str, hyper: Any) -> list[MethodProblem]:
+    where = f"method.{kind}.hyperparameters"
+    if hyper is None:
+        return []
+    if not isinstance(hyper, dict):
+        return [MethodProblem(where, "must be an object")]
+    limits = HYPERPARAMETER_LIMITS[kind]
+    problems = []
+    for name, value in hyper.items():
+        if name == "reasoning_effort" and kind == "reinforcement":
+            if value is not None and value not in REASONING_EFFORTS:
+                problems.append(MethodProblem(f"{where}.{name}", f"must be one of {', '.join(REASONING_EFFORTS)}"))
+        elif name not in limits:
+            problems.append(MethodProblem(f"{where}.{name}", f"not a {kind} hyperparameter"))
+        elif (why := hyperparameter_problem(name, value, limits[name])) is not None:
+            problems.append(MethodProblem(f"{where}.{name}", why))
+    return problems
+
+
+def method_type(method: dict[str, Any] | None) -> str:
+    """The method's type (supervised when none is given)."""
+    return (method or DEFAULT_METHOD).get("type", "supervised")
+
+
+def method_hyperparameters(method: dict[str, Any] | None) -> dict[str, Any]:
+    """The hyperparameters the method object sets ("auto" for those it leaves out is the API's default)."""
+    method = method or DEFAULT_METHOD
+    settings = method.get(method_type(method)) or {}
+    return dict(settings.get("hyperparameters") or {})
+
+
+def method_grader(method: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A reinforcement method's grader, else None."""
+    method = method or DEFAULT_METHOD
+    return (method.get("reinforcement") or {}).get("grader") if method_type(method) == "reinforcement" else None
