@@ -9,22 +9,35 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 LOCAL_DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DAGSTER_HOME ?= $(LOCAL_DAGSTER_HOME)
 
-.PHONY: setup run test dev bench home clean screenshots
+.PHONY: setup run test dev bench home project-env clean screenshots
 
-setup: $(STAMP)
+setup: $(STAMP) home project-env
 
+# --no-deps: the lock is complete and hashed, so nothing unpinned can sneak in.
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# --no-deps: the lock is complete and hashed, so nothing unpinned can sneak in.
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-* && touch $@
+	@echo "setup: installing the locked dependencies into $(VENV)/"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
 
 home:
 	@mkdir -p "$(DAGSTER_HOME)"
 	@if [ "$(DAGSTER_HOME)" = "$(LOCAL_DAGSTER_HOME)" ] || [ ! -f "$(DAGSTER_HOME)/dagster.yaml" ]; then \
 		cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; \
 	else echo "Keeping your own $(DAGSTER_HOME)/dagster.yaml"; fi
+
+# Every command run from the checkout uses the project's instance without exporting anything:
+# `dagster` (dev, job execute, schedule, ...), `dg` (launch, dev) and the fine_tuning CLIs read
+# DAGSTER_HOME from .env in the working directory (git-ignored; a DAGSTER_HOME you export wins,
+# and the other lines of your own .env are kept).
+ENV_LINE := DAGSTER_HOME=$${DAGSTER_HOME:-$(LOCAL_DAGSTER_HOME)}
+project-env:
+	@if grep -qs '^DAGSTER_HOME=' .env && ! grep -qs '^DAGSTER_HOME=\$${DAGSTER_HOME:-' .env; then \
+		echo "Keeping the DAGSTER_HOME of your .env"; \
+	elif ! grep -qsxF '$(ENV_LINE)' .env; then \
+		{ grep -vs '^DAGSTER_HOME=' .env; echo '$(ENV_LINE)'; } > .env.tmp && mv .env.tmp .env; \
+	fi
 
 # The demo is offline and on the shipped sample even in a shell that has an API key or other
 # inputs set: running it must never cost money.

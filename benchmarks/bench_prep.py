@@ -17,8 +17,9 @@ $TMPDIR/fine_tuning_bench). Every measurement is one whole process against a rea
 
 The prep assets are graphic_novels, authors, book_category, enriched_graphic_novels,
 training_file and validation_file, with the file checks (blocking: a run passes only when
-they pass). The same run also gives target 2: the check steps' time against tokenizing both
-files once (one process reading each line, parsing it and counting its tokens).
+they pass). The same run also gives the tokenization reference: one process reading each line
+of both written files, parsing it and counting its tokens, once. Each path is compared with
+the bare load, and with the bare load plus that pass; the check steps with that pass alone.
 `--executors` adds `asset_materialize` with Dagster's multiprocess executor (spawned, and with a
 forkserver preloading the definitions) to show why the default is in-process.
 """
@@ -40,10 +41,13 @@ import support  # noqa: E402
 
 PREP_ASSETS = "graphic_novels,authors,book_category,enriched_graphic_novels,training_file,validation_file"
 GOODREADS_STEPS = ("goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels")
-# Targets of the issue: wall time and peak memory against the bare load of the same files.
-WALL_LIMIT = {1: 2.5, 10: 1.5}
+# Targets: wall time against the bare load of the same files, and against the bare load plus
+# one tokenization pass of the written files (the work no prep can skip); peak memory against
+# the bare load's; the check steps against one tokenization pass.
+WALL_LIMIT = {1: 2.5, 10: 2.0}
+WALL_VS_LOAD_AND_TOKENIZE_LIMIT = 1.3
 RSS_LIMIT = 1.5
-CHECKS_LIMIT = 1.2
+CHECKS_LIMIT = 1.1
 # The training file at Goodreads scale is priced above the default $5 budget: the benchmark
 # measures the checks, not the budget decision.
 RUN_CONFIG = {"resources": {"tuning": {"config": {"max_cost_usd": 1_000_000.0}}}}
@@ -115,6 +119,8 @@ def measure_path(path: str, data: support.Dataset, folder: Path, home: Path, con
         if events.run_start else None,
         "steps": len(steps),
         "step_seconds": steps,
+        # Where the peak is: the largest sampled RSS during each step (MB).
+        "step_peak_rss_mb": {key: run.peak_rss_between(start, end) for key, (start, end) in events.steps.items()},
         "examples": {key: events.materializations.get(key, {}).get("examples")
                      for key in ("training_file", "validation_file")},
     }
@@ -137,11 +143,16 @@ def summarize(scale: int, bare: list[dict[str, Any]], paths: dict[str, list[dict
     """Medians per path, each next to the floor measured in the same run, and the targets."""
     floor = {key: support.median([b[key] for b in bare]) for key in ("wall_seconds", "peak_rss_mb", "work_seconds")}
     summary: dict[str, Any] = {"bare_duckdb_load": {**floor, "wall_seconds_all": [b["wall_seconds"] for b in bare]}}
+    # Every path writes the same files: one tokenization reference serves them all.
+    tokenize = [r["tokenize_once_seconds"] for runs in paths.values() for r in runs if "tokenize_once_seconds" in r]
+    if tokenize:
+        summary["tokenize_once"] = {"seconds": support.median(tokenize), "seconds_all": tokenize}
     for path, runs in paths.items():
         medians = {key: support.median([r[key] for r in runs]) for key in runs[0]
                    if isinstance(runs[0][key], (int, float)) and runs[0][key] is not None}
         entry = {**medians, "wall_seconds_all": [r["wall_seconds"] for r in runs], "examples": runs[0]["examples"],
                  "step_seconds_first_run": runs[0]["step_seconds"],
+                 "step_peak_rss_mb_first_run": runs[0]["step_peak_rss_mb"],
                  "wall_vs_bare": support.ratio(medians["wall_seconds"], floor["wall_seconds"]),
                  "peak_rss_vs_bare": support.ratio(medians["peak_rss_mb"], floor["peak_rss_mb"])}
         if path.endswith("forkserver"):
@@ -149,8 +160,12 @@ def summarize(scale: int, bare: list[dict[str, Any]], paths: dict[str, list[dict
         if path in ("asset_materialize", "dg_launch", "job_execute"):
             entry["target_wall"] = support.target(entry["wall_vs_bare"], WALL_LIMIT.get(scale, WALL_LIMIT[10]))
             entry["target_peak_rss"] = support.target(entry["peak_rss_vs_bare"], RSS_LIMIT)
-        if "tokenize_once_seconds" in medians:
-            entry["checks_vs_tokenize_once"] = support.ratio(medians["check_steps_seconds"], medians["tokenize_once_seconds"])
+        if tokenize:
+            once = summary["tokenize_once"]["seconds"]
+            entry["wall_vs_bare_plus_tokenize_once"] = support.ratio(medians["wall_seconds"], floor["wall_seconds"] + once)
+            entry["target_wall_vs_bare_plus_tokenize_once"] = support.target(
+                entry["wall_vs_bare_plus_tokenize_once"], WALL_VS_LOAD_AND_TOKENIZE_LIMIT)
+            entry["checks_vs_tokenize_once"] = support.ratio(medians["check_steps_seconds"], once)
             entry["target_checks"] = support.target(entry["checks_vs_tokenize_once"], CHECKS_LIMIT)
         summary[path] = entry
     return summary
@@ -227,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"scale_{scale}x"] = run_scale(scale, args.repeat if scale == 1 else args.repeat_10x, paths, ops)
     if "scale_1x" in summary and "scale_10x" in summary:
         one, ten = summary["scale_1x"]["asset_materialize"], summary["scale_10x"]["asset_materialize"]
-        summary["peak_rss_10x_vs_1x"] = {
-            "asset_materialize": support.ratio(ten["peak_rss_mb"], one["peak_rss_mb"]),
-            "bare_duckdb_load": support.ratio(summary["scale_10x"]["bare_duckdb_load"]["peak_rss_mb"],
-                                              summary["scale_1x"]["bare_duckdb_load"]["peak_rss_mb"]),
-        }
+        growth = support.ratio(ten["peak_rss_mb"], one["peak_rss_mb"])
+        bare_growth = support.ratio(summary["scale_10x"]["bare_duckdb_load"]["peak_rss_mb"],
+                                    summary["scale_1x"]["bare_duckdb_load"]["peak_rss_mb"])
+        # "Grows no faster than the data": from 1x to 10x, no faster than the bare load's own peak.
+        summary["peak_rss_10x_vs_1x"] = {"asset_materialize": growth, "bare_duckdb_load": bare_growth,
+                                         "target": support.target(growth, bare_growth)}
     summary["machine_after"] = support.machine()
     summary["benchmark_seconds"] = round(time.perf_counter() - started, 1)
     support.emit(summary)

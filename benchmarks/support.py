@@ -128,37 +128,70 @@ class Timed:
     peak_rss_mb: float
     returncode: int
     output: str
+    # (epoch seconds, RSS in MB of the largest process of its tree), sampled while it ran
+    rss_samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
     def check(self) -> Timed:
         if self.returncode != 0:
             raise SystemExit(f"{' '.join(self.argv[:6])} ... failed ({self.returncode}):\n{self.output[-4000:]}")
         return self
 
+    def peak_rss_between(self, start: float, end: float) -> float | None:
+        """The largest sampled RSS (MB) within [start, end] (epoch seconds), None without a sample."""
+        inside = [rss for at, rss in self.rss_samples if start <= at <= end]
+        return max(inside) if inside else None
+
+
+RSS_SAMPLE_SECONDS = 0.05
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of the largest process among `pid` and its descendants (0 when it is gone)."""
+    largest, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                largest = max(largest, int(line.split()[1]) / 1024)
+        todo.extend(int(child) for child in children)
+    return largest
+
 
 def timed(argv: Sequence[str], env: dict[str, str], timeout: float = 3600) -> Timed:
     """Run a process to its end; wall time from start to exit, peak RSS from wait4.
 
     wait4's ru_maxrss is the largest resident set of the process and of the descendants it
-    waited for: with steps in subprocesses it is the largest of them, not their sum.
+    waited for: with steps in subprocesses it is the largest of them, not their sum. The RSS is
+    also sampled every RSS_SAMPLE_SECONDS, so that a run's peak can be placed in a step.
     """
+    samples: list[tuple[float, float]] = []
     with tempfile.TemporaryFile() as output:
         started = time.perf_counter()
         process = subprocess.Popen(list(argv), cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-        deadline = started + timeout
+        deadline, next_sample = started + timeout, started
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            if time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if now > deadline:
                 process.kill()
                 pid, status, usage = os.wait4(process.pid, 0)
                 break
+            if now >= next_sample:
+                samples.append((time.time(), round(_tree_rss_mb(process.pid), 1)))
+                next_sample = now + RSS_SAMPLE_SECONDS
             time.sleep(0.01)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read().decode("utf-8", "replace")
-    return Timed(list(argv), round(wall, 3), round(usage.ru_maxrss / 1024, 1), process.returncode, text)
+    return Timed(list(argv), round(wall, 3), round(usage.ru_maxrss / 1024, 1), process.returncode, text, samples)
 
 
 @dataclass

@@ -90,7 +90,7 @@ def write_examples(
         written.bytes += len(data)
         if category not in shared_tokens:
             shared_tokens[category] = count_example_tokens(lines.messages("", category), counter)
-        counted = counter.measure(content)
+        counted = counter.measure_unique(content)  # every book's message is its own
         written.token_counts.append(shared_tokens[category] + counted.tokens)
         if counter.exact and not counted.exact:
             written.approximate_lines.append(written.examples)

@@ -9,7 +9,10 @@ import warnings
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG, read_input_data_version_from_tags
 
+from fine_tuning.core.settings import duckdb_database
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
+from fine_tuning.defs.goodreads.loads import GOODREADS_TABLES
+from fine_tuning.lib.staged_build import DatabaseBusy, published_runs
 
 RETUNE_CRON_ENV = "RETUNE_CRON"
 RETUNE_TIMEZONE_ENV = "RETUNE_TIMEZONE"
@@ -76,12 +79,35 @@ def fine_tuning_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
     return sorted({run.run_id for runs_filter in (by_job, by_tag) for run in instance.get_runs(filters=runs_filter)})
 
 
+def published_materialization(
+    instance: dg.DagsterInstance, key: dg.AssetKey, published: dict[str, str]
+) -> dg.EventLogEntry | None:
+    """The materialization of `key` that describes its published tables: the one of the run whose
+    view of them is published (`published_runs`), for a staged prep asset; else its latest.
+
+    A staged prep asset materializes as it stages, before its run publishes (or fails to): its
+    latest materialization may describe tables nobody published.
+    """
+    name = key.to_user_string()
+    if name not in GOODREADS_TABLES.targets:
+        return instance.get_latest_materialization_event(key)
+    run_id = published.get(name)
+    if run_id is None:
+        return None
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    entries = [record.event_log_entry for record in records
+               if record.event_log_entry.asset_materialization is not None
+               and record.event_log_entry.asset_materialization.asset_key == key]
+    return entries[-1] if entries else instance.get_latest_materialization_event(key)
+
+
 def built_from_versions(instance: dg.DagsterInstance, source_key: dg.AssetKey, children: set[dg.AssetKey]) -> set[str | None]:
-    """The source data versions the source's direct children were last materialized from
-    (None for a child never materialized)."""
+    """The source data versions the source's direct children's published tables were built from
+    (None for a child never published). Raises DatabaseBusy while a run holds the DuckDB file."""
+    published = published_runs(duckdb_database())
     versions: set[str | None] = set()
     for child in children:
-        event = instance.get_latest_materialization_event(child)
+        event = published_materialization(instance, child, published)
         input_version = read_input_data_version_from_tags(event.tags or {}, source_key) if event else None
         versions.add(input_version.value if input_version else None)
     return versions
@@ -132,7 +158,12 @@ def retune_on_new_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     version = observed.data_version.value
     events = _observation_if_new(context.instance, observed)
     children = _source_children(context)
-    if built_from_versions(context.instance, goodreads_source_dataset.key, children) == {version}:
+    try:
+        built_from = built_from_versions(context.instance, goodreads_source_dataset.key, children)
+    except DatabaseBusy:
+        return dg.SensorResult(skip_reason="the DuckDB file is held by a run in progress: checking again next tick",
+                               asset_events=events)
+    if built_from == {version}:
         names = ", ".join(sorted(key.to_user_string() for key in children))
         return dg.SensorResult(skip_reason=f"{names}: built from source data version {version}", asset_events=events)
     in_flight = fine_tuning_runs_in_flight(context.instance)

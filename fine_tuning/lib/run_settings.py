@@ -199,8 +199,37 @@ def check_run_config(run_config: Mapping[str, Any]) -> list[SettingProblem]:
     return problems
 
 
+# The folder prefix of the instance `dagster job execute`, `dagster asset materialize` and so
+# `dg launch` make up when no DAGSTER_HOME is set (deleted when the command exits).
+TEMPORARY_HOME_PREFIX = ".tmp_dagster_home_"
+_warned_runs: set[str] = set()
+
+
+def throwaway_instance(instance: dg.DagsterInstance) -> str | None:
+    """Where a throw-away instance lives (an ephemeral one, or the CLI's temporary DAGSTER_HOME), else None."""
+    if instance.is_ephemeral:
+        return "in memory"
+    root = instance.root_directory
+    return root if os.path.basename(root).startswith(TEMPORARY_HOME_PREFIX) else None
+
+
+def warn_if_throwaway_instance(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> None:
+    """Say once per run, in its log, that what it records will not outlive the command."""
+    where = throwaway_instance(context.instance)
+    if where is None or context.run.run_id in _warned_runs:
+        return
+    _warned_runs.add(context.run.run_id)
+    context.log.warning(
+        f"This run is on a throw-away Dagster instance ({where}): its runs, materializations and "
+        "production model are gone when the command exits, and the next run finds nothing to reuse. "
+        "Run from the checkout after `make setup` (its .env names the project's instance) or set DAGSTER_HOME."
+    )
+
+
 def require_valid_run_settings(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> None:
-    """Raise `SettingsError` when any setting of this run is invalid (call first in steps that write or spend)."""
+    """Raise `SettingsError` when any setting of this run is invalid (call first in steps that write or spend);
+    warn when the run's instance is a throw-away one."""
+    warn_if_throwaway_instance(context)
     problems = check_run_config(context.run.run_config or {})
     # No provider chosen: every writing step refuses, so the run touches nothing (core.providers).
     unchosen = provider_problem()

@@ -12,7 +12,13 @@ import tiktoken_ext.openai_public
 
 from fine_tuning.core import tokens
 from fine_tuning.core.chat_files import validate_chat_file
-from fine_tuning.core.tokens import O200K_BASE_SHA256, count_example_tokens, o200k_encoding, token_counter
+from fine_tuning.core.tokens import (
+    ESTIMATED_COUNTER,
+    O200K_BASE_SHA256,
+    count_example_tokens,
+    o200k_encoding,
+    token_counter,
+)
 
 from tests.support.chat_files import ASSISTANT, SYSTEM, USER, good_example, write_jsonl
 from tests.support.tokenizer import without_o200k
@@ -115,3 +121,9 @@ def test_tampered_ranks_are_refused_and_left_alone(
     assert o200k_encoding() is None
     assert tampered.read_bytes() == before
     assert no_network == []
+
+
+@pytest.mark.parametrize("text", ["A dragon.", "word " * 5_000, "a" * 40_000, "Ünïcödé 🐉 <|endoftext|>", ""])
+def test_measuring_a_text_seen_once_gives_the_memoised_count(text: str) -> None:
+    for counter in (token_counter(), ESTIMATED_COUNTER):
+        assert counter.measure_unique(text) == counter.measure(text)

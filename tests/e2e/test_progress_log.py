@@ -1,8 +1,10 @@
-"""`make run` prints progress lines, not Dagster's DEBUG event stream (which stays in the event log).
+"""`make run` prints one line per finished step (on a terminal, one updating line while a step
+runs), not Dagster's event stream (which stays in the event log).
 
 No `from __future__ import annotations`: Dagster checks the toy assets' context annotation as a class.
 """
 
+import io
 import re
 from pathlib import Path
 
@@ -24,6 +26,14 @@ def loads(context: dg.AssetExecutionContext) -> None:
 
 
 @dg.asset(deps=[loads])
+def trains(context: dg.AssetExecutionContext) -> None:
+    for step in (1, 2, 3):
+        context.log.info(f"job running, step {step}/3")
+    context.log.warning("2 examples were truncated")
+    context.log.info("trained model ft:toy")
+
+
+@dg.asset(deps=[loads])
 def breaks() -> None:
     raise dg.Failure(description="books file not found: /nowhere")
 
@@ -34,7 +44,7 @@ def never_runs() -> None:
 
 
 def _run(select: list[dg.AssetsDefinition], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    job = dg.Definitions(assets=[loads, breaks, never_runs], loggers={"progress": progress_logger},
+    job = dg.Definitions(assets=[loads, trains, breaks, never_runs], loggers={"progress": progress_logger},
                          jobs=[dg.define_asset_job("toy", selection=dg.AssetSelection.assets(*select))]).resolve_job_def("toy")
     return job.execute_in_process(run_config={"loggers": {"progress": {"config": {"log_level": "INFO"}}}},
                                   instance=instance, raise_on_error=False)
@@ -76,3 +86,44 @@ def test_make_run_config_is_valid_and_picks_the_progress_logger() -> None:
     assert {"console", "progress"} <= set(job.loggers)  # the console logger stays available
     validation = dg.validate_run_config(job, run_config)
     assert validation["loggers"]["progress"]["config"]["log_level"] == "INFO"
+
+
+class Terminal(io.StringIO):
+    """What a terminal receives (`isatty` is what the logger asks)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def screen(raw: str) -> list[str]:
+    """The lines a terminal shows once `raw` is written: a carriage return and erase-line start over."""
+    lines = []
+    for line in raw.split("\n"):
+        lines.append(line.split("\r\x1b[K")[-1])
+    return [line for line in lines if line]
+
+
+def test_one_line_per_step_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _run([loads, trains], instance).success
+    terminal = capsys.readouterr().err.splitlines()
+    assert [line[9:] for line in terminal] == [
+        "[loads] loaded 3 rows",
+        "[trains] WARNING 2 examples were truncated",  # warnings at once
+        "[trains] trained model ft:toy",  # the step's last message, when it finishes
+    ]
+    assert "\r" not in "".join(terminal)  # no live line in a log
+
+
+def test_on_a_terminal_the_running_step_is_one_updating_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _run([loads, trains], instance).success
+    raw = terminal.getvalue()
+    for step in (1, 2, 3):  # each progress message was shown, then overwritten
+        assert f"[trains] job running, step {step}/3" in raw
+        assert f"[trains] job running, step {step}/3\n" not in raw
+    assert [line[9:] for line in screen(raw)] == [
+        "[loads] loaded 3 rows", "[trains] WARNING 2 examples were truncated", "[trains] trained model ft:toy",
+    ]
