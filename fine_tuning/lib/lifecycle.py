@@ -58,7 +58,7 @@ def require_runway(client: openai_sdk.OpenAI, provider: str, base_model: str, mi
     dates, answers, why = lookup_dates(client, base_model, provider)
     if not answers:
         raise dg.Failure(
-            description=f"{base_model} is not available on {provider}: {why}. Nothing was uploaded; choose a model "
+            description=f"{base_model} is not available on {provider}: {why.rstrip('.')}. Nothing was uploaded; choose a model "
             "this provider serves (resources.tuning.config.base_model).",
             allow_retries=False,
         )
@@ -90,7 +90,7 @@ def provider_refusals(action: str, client: openai_sdk.OpenAI, provider: str) -> 
         if not is_refusal(error):
             raise
         raise dg.Failure(
-            description=f"{provider} refused {action}: {describe_api_error(error, action, client)}. No job was "
+            description=f"{provider} refused {action}: {describe_api_error(error, action, client).rstrip('.')}. No job was "
             "created and retrying will not help: fine-tune on another provider (FINE_TUNING_PROVIDER) or "
             "another base model.",
             allow_retries=False,

@@ -103,8 +103,8 @@ def success_metadata(
         "reused": reused,
         "fingerprint": fingerprint,
         "base_model": job.model,
+        # One JSON entry, not a chart per hyperparameter: the UI plots every number.
         "hyperparameters": dg.MetadataValue.json(hyperparameters),
-        **{name: value for name, value in hyperparameters.items() if not isinstance(value, str)},
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }
@@ -206,7 +206,7 @@ def train(
     """Create, reuse or resume the provider fine-tuning job and wait for its model."""
     require_valid_run_settings(context)
     training, validation = _upload_ids(context, keys)
-    method = tuning.method()
+    method = tuning.job_method()
     fingerprint = training_fingerprint(
         str(training["sha256"]), str(validation["sha256"]), tuning.base_model, method, tuning.suffix, tuning.seed
     )
@@ -229,8 +229,11 @@ def train(
                 "method": method,
                 "suffix": tuning.suffix,
                 "seed": tuning.seed,
-                "metadata": job_metadata(fingerprint),
+                # The task's metadata, then the pipeline's own keys (which find the job again).
+                "metadata": {**(tuning.job_metadata or {}), **job_metadata(fingerprint)},
             }
+            if tuning.integrations:
+                create_kwargs["integrations"] = tuning.integrations
             job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file
