@@ -2,7 +2,8 @@
 
 Reads the latest `production_model` materialization of a task (default: the Goodreads task;
 another task's sits under its key prefix, `<name>/production_model`) from the Dagster instance
-(DAGSTER_HOME) and prints its `model_name`, or with `--json` all of its metadata. Exits 1, saying why, when no
+(DAGSTER_HOME) and prints what an application passes as `model` (its `deployment` on Azure, else
+its `model_name`), or with `--json` all of its metadata. Exits 1, saying why, when no
 model is in production yet. Applications that do not run Python can ask the Dagster webserver's
 GraphQL API for the same materialization (see the README).
 """
@@ -62,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True, default=str))
     else:
-        print(record["model_name"])
+        # On Azure a fine-tuned model answers only through its deployment: that name is the `model`.
+        print(record.get("deployment") or record["model_name"])
     return 0
 
 

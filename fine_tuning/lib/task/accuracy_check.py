@@ -26,6 +26,7 @@ from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.scoring import Example, prompts_fingerprint
 from fine_tuning.lib.facts import latest_metadata
 from fine_tuning.lib.failures import api_errors, provider_job_failures
+from fine_tuning.lib.lifecycle import provider_name
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.config import task_config
@@ -33,7 +34,7 @@ from fine_tuning.lib.task.evaluation_history import (
     PastEvaluation,
     known_scores,
     past_evaluations,
-    production_model_name,
+    same_provider_champion,
 )
 from fine_tuning.lib.task.evaluation_metadata import (
     TEST_SCORES_KEY,
@@ -219,7 +220,7 @@ def evaluate(
             challenger, selection = _choose_challenger(
                 client, job_id, trained, validation, prompt, history, settings, context.log
             )
-        roles = Roles(challenger, production_model_name(context.instance, keys), base_model, trained)
+        roles = Roles(challenger, same_provider_champion(context.instance, keys, provider_name(openai)), base_model, trained)
         known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, prompt))
         test = run_round(client, examples, prompt, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
     passed, description = _verdict(roles, test)

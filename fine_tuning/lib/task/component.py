@@ -29,6 +29,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, MIN_TRAINING_EXAMPLES, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.promotion import DEFAULT_MAX_P_VALUE, DEFAULT_MIN_IMPROVEMENT
 from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
 from fine_tuning.core.settings import workdir
@@ -173,6 +174,11 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     suffix: str | None = Field(default=None, description="Suffix of the fine-tuned model's name. Default: the name.")
     max_cost_usd: float = Field(default=5.0, description="Training files whose estimated training cost "
                                 "exceeds this (USD) are blocked before anything is uploaded.")
+    min_runway_days: int = Field(
+        default=DEFAULT_MIN_RUNWAY_DAYS, description="Refuse, before anything is uploaded, a base model whose "
+        "training is retired or that shuts down within this many days (model catalog, or the provider's own "
+        "shutdown_date): a model fine-tuned from it would stop answering with it.",
+    )
     min_improvement: float = Field(
         default=DEFAULT_MIN_IMPROVEMENT, description="How much more accurate than the production model (0..1) a "
         "new model must be to replace it (the smallest gain worth a swap); it must be strictly better in any case.",
@@ -380,7 +386,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
             raise self._problem("labels", "give at least one label, each once (or leave it out to take them from the data)")
         self._check_with("splits", lambda: SplitConfig(**self.splits.model_dump()))
         self._check_with("method.supervised.hyperparameters", lambda: TuningSettings(**self.method.supervised.hyperparameters.model_dump()))
-        self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd))
+        self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd, min_runway_days=self.min_runway_days))
         self._check_with("", lambda: ProductionModelConfig(min_improvement=self.min_improvement, max_p_value=self.max_p_value))
         if self.sensor_interval_seconds < 30:
             raise self._problem("sensor_interval_seconds", f"{self.sensor_interval_seconds}: at least 30")
@@ -429,7 +435,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         hyper = self.method.supervised.hyperparameters
         return cls(
             base_model=self.base_model, suffix=self.suffix or self.name, max_cost_usd=self.max_cost_usd,
-            n_epochs=hyper.n_epochs, batch_size=hyper.batch_size, learning_rate_multiplier=hyper.learning_rate_multiplier,
+            min_runway_days=self.min_runway_days, n_epochs=hyper.n_epochs, batch_size=hyper.batch_size, learning_rate_multiplier=hyper.learning_rate_multiplier,
         )
 
     def job_name_or_default(self) -> str:
@@ -463,6 +469,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         from fine_tuning.lib.task.file_checks import build_file_checks
         from fine_tuning.lib.task.fine_tuned_model import build_fine_tuned_model
         from fine_tuning.lib.task.production_model import build_production_model
+        from fine_tuning.lib.task.production_model_lifecycle import build_production_model_lifecycle_check
         from fine_tuning.lib.task.training_files import build_training_files_asset
         from fine_tuning.lib.task.uploads import build_upload_asset
 
@@ -486,7 +493,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
                 build_fine_tuned_model(self),
                 build_production_model(self),
             ],
-            asset_checks=[build_file_checks(self), build_accuracy_check(self)],
+            asset_checks=[build_file_checks(self), build_accuracy_check(self), build_production_model_lifecycle_check(self)],
             jobs=[job],
             schedules=schedules,
             sensors=[build_sensor(self, job, retune_sensor_interval(self.sensor_interval_seconds))],

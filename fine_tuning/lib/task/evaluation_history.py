@@ -68,6 +68,14 @@ def production_model_name(instance: dg.DagsterInstance, keys: TaskKeys) -> str |
     return str(name) if name else None
 
 
+def same_provider_champion(instance: dg.DagsterInstance, keys: TaskKeys, provider: str) -> str | None:
+    """The model in production when it lives on `provider` (this run's client can ask it), else None."""
+    found = latest_materialization(instance, keys.production_model)
+    if found is None or found.metadata.get("provider") not in (None, provider):
+        return None
+    return production_model_name(instance, keys)
+
+
 @dataclass(frozen=True)
 class Spending:
     """USD recorded on this instance: in total, and in one run."""

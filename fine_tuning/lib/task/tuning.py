@@ -2,7 +2,7 @@
 
 A resource rather than per-asset config because the cost check on the training files and the
 `fine_tuned_model` asset must price and train the very same model and epochs. A task's
-`defs.yaml` sets its defaults (`model`, `method`, `max_cost_usd`); run config
+`defs.yaml` sets its defaults (`model`, `method`, `max_cost_usd`, `min_runway_days`); run config
 (`resources.<key>.config`, `resources.tuning.config` for the Goodreads task) overrides them.
 """
 
@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL
 from fine_tuning.lib.run_settings import CheckedResource
 
@@ -45,6 +46,11 @@ class TuningSettings(CheckedResource):
     max_cost_usd: float = Field(
         default=5.0, gt=0,
         description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked.",
+    )
+    min_runway_days: int = Field(
+        default=DEFAULT_MIN_RUNWAY_DAYS, ge=0, le=3650,
+        description="Refuse (before uploading) a base model whose training is retired or that shuts down within "
+        "this many days: a model fine-tuned from it would stop answering with it.",
     )
 
     def hyperparameters(self) -> dict[str, Any]:
