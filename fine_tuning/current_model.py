@@ -18,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 
-from fine_tuning.lib.facts import DagsterHomeNotSetError, latest_materialization
+from fine_tuning.lib.facts import DagsterHomeNotSetError, latest_materialization, project_instance
 from fine_tuning.lib.task.instances import GOODREADS, task_named
 from fine_tuning.lib.task.keys import TaskKeys
 
@@ -51,10 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error.args[0], file=sys.stderr)
         return 1
     try:
-        with dg.DagsterInstance.get() as instance:
+        with project_instance() as instance:
             record = production_record(instance, task.keys)
     except DagsterHomeNotSetError:
-        print("DAGSTER_HOME is not set: point it at the Dagster instance the pipeline runs in.", file=sys.stderr)
+        print("DAGSTER_HOME is not set and no .env here names it: run this from the checkout after `make setup`, "
+              "or point DAGSTER_HOME at the Dagster instance the pipeline runs in.", file=sys.stderr)
         return 1
     if record is None or not record.get("model_name"):
         print(_no_model_message(record, task.keys.production_model.to_user_string(), task.job_name_or_default()),

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from fine_tuning.core.evaluation_rounds import AskSettings, Round, best_model, job_checkpoints, run_round
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.promotion import format_p
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.scoring import Example, prompts_fingerprint
@@ -41,6 +42,7 @@ from fine_tuning.lib.task.evaluation_metadata import (
     VALIDATION_SCORES_KEY,
     Roles,
     check_metadata,
+    paired_test,
 )
 from fine_tuning.lib.task.fine_tuned_model import RUN_INTERRUPTS
 from fine_tuning.lib.task.source import SourceError
@@ -148,8 +150,10 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
     challenger, base = test.scores[roles.challenger], test.scores[roles.base]
     worse = challenger.accuracy < base.accuracy
     champion = ""
-    if roles.champion and roles.champion != roles.challenger:
-        champion = f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%}"
+    pairs = paired_test(roles, test)
+    if roles.champion and pairs is not None:
+        champion = (f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%} "
+                    f"(McNemar p = {format_p(pairs.p_value)})")
     summary = (
         f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion} "
         f"on {challenger.examples} test books; {test.failed_requests} failed requests (counted as wrong)"

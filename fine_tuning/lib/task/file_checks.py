@@ -96,18 +96,24 @@ def _unreadable(key: dg.AssetKey, name: str, *files: _ReadFile) -> dg.AssetCheck
     return None
 
 
-def _common_metadata(read: _ReadFile, report: FileReport) -> dict[str, Any]:
+def _common_metadata(read: _ReadFile, report: FileReport, numbers: dict[str, Any], **details: Any) -> dict[str, Any]:
+    """A check's own few `numbers` (the UI plots every number), what identifies the file, and one details entry
+    with the file's token statistics and the check's other figures."""
     return {
+        **numbers,
         "path": report.path,
         "sha256": report.sha256,
         "materialized_sha256": read.materialized_sha256 or "none recorded",
-        "examples": report.examples,
-        **report.token_stats(),
         "tokens_exact": report.tokens_exact,
         "token_method": report.token_method,
         "token_counts": report.token_counts_source,
-        "approximately_counted_examples": len(report.approximate_token_lines),
-        "estimated_cost_usd": report.estimated_cost_usd if report.estimated_cost_usd is not None else "unknown",
+        "details": dg.MetadataValue.json({
+            "examples": report.examples,
+            **report.token_stats(),
+            "approximately_counted_examples": len(report.approximate_token_lines),
+            "estimated_cost_usd": report.estimated_cost_usd,
+            **details,
+        }),
     }
 
 
@@ -138,13 +144,11 @@ def judge_format(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
     summary = f"{report.examples} examples, all well-formed"
     if warnings:
         summary += f" ({', '.join(f'{n} {kind}' for kind, n in warnings.items())} warning(s))"
+    numbers = {"examples": report.examples, "format_errors": sum(counts.values()), "warnings": sum(warnings.values())}
     return _result(read, "format", not problems, "; ".join(problems) or summary, {
-        **_common_metadata(read, report),
+        **_common_metadata(read, report, numbers, min_examples=read.split.min_examples),
         "errors_by_kind": dg.MetadataValue.md(report.errors_markdown(FORMAT_ERROR_KINDS)),
-        "format_errors": sum(counts.values()),
         "warnings_by_kind": dg.MetadataValue.md(report.warnings_markdown()),
-        "warnings": sum(warnings.values()),
-        "min_examples": read.split.min_examples,
         "first_offending_lines": str(report.first_lines(FORMAT_ERROR_KINDS, _FIRST_LINES)),
     })
 
@@ -157,13 +161,12 @@ def judge_tokens(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
         f"{len(over)} example(s) over the {report.token_limit}-token limit of {tuning.base_model} would be truncated: {truncated}"
         if over else f"every example fits the {report.token_limit}-token limit of {tuning.base_model}"
     )
+    numbers = {"examples_over_limit": len(over), "token_limit": report.token_limit,
+               "tokens_max": report.token_stats()["tokens_max"]}
     return _result(read, "token", not over, description, {
-        **_common_metadata(read, report),
+        **_common_metadata(read, report, numbers, token_limit_known=report.token_limit_known,
+                           token_limits_as_of=TOKEN_LIMITS_AS_OF),
         "model": tuning.base_model,
-        "token_limit": report.token_limit,
-        "token_limit_known": report.token_limit_known,
-        "token_limits_as_of": TOKEN_LIMITS_AS_OF,
-        "examples_over_limit": len(over),
         "truncated_examples": truncated or "none",
         "first_offending_lines": str([line for line, _ in over[:_FIRST_LINES]]),
     })
@@ -188,15 +191,12 @@ def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> d
         )
     if not report.tokens_exact:
         description += " [token counts estimated]"
+    numbers = {"billing_tokens": report.billing_tokens,
+               "estimated_cost_usd": cost if cost is not None else "unknown", "max_cost_usd": tuning.max_cost_usd}
     return _result(read, "cost", passed, description, {
-        **_common_metadata(read, report),
+        **_common_metadata(read, report, numbers, n_epochs=report.n_epochs, epochs_rule=report.epochs_rule,
+                           price_per_million_usd=report.price_per_million, pricing_as_of=PRICING_AS_OF),
         "model": tuning.base_model,
-        "billing_tokens": report.billing_tokens,
-        "n_epochs": report.n_epochs,
-        "epochs_rule": report.epochs_rule,
-        "price_per_million_usd": report.price_per_million if report.price_per_million is not None else "unknown",
-        "pricing_as_of": PRICING_AS_OF,
-        "max_cost_usd": tuning.max_cost_usd,
     })
 
 

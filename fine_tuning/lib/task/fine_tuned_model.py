@@ -103,8 +103,8 @@ def success_metadata(
         "reused": reused,
         "fingerprint": fingerprint,
         "base_model": job.model,
+        # One JSON entry, not a chart per hyperparameter: the UI plots every number.
         "hyperparameters": dg.MetadataValue.json(hyperparameters),
-        **{name: value for name, value in hyperparameters.items() if not isinstance(value, str)},
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }

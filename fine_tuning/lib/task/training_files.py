@@ -125,15 +125,10 @@ def _file_metadata(
     excluded: int,
 ) -> dict[str, Any]:
     stats = token_stats(written.token_counts)
-    return {
-        "path": str(written.path.resolve()),
-        "examples": written.examples,
-        "sha256": written.sha256,
+    # Three numbers for the UI to plot (it plots every number); the rest in one details entry.
+    details = {
         "bytes": written.bytes,
-        **stats,
-        "tokens_exact": counter.exact,
-        "token_method": counter.method,
-        "label_distribution": dg.MetadataValue.md(distribution),
+        **{name: value for name, value in stats.items() if name != "total_tokens"},
         "train_examples": sizes["train"],
         "validation_examples": sizes["validation"],
         "test_examples": sizes["test"],
@@ -141,7 +136,17 @@ def _file_metadata(
         "seed": config.seed,
         "validation_fraction": config.validation_fraction,
         "test_fraction": config.test_fraction,
+    }
+    return {
         "dagster/row_count": written.examples,
+        "examples": written.examples,
+        "total_tokens": stats["total_tokens"],
+        "path": str(written.path.resolve()),
+        "sha256": written.sha256,
+        "tokens_exact": counter.exact,
+        "token_method": counter.method,
+        "label_distribution": dg.MetadataValue.md(distribution),
+        "details": dg.MetadataValue.json(details),
     }
 
 

@@ -89,7 +89,8 @@ def test_full_run_then_unchanged_rerun_creates_no_job(chain: Chain) -> None:
     assert first["reused"] is False
     assert isinstance(first["trained_tokens"], int) and first["trained_tokens"] == job.trained_tokens > 0
     assert first["base_model"] == chain.tuning.base_model
-    assert first["n_epochs"] == 2 and isinstance(first["batch_size"], int)
+    assert first["hyperparameters"]["n_epochs"] == 2 and isinstance(first["hyperparameters"]["batch_size"], int)
+    assert "n_epochs" not in first  # in the hyperparameters entry only, not a chart of its own
     assert first["result_file_id"] == job.result_files[0]
     assert first["final_train_loss"] > 0 and "final_valid_loss" in first
     assert first["duration_seconds"] >= 0
