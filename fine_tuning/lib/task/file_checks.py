@@ -80,7 +80,8 @@ def _read(context: dg.AssetCheckExecutionContext, keys: TaskKeys, split: _Split,
         return _ReadFile(split, path, recorded, None, problem)
     # The writer's token counts of these exact bytes are taken, not counted again (same sha256).
     report = validate_written_file(
-        path, tuning.base_model, n_epochs=tuning.n_epochs, min_examples=split.min_examples, counter=token_counter()
+        path, tuning.base_model, n_epochs=tuning.epochs(), min_examples=split.min_examples, counter=token_counter(),
+        method=tuning.method_type(),
     )
     return _ReadFile(split, path, recorded, report, None)
 
@@ -133,6 +134,25 @@ def _result(read: _ReadFile, aspect: str, passed: bool, description: str, metada
     )
 
 
+def _time_billed(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
+    """Reinforcement fine-tuning is billed by training time, which no file predicts: reported as a
+    warning with the hourly rate, so the budget is a decision the user sees, not a number made up."""
+    rate = f"${report.price_per_hour:.2f} per training hour" if report.price_per_hour is not None else "an unknown hourly rate"
+    description = (
+        f"reinforcement fine-tuning of {tuning.base_model} is billed by training time at {rate} (prices as of "
+        f"{PRICING_AS_OF}) plus the grader's tokens: the file cannot be priced against the "
+        f"${tuning.max_cost_usd:.2f} budget"
+    )
+    return dg.AssetCheckResult(
+        asset_key=read.split.key, check_name=f"{read.split.label}_file_cost_check", passed=False,
+        severity=dg.AssetCheckSeverity.WARN, description=description, metadata={
+            **_common_metadata(read, report), "model": tuning.base_model, "method": report.method,
+            "price_per_training_hour_usd": report.price_per_hour if report.price_per_hour is not None else "unknown",
+            "pricing_as_of": PRICING_AS_OF, "max_cost_usd": tuning.max_cost_usd,
+        },
+    )
+
+
 def judge_format(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Format rules, and the file is the one that was materialized; warnings are reported, not failed."""
     mismatch = _sha_mismatch(read, report)
@@ -175,6 +195,8 @@ def judge_tokens(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
 def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Estimated training cost within the `tuning` budget; an unpriced model fails."""
     cost = report.estimated_cost_usd
+    if report.method == "reinforcement":
+        return _time_billed(read, report, tuning)
     if cost is None:
         passed = False
         description = (

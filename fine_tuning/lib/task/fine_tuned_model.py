@@ -205,7 +205,7 @@ def train(
     """Create, reuse or resume the provider fine-tuning job and wait for its model."""
     require_valid_run_settings(context)
     training, validation = _upload_ids(context, keys)
-    method = tuning.method()
+    method = tuning.job_method()
     fingerprint = training_fingerprint(
         str(training["sha256"]), str(validation["sha256"]), tuning.base_model, method, tuning.suffix, tuning.seed
     )
@@ -228,8 +228,11 @@ def train(
                 "method": method,
                 "suffix": tuning.suffix,
                 "seed": tuning.seed,
-                "metadata": job_metadata(fingerprint),
+                # The task's metadata, then the pipeline's own keys (which find the job again).
+                "metadata": {**(tuning.job_metadata or {}), **job_metadata(fingerprint)},
             }
+            if tuning.integrations:
+                create_kwargs["integrations"] = tuning.integrations
             job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file

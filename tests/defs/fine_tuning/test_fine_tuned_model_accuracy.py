@@ -66,7 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     path.write_text("\n".join(lines) + "\n")
     training_id = client.files.create(file=path.open("rb"), purpose="fine-tune").id
     job = client.fine_tuning.jobs.create(
-        model=BASE_MODEL, training_file=training_id, method=TuningSettings(n_epochs=3).method(), suffix="evaltest"
+        model=BASE_MODEL, training_file=training_id, method=TuningSettings(n_epochs=3).job_method(), suffix="evaltest"
     )
     job = wait_for(client, job.id)
     assert job.status == "succeeded", job.error
