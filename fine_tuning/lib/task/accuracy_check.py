@@ -179,6 +179,7 @@ def build_accuracy_check(task: "FineTuningTask") -> dg.AssetChecksDefinition:
         ),
         blocking=True,
         required_resource_keys={"openai", keys.tuning_resource, task.duckdb_resource_key()},
+        pool=task.provider_job_pool(),  # batch mode creates provider batch jobs
     )
     def fine_tuned_model_accuracy(context: dg.AssetCheckExecutionContext, config: config_class) -> dg.AssetCheckResult:  # type: ignore[valid-type]
         """Score the challenger, the production model and the base model on every test example."""

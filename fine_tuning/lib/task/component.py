@@ -250,6 +250,15 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         return [keys.training_file, keys.validation_file, keys.upload_training_file, keys.upload_validation_file,
                 keys.fine_tuned_model, keys.production_model]
 
+    def tables_pool(self) -> str:
+        """The concurrency pool of the steps that write the task's DuckDB tables (dagster.yaml: one run
+        at a time). The Goodreads task's is its prep's, `goodreads_tables`."""
+        return f"{self.name}_tables"
+
+    def provider_job_pool(self) -> str:
+        """The concurrency pool of the steps that create the task's provider jobs (one run at a time)."""
+        return f"{self.name}_provider_job"
+
     def duckdb_resource_key(self) -> str:
         """`duckdb` (the project's database) unless the task has its own database (`<name>_duckdb`)."""
         return f"{self.name}_duckdb" if self.source.database else "duckdb"

@@ -146,9 +146,10 @@ def _time_billed(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
     return dg.AssetCheckResult(
         asset_key=read.split.key, check_name=f"{read.split.label}_file_cost_check", passed=False,
         severity=dg.AssetCheckSeverity.WARN, description=description, metadata={
-            **_common_metadata(read, report), "model": tuning.base_model, "method": report.method,
-            "price_per_training_hour_usd": report.price_per_hour if report.price_per_hour is not None else "unknown",
-            "pricing_as_of": PRICING_AS_OF, "max_cost_usd": tuning.max_cost_usd,
+            **_common_metadata(
+                read, report, {"max_cost_usd": tuning.max_cost_usd}, model=tuning.base_model, method=report.method,
+                price_per_training_hour_usd=report.price_per_hour, pricing_as_of=PRICING_AS_OF,
+            ),
         },
     )
 

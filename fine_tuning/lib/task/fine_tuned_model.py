@@ -189,8 +189,7 @@ def build_fine_tuned_model(task: "FineTuningTask") -> dg.AssetsDefinition:
             "the run cancels the provider job."
         ),
         required_resource_keys={"openai", keys.tuning_resource},
-        # dagster.yaml: one run at a time may create or follow the task's provider job.
-        pool=f"{task.name}_provider_job",
+        pool=task.provider_job_pool(),
     )
     def fine_tuned_model(context: dg.AssetExecutionContext, config: config_class) -> dg.MaterializeResult:  # type: ignore[valid-type]
         """Create, reuse or resume the provider fine-tuning job and wait for its model."""

@@ -40,6 +40,7 @@ from fine_tuning.lib.builds import (
     kept_metadata,
     record_build,
 )
+from fine_tuning.lib.failures import disk_space_failures
 from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.config import task_config
@@ -251,6 +252,10 @@ def kept_files(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", fing
     return kept
 
 
+# What a failed write leaves (the files are published together with the splits table, or not at all).
+KEPT_ON_FAILURE = "the previous training and validation files and the previous splits"
+
+
 def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
     """The task's `training_file` and `validation_file`, written by one step (`training_files`)."""
     keys = task.keys
@@ -280,8 +285,7 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
         can_subset=False,
         # openai: a DPO file asks the production (or base) model about the training examples.
         required_resource_keys={task.duckdb_resource_key(), keys.tuning_resource, "openai"},
-        # dagster.yaml: one run at a time writes the task's tables (Goodreads: with its prep steps).
-        pool=f"{task.name}_tables",
+        pool=task.tables_pool(),
     )
     def training_files(context: dg.AssetExecutionContext, config: config_class) -> Iterator[dg.MaterializeResult]:  # type: ignore[valid-type]
         """Split the labelled examples and write training.jsonl and validation.jsonl.
@@ -309,7 +313,9 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
             else:
                 forget_build(conn, task.build_target(BUILD_TARGET))
                 try:
-                    train, validation, facts = build_training_files(conn, task, config, out_dir, method, pairs_source)
+                    with disk_space_failures(out_dir, kept=KEPT_ON_FAILURE):
+                        train, validation, facts = build_training_files(conn, task, config, out_dir, method,
+                                                                        pairs_source)
                 except (SplitError, SourceError) as error:
                     raise dg.Failure(description=f"Cannot write the training files: {error}") from error
                 context.log.info(
