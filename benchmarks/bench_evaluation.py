@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 import support  # noqa: E402
 
-from fine_tuning.core.prompts import training_example  # noqa: E402
+from fine_tuning.core.prompts import Prompt, training_example, user_message  # noqa: E402
 from fine_tuning.core.scoring import Example, ask_models  # noqa: E402
 
 BASE_MODEL = "gpt-4o-mini-2024-07-18"
@@ -44,10 +44,17 @@ TARGET_SPEEDUP = 10.0  # issue 11, target 4
 
 
 
-def book(index: int) -> Example:
-    """A deterministic held-out book whose description carries its category's signal words."""
+def book(index: int) -> tuple[str, str, str, str]:
+    """A deterministic held-out book (title, author, description, category) whose description
+    carries its category's signal words."""
     category = CATEGORIES[index % len(CATEGORIES)]
-    return Example(f"b{index:05d}", f"Book {index}", f"Author {index % 7}", f"{SIGNALS[category]} volume {index}", category)
+    return f"Book {index}", f"Author {index % 7}", f"{SIGNALS[category]} volume {index}", category
+
+
+def example(index: int) -> Example:
+    """Book `index` as the evaluation asks about it."""
+    title, author, description, category = book(index)
+    return Example(f"b{index:05d}", user_message(title, author, description)["content"], category)
 
 
 
@@ -57,8 +64,7 @@ def book(index: int) -> Example:
 def fine_tuned_model(client: openai.OpenAI) -> str:
     """Fine-tune on 60 signal books (not the evaluated ones) and return the model's name."""
     lines = [
-        json.dumps(training_example(b.title, b.author, b.description, b.category, CATEGORIES))
-        for b in (book(i) for i in range(10_000, 10_060))
+        json.dumps(training_example(*book(i), CATEGORIES)) for i in range(10_000, 10_060)
     ]
     file_id = client.files.create(file=("bench.jsonl", "\n".join(lines).encode()), purpose="fine-tune").id
     job = client.fine_tuning.jobs.create(model=BASE_MODEL, training_file=file_id)
@@ -74,7 +80,7 @@ def measure(client: openai.OpenAI, models: list[str], books: list[Example], conc
             latency_s: float) -> dict[str, Any]:
     """One scoring pass at this concurrency limit, with the figures that judge it."""
     start = time.perf_counter()
-    scores = ask_models(client, books, CATEGORIES, models, concurrency=concurrency, max_retries=0)
+    scores = ask_models(client, books, Prompt(CATEGORIES), models, concurrency=concurrency, max_retries=0)
     seconds = time.perf_counter() - start
     requests = len(books) * len(models)
     answered = sum(score.examples for score in scores.models.values())
@@ -108,7 +114,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16, 32], help="limits to measure")
     args = parser.parse_args()
     latency_s = args.latency_ms / 1000.0
-    books = [book(i) for i in range(args.books)]
+    books = [example(i) for i in range(args.books)]
     port = support.free_port()
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as data_dir:
         process = support.start_local_server(data_dir, port, "--latency-ms", str(args.latency_ms))

@@ -37,17 +37,19 @@ def _peak_rss_mb() -> float:
 
 def write_training_file(path: Path, examples: int) -> None:
     """`examples` realistic chat examples, written as the training-files step writes them (with its token record)."""
+    from fine_tuning.core.example_files import WrittenFile, publish_measured, write_examples
+    from fine_tuning.core.prompts import Prompt, user_message
     from fine_tuning.core.settings import DEFAULT_CATEGORIES
-    from fine_tuning.core.splits import WrittenFile, publish_measured, write_examples
     from fine_tuning.core.tokens import token_counter
 
     rng = random.Random(0)
-    rows = [(f"Title {n}", f"Author {n % 50}", " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 200))),
+    rows = [(user_message(f"Title {n}", f"Author {n % 50}",
+                          " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 200))))["content"],
              rng.choice(DEFAULT_CATEGORIES)) for n in range(examples)]
     counter = token_counter()
     written = {"train": WrittenFile("train", path)}
     publish_measured({"train": path}, lambda name, handle: write_examples(rows, handle, written[name],
-                                                                          list(DEFAULT_CATEGORIES), counter),
+                                                                          Prompt(DEFAULT_CATEGORIES), counter),
                      written, counter.method)
 
 

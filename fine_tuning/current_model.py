@@ -1,7 +1,8 @@
-"""`python -m fine_tuning.current_model [--json]`: the model applications should use.
+"""`python -m fine_tuning.current_model [--task NAME] [--json]`: the model applications should use.
 
-Reads the latest `production_model` materialization from the Dagster instance (DAGSTER_HOME)
-and prints its `model_name`, or with `--json` all of its metadata. Exits 1, saying why, when no
+Reads the latest `production_model` materialization of a task (default: the Goodreads task;
+another task's sits under its key prefix, `<name>/production_model`) from the Dagster instance
+(DAGSTER_HOME) and prints its `model_name`, or with `--json` all of its metadata. Exits 1, saying why, when no
 model is in production yet. Applications that do not run Python can ask the Dagster webserver's
 GraphQL API for the same materialization (see the README).
 """
@@ -15,40 +16,48 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterHomeNotSetError
 
-from fine_tuning.defs.fine_tuning.evaluation_history import PRODUCTION_MODEL, plain_metadata
+from fine_tuning.lib.facts import DagsterHomeNotSetError, latest_materialization
+from fine_tuning.lib.task.instances import GOODREADS, task_named
+from fine_tuning.lib.task.keys import TaskKeys
 
 
-def production_record(instance: dg.DagsterInstance) -> dict[str, Any] | None:
-    """The latest production_model decision: its metadata plus when and in which run; None when never made."""
-    event = instance.get_latest_materialization_event(PRODUCTION_MODEL)
-    materialization = event.asset_materialization if event is not None else None
-    if event is None or materialization is None:
+def production_record(instance: dg.DagsterInstance, keys: TaskKeys | None = None) -> dict[str, Any] | None:
+    """A task's latest production_model decision (default: Goodreads): its metadata plus when and in
+    which run; None when never made."""
+    found = latest_materialization(instance, (keys or task_named(GOODREADS).keys).production_model)
+    if found is None:
         return None
-    return {**plain_metadata(materialization.metadata), "run_id": event.run_id, "timestamp": event.timestamp}
+    return {**found.metadata, "run_id": found.run_id, "timestamp": found.timestamp}
 
 
-def _no_model_message(record: dict[str, Any] | None) -> str:
+def _no_model_message(record: dict[str, Any] | None, key: str, job: str) -> str:
     if record is None:
-        return ("No production model: production_model has never been materialized in this Dagster instance "
-                "(DAGSTER_HOME). Run fine_tuning_job first.")
+        return (f"No production model: {key} has never been materialized in this Dagster instance "
+                f"(DAGSTER_HOME). Run {job} first.")
     return f"No production model yet: {record.get('reason') or 'no model has passed its accuracy check'}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the production model's name (or its metadata as JSON); 1 when there is none."""
     parser = argparse.ArgumentParser(prog="python -m fine_tuning.current_model", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default=GOODREADS, help=f"the task (default: {GOODREADS})")
     parser.add_argument("--json", action="store_true", help="print the production model's metadata as JSON")
     args = parser.parse_args(argv)
     try:
+        task = task_named(args.task)
+    except KeyError as error:
+        print(error.args[0], file=sys.stderr)
+        return 1
+    try:
         with dg.DagsterInstance.get() as instance:
-            record = production_record(instance)
+            record = production_record(instance, task.keys)
     except DagsterHomeNotSetError:
         print("DAGSTER_HOME is not set: point it at the Dagster instance the pipeline runs in.", file=sys.stderr)
         return 1
     if record is None or not record.get("model_name"):
-        print(_no_model_message(record), file=sys.stderr)
+        print(_no_model_message(record, task.keys.production_model.to_user_string(), task.job_name_or_default()),
+              file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True, default=str))

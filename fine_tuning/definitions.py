@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -44,6 +45,10 @@ class OneLocationNameWarning(logging.Filter):
 
 
 logging.getLogger("dagster.components.core.component_tree").addFilter(OneLocationNameWarning())
+# Checks built by a component reach the repository as AssetsDefinitions, which Dagster converts
+# back with a beta constructor argument on every snapshot: its warning says nothing to a user.
+warnings.filterwarnings("ignore", message="Parameter `execution_type` of function `AssetsDefinition.__init__`",
+                        category=dg.BetaWarning)
 
 # Everything the defs folder defines, discovered by Dagster's project loader.
 defs: dg.Definitions = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -5,13 +5,10 @@ from __future__ import annotations
 import sys
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
+
+from fine_tuning.lib.facts import run_check_results, run_materializations
 
 JOB_NAME = "fine_tuning_job"
-
-
-def _metadata_values(metadata: dict[str, dg.MetadataValue]) -> dict[str, object]:
-    return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
 def latest_run_summary(instance: dg.DagsterInstance) -> dict[str, object] | None:
@@ -21,20 +18,17 @@ def latest_run_summary(instance: dg.DagsterInstance) -> dict[str, object] | None
         return None
     run = runs[0]
     summary: dict[str, object] = {"run_id": run.run_id, "status": run.status.value}
-    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = record.get_dagster_event().step_materialization_data.materialization
-        if materialization.asset_key == dg.AssetKey("fine_tuned_model"):
-            summary.update(_metadata_values(materialization.metadata))
-        elif materialization.asset_key == dg.AssetKey("production_model"):
-            decision = _metadata_values(materialization.metadata)
-            summary["production_model"] = decision.get("model_name")
-            summary["promoted"] = decision.get("promoted")
-            summary["production_reason"] = decision.get("reason")
-    for record in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = record.get_dagster_event().asset_check_evaluation_data
-        if evaluation.check_name == "fine_tuned_model_accuracy":
-            summary.update(_metadata_values(evaluation.metadata))
-            summary["check_passed"] = evaluation.passed
+    for key, metadata in run_materializations(instance, run.run_id):
+        if key == dg.AssetKey("fine_tuned_model"):
+            summary.update(metadata)
+        elif key == dg.AssetKey("production_model"):
+            summary["production_model"] = metadata.get("model_name")
+            summary["promoted"] = metadata.get("promoted")
+            summary["production_reason"] = metadata.get("reason")
+    for check_key, result in run_check_results(instance, run.run_id):
+        if check_key.name == "fine_tuned_model_accuracy":
+            summary.update(result.metadata)
+            summary["check_passed"] = result.passed
     return summary
 
 

@@ -147,13 +147,17 @@ class Browser:
         """Load a page and wait until its text contains `wait_for_text`, then let it settle
         (the asset graph lays itself out and fits the view after its data arrives)."""
         self.call("Page.navigate", url=url)
+        self.wait_for_text(wait_for_text, timeout)
+        time.sleep(settle)
+
+    def wait_for_text(self, text: str, timeout: float = 90.0) -> None:
+        """Until the page's text contains `text` (its data arrives after the page)."""
         deadline = time.monotonic() + timeout
-        probe = f"document.body ? document.body.innerText.includes({json.dumps(wait_for_text)}) : false"
+        probe = f"document.body ? document.body.innerText.includes({json.dumps(text)}) : false"
         while not self.evaluate(probe):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} never showed {wait_for_text!r}")
+                raise TimeoutError(f"{self.evaluate('location.href')} never showed {text!r}")
             time.sleep(0.5)
-        time.sleep(settle)
 
     def screenshot(self, path: Path) -> None:
         """The visible viewport as a PNG."""

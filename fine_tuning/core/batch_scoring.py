@@ -1,7 +1,7 @@
 """Scoring models through OpenAI's Batch API: half the price, outside the rate limits (no Dagster here).
 
 A batch may ask one model only, so every model gets its own JSONL of `/v1/chat/completions`
-requests (`scoring.chat_request`, one per book), uploaded with purpose `batch` and submitted
+requests (`scoring.chat_request`, one per example), uploaded with purpose `batch` and submitted
 with a 24h completion window; all are submitted before any is waited for. Like a fine-tuning
 job, a batch carries a fingerprint of everything its answers depend on (its model and the
 prompts) in its metadata, so:
@@ -27,7 +27,8 @@ from openai.types import Batch
 
 from fine_tuning.core.job_polling import poll_until_final
 from fine_tuning.core.openai_errors import describe_api_error
-from fine_tuning.core.provider_jobs import FINGERPRINT_KEY, Log, ProviderJobError, create_once
+from fine_tuning.core.provider_jobs import METADATA_FINGERPRINT_KEY, Log, ProviderJobError, create_once
+from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.scoring import Answer, Example, Scores, answer_from_completion, chat_request, tally
 
 ENDPOINT = "/v1/chat/completions"
@@ -53,16 +54,16 @@ class BatchRun:
 
 
 def custom_id(example_index: int) -> str:
-    """The id of one request line: the book's position among the examples."""
+    """The id of one request line: the example's position among the examples."""
     return f"e{example_index}"
 
 
-def request_lines(model: str, examples: Sequence[Example], categories: Sequence[str]) -> bytes:
-    """One model's batch input: its chat request about every book, in order."""
+def request_lines(model: str, examples: Sequence[Example], prompt: Prompt) -> bytes:
+    """One model's batch input: its chat request about every example, in order."""
     lines = [
         json.dumps(
             {"custom_id": custom_id(index), "method": "POST", "url": ENDPOINT,
-             "body": chat_request(model, example, categories)},
+             "body": chat_request(model, example, prompt)},
             ensure_ascii=False, separators=(",", ":"),
         )
         for index, example in enumerate(examples)
@@ -72,14 +73,14 @@ def request_lines(model: str, examples: Sequence[Example], categories: Sequence[
 
 def batch_metadata(fingerprint: str) -> dict[str, str]:
     """The provider-side metadata that lets a later run find this batch again."""
-    return {FINGERPRINT_KEY: fingerprint, PURPOSE_TAG_KEY: PURPOSE_TAG}
+    return {METADATA_FINGERPRINT_KEY: fingerprint, PURPOSE_TAG_KEY: PURPOSE_TAG}
 
 
 def find_batches(client: openai_sdk.OpenAI, fingerprints: Iterable[str]) -> dict[str, list[Batch]]:
     """The batches with each fingerprint, newest first (the list has no metadata filter: one pass over all pages)."""
     found: dict[str, list[Batch]] = {fingerprint: [] for fingerprint in fingerprints}
     for batch in client.batches.list(limit=100):
-        fingerprint = (batch.metadata or {}).get(FINGERPRINT_KEY)
+        fingerprint = (batch.metadata or {}).get(METADATA_FINGERPRINT_KEY)
         if fingerprint in found:
             found[fingerprint].append(batch)
     return {key: sorted(batches, key=lambda b: b.created_at, reverse=True) for key, batches in found.items()}
@@ -208,25 +209,25 @@ def _file_lines(client: openai_sdk.OpenAI, file_id: str | None) -> list[dict[str
     return lines
 
 
-def line_answer(line: Mapping[str, object], categories: Sequence[str]) -> Answer:
+def line_answer(line: Mapping[str, object], prompt: Prompt) -> Answer:
     """One output or error line as an Answer: a 200 body is scored, anything else is a failure."""
     response = line.get("response") if isinstance(line.get("response"), Mapping) else None
     body = response.get("body") if response is not None else None  # type: ignore[union-attr]
     status = response.get("status_code") if response is not None else None  # type: ignore[union-attr]
     if status == 200 and isinstance(body, Mapping):
-        return answer_from_completion(body, categories)
+        return answer_from_completion(body, prompt)
     error = line.get("error") or (body.get("error") if isinstance(body, Mapping) else None)
     message = error.get("message") if isinstance(error, Mapping) else str(error or "no result")
     return Answer(None, failed=True, error=f"{line.get('custom_id')}: HTTP {status or '-'}: {message}")
 
 
-def batch_answers(client: openai_sdk.OpenAI, batch: Batch, categories: Sequence[str]) -> dict[str, Answer]:
+def batch_answers(client: openai_sdk.OpenAI, batch: Batch, prompt: Prompt) -> dict[str, Answer]:
     """Answers by custom_id from the batch's output and error files."""
     answers: dict[str, Answer] = {}
     for line in _file_lines(client, batch.error_file_id) + _file_lines(client, batch.output_file_id):
         key = line.get("custom_id")
         if isinstance(key, str):
-            answers[key] = line_answer(line, categories)  # an output line wins over an error line
+            answers[key] = line_answer(line, prompt)  # an output line wins over an error line
     return answers
 
 
@@ -275,7 +276,7 @@ def _start(
 def ask_models_in_batch(
     client: openai_sdk.OpenAI,
     examples: Sequence[Example],
-    categories: Sequence[str],
+    prompt: Prompt,
     models: Sequence[str],
     fingerprints: Mapping[str, str],
     log: Log,
@@ -296,7 +297,7 @@ def ask_models_in_batch(
     runs: list[BatchRun] = []
     try:
         for model in models:
-            content = request_lines(model, examples, categories)
+            content = request_lines(model, examples, prompt)
             batch, run = _start(client, model, fingerprints[model], existing[fingerprints[model]], content, force, log)
             started[model] = batch
             runs.append(run)
@@ -312,5 +313,5 @@ def ask_models_in_batch(
             # answer counts as wrong, as the same requests failing online would.
             problems[model] = batch_problem(batch)
             log.warning(f"The {problems[model]}; its unanswered requests count as failed.")
-        answers[model] = batch_answers(client, batch, categories)
+        answers[model] = batch_answers(client, batch, prompt)
     return score_batches(models, examples, answers, problems), runs

@@ -17,6 +17,7 @@ import openai as openai_sdk
 from fine_tuning.core.batch_scoring import BatchRun, ask_models_in_batch
 from fine_tuning.core.costs import inference_cost
 from fine_tuning.core.provider_jobs import Log
+from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.scoring import Example, ModelScore, ask_models, evaluation_fingerprint, prompts_fingerprint
 
 Mode = Literal["online", "batch"]
@@ -65,7 +66,7 @@ class Round:
 def run_round(
     client: openai_sdk.OpenAI,
     examples: Sequence[Example],
-    categories: Sequence[str],
+    prompt: Prompt,
     models: Sequence[str],
     known: Mapping[str, ModelScore],
     settings: AskSettings,
@@ -74,14 +75,14 @@ def run_round(
 ) -> Round:
     """Score every model on `examples`, reusing `known` scores unless `settings.force`."""
     models = list(dict.fromkeys(models))
-    prompts_sha = prompts_fingerprint(examples, categories)
+    prompts_sha = prompts_fingerprint(examples, prompt)
     reused = [] if settings.force else [model for model in models if model in known]
     to_ask = [model for model in models if model not in reused]
     result = Round(
         prompts_sha, evaluation_fingerprint(models, prompts_sha),
         {model: known[model] for model in reused}, to_ask, reused, settings.mode,
     )
-    what = f"{len(examples)} books"
+    what = f"{len(examples)} examples"
     if not to_ask:
         log.info(f"Same models, same {what}: reusing the known scores of {', '.join(reused)} (no API calls).")
         return result
@@ -93,12 +94,12 @@ def run_round(
         # One batch per model (a batch asks one model), each named by its model and the prompts.
         fingerprints = {model: evaluation_fingerprint([model], prompts_sha) for model in to_ask}
         scores, result.batches = ask_models_in_batch(
-            client, examples, categories, to_ask, fingerprints, log, settings.poll_interval_seconds,
+            client, examples, prompt, to_ask, fingerprints, log, settings.poll_interval_seconds,
             force=settings.force, timeout_seconds=settings.timeout_seconds, interrupts=interrupts,
         )
     else:
         scores = ask_models(
-            client, examples, categories, to_ask, settings.concurrency, settings.max_retries, log=log.warning
+            client, examples, prompt, to_ask, settings.concurrency, settings.max_retries, log=log.warning
         )
         result.concurrency, result.max_in_flight = scores.concurrency, scores.max_in_flight
     result.scores.update(scores.models)

@@ -28,7 +28,7 @@ from openai.types.fine_tuning import FineTuningJob
 
 from fine_tuning.core.openai_errors import describe_api_error, is_transient
 
-FINGERPRINT_KEY = "dagster_fingerprint"
+METADATA_FINGERPRINT_KEY = "dagster_fingerprint"
 ASSET_TAG_KEY = "dagster_asset"
 FINGERPRINT_VERSION = 1  # bump when the fingerprint payload changes meaning
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
@@ -81,16 +81,16 @@ def training_fingerprint(
 
 def job_metadata(fingerprint: str) -> dict[str, str]:
     """The provider-side job metadata that lets a later run find this job again."""
-    return {FINGERPRINT_KEY: fingerprint, ASSET_TAG_KEY: "fine_tuned_model"}
+    return {METADATA_FINGERPRINT_KEY: fingerprint, ASSET_TAG_KEY: "fine_tuned_model"}
 
 
 def find_jobs(client: openai_sdk.OpenAI, fingerprint: str) -> list[FineTuningJob]:
     """Every provider job with this fingerprint, newest first (all pages)."""
     jobs = [
         job
-        for job in client.fine_tuning.jobs.list(metadata={FINGERPRINT_KEY: fingerprint})
+        for job in client.fine_tuning.jobs.list(metadata={METADATA_FINGERPRINT_KEY: fingerprint})
         # Re-check client-side: a compatible server might ignore the metadata filter.
-        if (job.metadata or {}).get(FINGERPRINT_KEY) == fingerprint
+        if (job.metadata or {}).get(METADATA_FINGERPRINT_KEY) == fingerprint
     ]
     return sorted(jobs, key=lambda job: job.created_at, reverse=True)
 

@@ -1,6 +1,6 @@
 """The token counts a writer measured, recorded beside the file they describe. No Dagster.
 
-Whoever writes a chat-format file counts its tokens on the way (`core.splits.write_examples`)
+Whoever writes a chat-format file counts its tokens on the way (`core.example_files.write_examples`)
 and records them, with the file's sha256 and the counting method, in `<file>.tokens.json`
 published together with the file. A later check of the same bytes need not encode them again:
 `core.chat_files.validate_written_file` takes these counts for a file whose sha256 (computed by

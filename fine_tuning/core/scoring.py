@@ -1,7 +1,7 @@
-"""Scoring models on held-out books (no Dagster here).
+"""Scoring models on held-out examples (no Dagster here).
 
-Every model sees exactly the prompt the training files were built with (`prompts.build_messages`)
-and must answer through a strict json_schema enum. `chat_request` is the one request body, sent
+Every model sees exactly the prompt the training files were built with (`prompts.Prompt`) and
+must answer through a strict json_schema enum. `chat_request` is the one request body, sent
 online (`ask_models`: concurrent but bounded) or in a Batch API file (`core.batch_scoring`); both
 turn what came back into `Answer`s and `tally` them, so the two modes score alike. Requests that
 still fail after the client's retries are counted as wrong answers, never dropped.
@@ -20,7 +20,7 @@ from typing import Any
 
 import openai as openai_sdk
 
-from fine_tuning.core import prompts
+from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.openai_errors import describe_api_error
 
 MAX_FAILURE_SAMPLES = 5
@@ -33,18 +33,16 @@ SCORE_FORMAT = 2
 
 @dataclass(frozen=True)
 class Example:
-    """One held-out book and its true category."""
+    """One held-out example: its id, its user message (the task's template rendered) and its true label."""
 
-    book_id: str
-    title: str
-    author: str
-    description: str
-    category: str
+    example_id: str
+    user_content: str
+    label: str
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What one request for one model and one book came back with."""
+    """What one request for one model and one example came back with."""
 
     predicted: str | None  # None: failed request or unparseable answer
     failed: bool
@@ -157,23 +155,23 @@ class EvaluationResult:
         return self.tuned.failed_requests + self.base.failed_requests
 
 
-def chat_request(model: str, example: Example, categories: Sequence[str]) -> dict[str, Any]:
+def chat_request(model: str, example: Example, prompt: Prompt) -> dict[str, Any]:
     """The body of the one chat request that asks `model` about `example` (online and in a batch)."""
     return {
         "model": model,
-        "messages": prompts.build_messages(example.title, example.author, example.description, categories),
+        "messages": prompt.messages(example.user_content),
         "temperature": 0,
-        "response_format": prompts.response_format(categories),
+        "response_format": prompt.response_format(),
     }
 
 
-def answer_from_completion(completion: Mapping[str, Any], categories: Sequence[str]) -> Answer:
+def answer_from_completion(completion: Mapping[str, Any], prompt: Prompt) -> Answer:
     """The Answer in a chat completion's JSON (a batch output line's body, or a response dumped)."""
     choices = completion.get("choices") or []
     message = (choices[0].get("message") or {}) if choices and isinstance(choices[0], Mapping) else {}
     usage = completion.get("usage") or {}
     return Answer(
-        prompts.parse_answer(message.get("content"), categories),
+        prompt.parse_answer(message.get("content")),
         failed=False,
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
@@ -189,7 +187,7 @@ def tally(
     for index, example in enumerate(examples):
         for model in models:
             reply = answer(model, index)
-            scores[model].add(example.book_id, example.category, reply)
+            scores[model].add(example.example_id, example.label, reply)
             if reply.failed and reply.error and len(failures) < MAX_FAILURE_SAMPLES:
                 failures.append(reply.error)
     return scores, failures
@@ -218,22 +216,22 @@ class _InFlight:
 
 
 def _ask(
-    client: openai_sdk.OpenAI, model: str, example: Example, categories: Sequence[str], gate: _InFlight
+    client: openai_sdk.OpenAI, model: str, example: Example, prompt: Prompt, gate: _InFlight
 ) -> Answer:
     """One chat request; an API error that survives the client's retries becomes a failed answer."""
     try:
         with gate:
-            response = client.chat.completions.create(**chat_request(model, example, categories))
+            response = client.chat.completions.create(**chat_request(model, example, prompt))
     except openai_sdk.APIError as error:
         reason = describe_api_error(error, "a chat completion", client)
-        return Answer(None, failed=True, error=f"{model} / {example.book_id}: {reason}")
-    return answer_from_completion(response.model_dump(), categories)
+        return Answer(None, failed=True, error=f"{model} / {example.example_id}: {reason}")
+    return answer_from_completion(response.model_dump(), prompt)
 
 
 def ask_models(
     client: openai_sdk.OpenAI,
     examples: Sequence[Example],
-    categories: Sequence[str],
+    prompt: Prompt,
     models: Sequence[str],
     concurrency: int = 16,
     max_retries: int = 5,
@@ -248,7 +246,7 @@ def ask_models(
     gate = _InFlight(concurrency)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="evaluate") as pool:
         futures = {
-            (model, index): pool.submit(_ask, retrying, model, example, categories, gate)
+            (model, index): pool.submit(_ask, retrying, model, example, prompt, gate)
             for index, example in enumerate(examples)
             for model in models
         }
@@ -262,7 +260,7 @@ def ask_models(
 def evaluate_models(
     client: openai_sdk.OpenAI,
     examples: Sequence[Example],
-    categories: Sequence[str],
+    prompt: Prompt,
     base_model: str,
     tuned_model: str,
     concurrency: int = 16,
@@ -270,7 +268,7 @@ def evaluate_models(
     log: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
     """Ask a fine-tuned model and its base model about every example (online)."""
-    scores = ask_models(client, examples, categories, [tuned_model, base_model], concurrency, max_retries, log)
+    scores = ask_models(client, examples, prompt, [tuned_model, base_model], concurrency, max_retries, log)
     return EvaluationResult(
         tuned=scores.models[tuned_model],
         base=scores.models[base_model],
@@ -281,13 +279,13 @@ def evaluate_models(
     )
 
 
-def prompts_fingerprint(examples: Sequence[Example], categories: Sequence[str]) -> str:
+def prompts_fingerprint(examples: Sequence[Example], prompt: Prompt) -> str:
     """sha256 of every prompt and its true answer (what any model is asked and scored against) and the
     format scores on them are stored in."""
-    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(categories)]).encode())
+    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(prompt.labels)]).encode())
     for example in examples:
-        messages = prompts.build_messages(example.title, example.author, example.description, categories)
-        digest.update(json.dumps([example.book_id, example.category, messages], ensure_ascii=False).encode())
+        messages = prompt.messages(example.user_content)
+        digest.update(json.dumps([example.example_id, example.label, messages], ensure_ascii=False).encode())
     return digest.hexdigest()
 
 

@@ -21,11 +21,11 @@ import sys
 from typing import IO, Any
 
 import dagster as dg
-from dagster._core.events import EVENT_TYPE_TO_DISPLAY_STRING, DagsterEventType
-from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+
+from fine_tuning.lib.facts import EVENT_TYPE_TO_DISPLAY_STRING, LOG_RECORD_METADATA_ATTR
 
 TIME_FORMAT = "%H:%M:%S"
-FAILURES = (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE)
+FAILURES = (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE)
 
 
 def _meta(record: logging.LogRecord) -> dict[str, Any]:
@@ -109,10 +109,10 @@ class ProgressHandler(logging.Handler):
     def _on_event(self, record: logging.LogRecord, event: Any, source: str) -> None:
         if event.event_type in FAILURES:
             self._print(self.format(record))
-        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
             last = self.last_message.pop(source, None)
             self._print(self.format(last) if last is not None else f"{self.formatter.formatTime(record, TIME_FORMAT)} [{source}] done")
-        elif event.event_type == DagsterEventType.STEP_START:
+        elif event.event_type == dg.DagsterEventType.STEP_START:
             self._show_live(f"{self.formatter.formatTime(record, TIME_FORMAT)} [{source}] started")
 
     def _show_live(self, line: str) -> None:

@@ -153,6 +153,12 @@ class CheckedResource(_Checked, dg.ConfigurableResource):
     model_config = ConfigDict(allow_inf_nan=False)
 
 
+def register_section(cls: type[pydantic.BaseModel], run_config_path: str) -> None:
+    """Check `cls` under `run_config_path` in the preflight (classes made at load time, one per task)."""
+    cls.run_config_path = run_config_path  # type: ignore[attr-defined]
+    _SECTIONS[run_config_path] = cls
+
+
 def cross_section_rule(rule: Callable[[Mapping[str, Any]], list[SettingProblem]]) -> Callable[..., Any]:
     """Register a rule over several sections; it receives the validated sections by path."""
     _CROSS_RULES.append(rule)

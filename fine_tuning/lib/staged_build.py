@@ -191,13 +191,14 @@ def release_lease(con: duckdb_lib.DuckDBPyConnection, family: str, load: Load) -
     con.execute(SQL["release_lease"], {"family": family, "load_id": load.load_id})
 
 
-def _lock_failure(family: str, holder: LeaseHolder, waited: float) -> dg.Failure:
+def _lock_failure(family: str, holder: LeaseHolder, waited: float, doing: str | None = None) -> dg.Failure:
+    doing = doing or f"building the {family} tables"
     return dg.Failure(
         description=(
-            f"Another run is building the {family} tables: {holder.describe()}. Waited {waited:.0f} s "
-            f"({LOCK_WAIT_SECONDS_ENV}); nothing of this run was staged or published. Run it again when "
-            "that run has published, or stop that run (a dead run's lease is taken over at once on "
-            "its host, else when the lease expires)."
+            f"Another run is {doing}: {holder.describe()}. Waited {waited:.0f} s "
+            f"({LOCK_WAIT_SECONDS_ENV}); this step changed nothing. Run it again when that run is done, "
+            "or stop that run (a dead run's lease is taken over at once on its host, else when the lease "
+            "expires)."
         ),
         metadata={"holder_run_id": holder.run_id, "holder_load_id": holder.load_id, "holder_pid": holder.pid,
                   "holder_host": holder.host, "waited_seconds": round(waited, 1)},
@@ -267,6 +268,37 @@ def staging_connection(
             log.info(f"waiting for {holder.describe()} to publish the {tables.family} tables (up to {wait:.0f} s)")
             announced = True
         time.sleep(POLL_SECONDS)
+
+
+@contextmanager
+def held_lease(duckdb: DuckDBResource, family: str, load: Load, log: Any, doing: str) -> Iterator[None]:
+    """Hold `family`'s lease for the block without keeping the DuckDB file open (other steps go on).
+
+    For work outside DuckDB that two runs must not do at once, e.g. finding or creating a
+    provider job: a second run waits, then finds what the first one made. Waits and fails like
+    `staging_connection`; released when the block ends, however it ends.
+    """
+    wait = _seconds(LOCK_WAIT_SECONDS_ENV, DEFAULT_LOCK_WAIT_SECONDS)
+    started = time.monotonic()
+    announced = False
+    while True:
+        with connection(duckdb) as con:
+            con.execute(SQL["prepare"])
+            holder = try_take_lease(con, family, load)
+        if holder is None:
+            break
+        waited = time.monotonic() - started
+        if waited >= wait:
+            raise _lock_failure(family, holder, waited, doing)
+        if not announced:
+            log.info(f"waiting for {holder.describe()}, which is {doing} (up to {wait:.0f} s)")
+            announced = True
+        time.sleep(POLL_SECONDS)
+    try:
+        yield
+    finally:
+        with connection(duckdb) as con:
+            release_lease(con, family, load)
 
 
 def _release_quietly(con: duckdb_lib.DuckDBPyConnection, family: str, load: Load) -> None:
@@ -347,6 +379,8 @@ def publish_when_complete(staging: StagingConnection, context: dg.AssetExecution
         for asset, tables in family.targets.items():
             if set(tables) & set(published):
                 publish_build(con, asset, load.load_id)  # the build record moves with its tables
+        for asset in sorted(prep_assets_of_run(context, family)):
+            con.execute(SQL["record_published_run"], {"target": asset, "run_id": load.run_id})
         forget_kept(con, load.load_id)
         con.execute(SQL["forget_schema"], {"schema_name": staging.schema})
         release_lease(con, family.family, load)
@@ -376,6 +410,30 @@ def published_loads(con: duckdb_lib.DuckDBPyConnection) -> dict[str, tuple[str, 
         return {}
     rows = con.execute(SQL["published_loads"]).fetchall()
     return {name: (load_id, json.loads(built_from or "{}")) for name, load_id, built_from in rows}
+
+
+class DatabaseBusy(Exception):
+    """The DuckDB file is held by a writing process (a run in progress): what it publishes is being decided."""
+
+
+def published_runs(database: str) -> dict[str, str]:
+    """prep asset -> the latest run whose view of its tables is published, having built or kept them
+    (read-only; empty for a database without records).
+
+    For deciding from what is published rather than from what a run reported: a run's
+    materializations are recorded as its steps stage, before (and whether or not) its load is
+    published. Raises DatabaseBusy while another process holds the file.
+    """
+    if database != ":memory:" and not database.startswith("md:") and not os.path.exists(database):
+        return {}
+    try:
+        con = duckdb_lib.connect(database, read_only=True)
+    except duckdb_lib.IOException as error:
+        raise DatabaseBusy(str(error)) from error
+    with con:
+        if not con.execute(SQL["has_published_runs"]).fetchone()[0]:
+            return {}
+        return dict(con.execute(SQL["published_runs"]).fetchall())
 
 
 def stale_tables(loads: Mapping[str, tuple[str, dict[str, str]]]) -> list[str]:

@@ -7,11 +7,11 @@ message, param), it is not an HTTP error.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from local_openai.batches.records import BatchLineError
+from local_openai.json_values import loads_finite
 
 MAX_REQUESTS = 50_000
 MAX_ERRORS = 100  # a file with thousands of bad lines lists the first ones, as a report should
@@ -42,7 +42,7 @@ class _Checker:
 
     def check(self, number: int, text: str) -> None:
         try:
-            item = json.loads(text)
+            item = loads_finite(text)  # NaN / Infinity are not JSON: the line is refused, as the API does
         except (ValueError, RecursionError):
             item = None
         if not isinstance(item, dict):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from local_openai.exceptions import (
     MissingRequiredParameter,
 )
 from local_openai.http.messages import LocalRequest
+from local_openai.json_values import loads_finite
 
 _PARAM_RE = re.compile(r';\s*([A-Za-z0-9_*.\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
@@ -99,25 +98,10 @@ def _multipart_chunks(data: bytes, delimiter: bytes) -> list[bytes]:
     raise InvalidMultipart("body is not terminated")
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999: valid JSON, but no number the API can take
-        raise ValueError(f"{text[:40]} is out of range")
-    return value
-
-
 def parse_json_body(request: LocalRequest) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 like OpenAI's.
-
-    Non-finite numbers are refused wherever they appear: Python's json module would accept
-    NaN and Infinity (not JSON) and turn 1e999 into infinity, which every range check passes.
-    """
+    """The request body as a JSON object, or a 400 like OpenAI's (non-finite numbers included)."""
     try:
-        payload = json.loads(request.body or b"null", parse_constant=_refuse_constant, parse_float=_finite_float)
+        payload = loads_finite(request.body or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise InvalidJson(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "

@@ -20,10 +20,10 @@ import pytest
 from dagster_shared.serdes import serialize_value
 
 from fine_tuning.core.settings import workdir
-from fine_tuning.definitions import defs
-from fine_tuning.defs.automation import fine_tuning_job
 from fine_tuning.defs.resources import build_resources
 from local_openai.server import running_server
+
+from tests.support.goodreads_task import project_job
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.slow]
 KEY = "sk-canary-3f9a7c1e5b2d4f60"
@@ -65,11 +65,7 @@ def echoing_server() -> Iterator[str]:
 
 def run_job(instance: dg.DagsterInstance, run_config: dict) -> dg.ExecuteInProcessResult:
     """fine_tuning_job with the resources the environment selects (OpenAIResource with the key from the env)."""
-    scoped = dg.Definitions(
-        assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []), jobs=[fine_tuning_job],
-        resources=build_resources(),
-    )
-    return scoped.resolve_job_def("fine_tuning_job").execute_in_process(
+    return project_job(build_resources()).execute_in_process(
         run_config=run_config, instance=instance, raise_on_error=False
     )
 

@@ -19,10 +19,10 @@ import pytest
 
 from fine_tuning.core.settings import duckdb_path, local_openai_dir
 from fine_tuning.definitions import defs
-from fine_tuning.defs.automation import fine_tuning_job
 from local_openai.transport import local_client
 
 from tests.support.dagster_runs import pipeline_resources
+from tests.support.goodreads_task import project_job
 
 pytestmark = [pytest.mark.adversarial, pytest.mark.slow]
 
@@ -117,11 +117,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterIns
 
 def whole_job() -> dg.JobDefinition:
     """fine_tuning_job with its real assets and checks, on this test's workdir and local backend."""
-    scoped = dg.Definitions(
-        assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []), jobs=[fine_tuning_job],
-        resources=pipeline_resources(),
-    )
-    return scoped.resolve_job_def("fine_tuning_job")
+    return project_job(pipeline_resources())
 
 
 def run_errors(instance: dg.DagsterInstance, run_id: str) -> str:
@@ -183,7 +179,7 @@ def test_every_run_config_section_is_checked() -> None:
 
 
 def test_fractions_that_leave_a_split_empty_on_the_data_name_the_settings() -> None:
-    from fine_tuning.defs.training_data.training_files import training_files
+    from tests.support.goodreads_task import training_files
 
     from tests.support.dagster_runs import failure_text
     from tests.support.warehouse import write_labelled_books

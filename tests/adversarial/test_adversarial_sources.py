@@ -23,7 +23,7 @@ import pytest
 
 from fine_tuning.core.settings import duckdb_path
 from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
-from fine_tuning.defs.training_data.training_files import training_files
+from tests.support.goodreads_task import training_files
 
 from tests.support.dagster_runs import failure_text
 from tests.support.goodreads import author, book, materialize_prep, point_at, query, write_lines

@@ -21,20 +21,21 @@ from fine_tuning.core.batch_scoring import (
 from fine_tuning.core.scoring import Example, chat_request
 
 CATEGORIES = ["fantasy", "horror"]
+PROMPT = prompts.Prompt(tuple(CATEGORIES))
 EXAMPLES = [
-    Example("b1", "Dragons", "A", "dragons and wizards", "fantasy"),
-    Example("b2", "Crypt", "B", "ghouls in the crypt", "horror"),
+    Example("b1", prompts.user_message("Dragons", "A", "dragons and wizards")["content"], "fantasy"),
+    Example("b2", prompts.user_message("Crypt", "B", "ghouls in the crypt")["content"], "horror"),
 ]
 MODELS = ["gpt-4o-mini-2024-07-18", "ft:gpt-4o-mini-2024-07-18:org:x:abc"]
 
 
 def test_each_model_s_request_file_holds_its_online_request_for_every_book() -> None:
     for model in MODELS:
-        lines = [json.loads(line) for line in request_lines(model, EXAMPLES, CATEGORIES).decode().splitlines()]
+        lines = [json.loads(line) for line in request_lines(model, EXAMPLES, PROMPT).decode().splitlines()]
         assert [line["custom_id"] for line in lines] == [custom_id(0), custom_id(1)]
         assert all(line["method"] == "POST" and line["url"] == ENDPOINT for line in lines)
         # Exactly the body an online request sends: same model, prompt, temperature and strict schema.
-        assert [line["body"] for line in lines] == [chat_request(model, example, CATEGORIES) for example in EXAMPLES]
+        assert [line["body"] for line in lines] == [chat_request(model, example, PROMPT) for example in EXAMPLES]
 
 
 def output_line(key: str, category: str) -> dict[str, object]:
@@ -54,7 +55,7 @@ def test_results_are_joined_by_custom_id_and_failed_or_missing_lines_count_as_wr
          "error": None},  # a failed request; custom_id(1) never came back
     ]
     answers = {
-        model: {str(line["custom_id"]): line_answer(line, CATEGORIES) for line in lines}
+        model: {str(line["custom_id"]): line_answer(line, PROMPT) for line in lines}
         for model, lines in ((tuned, tuned_lines), (base, base_lines))
     }
     scores = score_batches(MODELS, EXAMPLES, answers)

@@ -9,18 +9,23 @@ from pathlib import Path
 import pytest
 
 from fine_tuning.core.chat_files import COUNTED, RECORDED, validate_chat_file, validate_written_file
-from fine_tuning.core.prompts import user_message
 from fine_tuning.core.recorded_tokens import read_recorded_tokens, tokens_path
-from fine_tuning.core.splits import WrittenFile, publish_measured, write_examples
+from fine_tuning.core.example_files import WrittenFile, publish_measured, write_examples
+from fine_tuning.core.prompts import Prompt, user_message
 from fine_tuning.core.tokens import ESTIMATED_COUNTER, TokenCounter, token_counter
 
 CATEGORIES = ("fantasy", "horror", "manga")
 
 
-def books(n: int) -> Iterator[tuple[str, str, str, str]]:
-    """Books whose descriptions differ in length (a few long enough to pass a small token limit)."""
+PROMPT = Prompt(CATEGORIES)
+
+
+def books(n: int) -> Iterator[tuple[str, str]]:
+    """Books (user message, category) whose descriptions differ in length (a few long enough to pass a
+    small token limit)."""
     for i in range(n):
-        yield f"Book {i}", f"Author {i % 7}", "A dragon and a wizard. " * (1 + i % 9 * 6), CATEGORIES[i % 3]
+        description = "A dragon and a wizard. " * (1 + i % 9 * 6)
+        yield user_message(f"Book {i}", f"Author {i % 7}", description)["content"], CATEGORIES[i % 3]
 
 
 def write_files(folder: Path, counter: TokenCounter, n: int = 40) -> Path:
@@ -28,7 +33,7 @@ def write_files(folder: Path, counter: TokenCounter, n: int = 40) -> Path:
     target = folder / "training.jsonl"
     written = {"train": WrittenFile("train", target)}
     publish_measured({"train": target}, lambda name, handle: write_examples(books(n), handle, written[name],
-                                                                             CATEGORIES, counter),
+                                                                             PROMPT, counter),
                      written, counter.method)
     return target
 
@@ -119,14 +124,14 @@ def test_a_failed_write_publishes_neither_the_file_nor_its_record(tmp_path: Path
     path = write_files(tmp_path, counter)
     before = (path.read_bytes(), tokens_path(path).read_bytes())
 
-    def failing_books() -> Iterator[tuple[str, str, str, str]]:
+    def failing_books() -> Iterator[tuple[str, str]]:
         yield from books(5)
         raise OSError("No space left on device")
 
     written = {"train": WrittenFile("train", path)}
     with pytest.raises(OSError):
         publish_measured({"train": path}, lambda name, handle: write_examples(failing_books(), handle, written[name],
-                                                                              CATEGORIES, counter),
+                                                                              PROMPT, counter),
                          written, counter.method)
     assert (path.read_bytes(), tokens_path(path).read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["training.jsonl", "training.jsonl.tokens.json"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from fine_tuning.core.prompts import TrainingExampleLines, training_example, user_message
-from fine_tuning.core.splits import WrittenFile, write_examples
+from fine_tuning.core.prompts import Prompt, TrainingExampleLines, training_example, user_message
+from fine_tuning.core.example_files import WrittenFile, write_examples
 from fine_tuning.core.tokens import ESTIMATED_COUNTER, count_example_tokens, token_counter
 
 CATEGORIES = ("fantasy", "horror", "manga")
@@ -34,7 +34,8 @@ def test_each_line_is_exactly_the_json_of_the_training_example(book: tuple[str, 
 @pytest.mark.parametrize("counter", [token_counter(), ESTIMATED_COUNTER], ids=["tiktoken-or-estimate", "estimate"])
 def test_written_files_hold_the_examples_and_their_cookbook_token_counts(counter) -> None:
     handle, written = io.BytesIO(), WrittenFile("train", None)  # type: ignore[arg-type]
-    write_examples(BOOKS * 3, handle, written, CATEGORIES, counter)
+    rows = [(user_message(title, author, description)["content"], category) for title, author, description, category in BOOKS * 3]
+    write_examples(rows, handle, written, Prompt(CATEGORIES), counter)
     examples = [training_example(*book, CATEGORIES) for book in BOOKS * 3]
     assert handle.getvalue().decode("utf-8").splitlines() == [json.dumps(e, ensure_ascii=False) for e in examples]
     assert written.token_counts == [count_example_tokens(e["messages"], counter) for e in examples]

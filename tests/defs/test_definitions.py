@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from fine_tuning.definitions import defs
-from fine_tuning.defs.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG, fine_tuning_job, retune_schedule
+from fine_tuning.lib.task.automation import DEFAULT_RETUNE_CRON, PROVIDER_JOB_TAG
 
 from tests.support.project import REPO, VENV_BIN
 
@@ -49,11 +49,12 @@ def test_fine_tuning_job_covers_every_asset_and_check() -> None:
 
 
 def test_schedule_requests_a_tagged_run_of_the_job() -> None:
+    retune_schedule = defs.resolve_schedule_def("retune_schedule")
     tick = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
     request = retune_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
     assert isinstance(request, dg.RunRequest)
     assert request.run_key == tick.isoformat()
-    assert retune_schedule.job_name == fine_tuning_job.name
+    assert retune_schedule.job_name == "fine_tuning_job"
     # Weekly by default; RETUNE_CRON (read when the code location loads) overrides it.
     assert retune_schedule.cron_schedule == (os.environ.get("RETUNE_CRON") or DEFAULT_RETUNE_CRON)
     assert PROVIDER_JOB_TAG.items() <= defs.resolve_job_def("fine_tuning_job").tags.items()
@@ -65,7 +66,7 @@ def test_default_cron_is_weekly() -> None:
 
 @pytest.mark.slow
 def test_schedule_cron_is_configurable_by_environment(tmp_path: Path) -> None:
-    code = "from fine_tuning.defs.automation import retune_schedule as s; print(s.cron_schedule)"
+    code = "from fine_tuning.definitions import defs; print(defs.resolve_schedule_def('retune_schedule').cron_schedule)"
     env = {**os.environ, "RETUNE_CRON": "0 6 * * *"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0 6 * * *"

@@ -18,7 +18,7 @@ from fine_tuning.defs.goodreads.book_category import book_category
 from fine_tuning.defs.goodreads.enriched_graphic_novels import enriched_graphic_novels
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
 from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
-from fine_tuning.defs.training_data.training_files import training_files
+from tests.support.goodreads_task import training_files
 
 PREP = [goodreads_source_dataset, graphic_novels, authors, book_category, enriched_graphic_novels, training_files]
 BUILT = ["graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file", "validation_file"]

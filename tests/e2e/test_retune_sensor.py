@@ -19,7 +19,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 import fine_tuning.definitions
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
-from fine_tuning.defs.automation import PROVIDER_JOB_TAG, SOURCE_VERSION_TAG, TRIGGER_TAG
+from fine_tuning.lib.task.automation import PROVIDER_JOB_TAG, SOURCE_VERSION_TAG, TRIGGER_TAG
 
 REPO = Path(__file__).resolve().parents[2]
 SENSOR = "retune_on_new_data"

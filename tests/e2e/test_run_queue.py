@@ -92,3 +92,32 @@ def test_two_queued_fine_tuning_runs_never_overlap(dagster_dev: int, workdir: Pa
     # The second run found the first run's job by fingerprint: one job paid for, not two.
     client = local_client(str(workdir / "local_openai"))
     assert len(list(client.fine_tuning.jobs.list())) == 1
+
+
+def test_a_ui_asset_run_waits_for_the_job_through_the_tables_pool(dagster_dev: int, workdir: Path) -> None:
+    # The UI's "Materialize" on prep assets: the implicit asset job, no provider tag. The pool
+    # goodreads_tables (dagster.yaml: one run at a time) holds it while the job runs.
+    repository = {"repositoryLocationName": "fine_tuning", "repositoryName": "__repository__"}
+    job = {"selector": {**repository, "jobName": "fine_tuning_job"},
+           "runConfigData": {"ops": {"fine_tuned_model": {"config": {"poll_interval_seconds": 0.3}}}}}
+    assets = {"selector": {**repository, "jobName": "__ASSET_JOB",
+                           "assetSelection": [{"path": [name]} for name in ("graphic_novels", "authors")]}}
+    # The job first, as when a user clicks Materialize while it runs. (Dagster sets a pool's default
+    # limit the first time it sees the pool queued: runs dequeued in that same iteration are not held.)
+    launched = [_graphql(dagster_dev, LAUNCH, {"params": job})["launchRun"]]
+    deadline = time.monotonic() + RUNS_LIMIT_SECONDS
+    while _graphql(dagster_dev, RUNS)["runsOrError"]["results"][0]["status"] not in ("STARTED", "SUCCESS", "FAILURE"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    launched.append(_graphql(dagster_dev, LAUNCH, {"params": assets})["launchRun"])
+    assert all(item["__typename"] == "LaunchRunSuccess" for item in launched), launched
+
+    deadline = time.monotonic() + RUNS_LIMIT_SECONDS
+    while True:
+        runs = _graphql(dagster_dev, RUNS)["runsOrError"]["results"]
+        if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"], runs
+    first, second = sorted(runs, key=lambda run: run["startTime"])
+    assert first["endTime"] <= second["startTime"], "the goodreads_tables pool let the asset run overlap the job"

@@ -30,9 +30,12 @@ DEFS_FILE = """
 import os
 import dagster as dg
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
-from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
-from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.lib.task.instances import task_steps
+
+steps = task_steps("goodreads")
+upload_training_file, upload_validation_file = steps["upload_training_file"], steps["upload_validation_file"]
+fine_tuned_model = steps["fine_tuned_model"]
+from fine_tuning.lib.task.tuning import TuningSettings
 
 chain_job = dg.define_asset_job(
     "chain_job",

@@ -16,6 +16,7 @@ import httpx2
 import openai
 import pytest
 
+from local_openai.batches.input_file import parse_batch_input
 from local_openai.http import LocalRequest, Router
 from local_openai.server import AsgiApp, running_server, serving
 from local_openai.transport import local_client
@@ -173,3 +174,13 @@ def test_unknown_chat_arguments_are_answered_in_openais_words(client: openai.Ope
                                        extra_body={"functions_x": [], "best_of": 2})
     assert two.value.body["message"] == "Unrecognized request arguments supplied: best_of, functions_x"
     assert json.dumps(two.value.body).count("null") == 2
+
+
+def test_a_batch_line_with_a_non_finite_number_is_refused() -> None:
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": BASE_MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}}
+    good = json.dumps(line)
+    for bad in (good.replace("0.5", "NaN"), good.replace("0.5", "Infinity"), good.replace("0.5", "1e999")):
+        requests, errors, _ = parse_batch_input((good.replace('"a"', '"b"') + "\n" + bad).encode(), "/v1/chat/completions")
+        assert [(error.code, error.line) for error in errors] == [("invalid_json_line", 2)]
+    assert parse_batch_input(good.encode(), "/v1/chat/completions")[1] == []

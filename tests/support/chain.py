@@ -17,9 +17,9 @@ import openai
 
 from fine_tuning.core import prompts
 from fine_tuning.core.checksums import file_sha256
-from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
-from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
-from fine_tuning.defs.resources import TuningSettings
+from tests.support.goodreads_task import fine_tuned_model
+from tests.support.goodreads_task import upload_training_file, upload_validation_file
+from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 from local_openai.transport import local_client
 

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.settings import duckdb_path, local_openai_dir
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
 

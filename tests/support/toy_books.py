@@ -9,9 +9,11 @@ accuracy tests alike.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
-from fine_tuning.core.prompts import build_messages, training_example
+from fine_tuning.core.prompts import Prompt, build_messages, training_example, user_message
+from fine_tuning.core.scoring import Example
 
 CATEGORIES = ("fantasy", "horror", "romance", "mystery")
 CUES = {
@@ -23,6 +25,27 @@ CUES = {
 _FILLER = "the a of city young old story life world friends time family journey secret".split()
 
 Book = tuple[str, str, str, str]  # (title, author, description, category)
+PROMPT = Prompt(CATEGORIES)  # the Goodreads prompt over the toy categories
+
+
+@dataclass(frozen=True)
+class HeldOutBook:
+    """A toy book as the Goodreads tables hold it, and as the evaluation asks about it (`example`)."""
+
+    book_id: str
+    title: str
+    author: str
+    description: str
+    category: str
+
+    def example(self) -> Example:
+        """The held-out example: its id, its rendered user message and its label."""
+        return Example(self.book_id, user_message(self.title, self.author, self.description)["content"], self.category)
+
+
+def examples(books: list[HeldOutBook]) -> list[Example]:
+    """The evaluation's examples of the books."""
+    return [book.example() for book in books]
 
 
 def signal(category: str) -> str:

@@ -16,6 +16,9 @@ CREATE TABLE IF NOT EXISTS main.staged_tables (
 CREATE TABLE IF NOT EXISTS main.staging_schemas (
     schema_name VARCHAR, load_id VARCHAR, run_id VARCHAR, created_at TIMESTAMPTZ
 );
+-- Per prep asset, the latest run whose view of its tables is published (it built or kept them):
+-- what that run's materialization says about its inputs holds for the published tables.
+CREATE TABLE IF NOT EXISTS main.published_runs (target VARCHAR PRIMARY KEY, run_id VARCHAR, published_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS main.prep_lease (
     family VARCHAR PRIMARY KEY, load_id VARCHAR, run_id VARCHAR, pid INTEGER, host VARCHAR,
     acquired_at TIMESTAMPTZ, expires_at TIMESTAMPTZ
@@ -98,6 +101,15 @@ WHERE NOT EXISTS (
 
 -- name: published_loads
 SELECT table_name, load_id, built_from FROM main.table_loads;
+
+-- name: published_runs
+SELECT target, run_id FROM main.published_runs;
+
+-- name: has_published_runs
+SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'published_runs';
+
+-- name: record_published_run
+INSERT OR REPLACE INTO main.published_runs VALUES ($target, $run_id, now());
 
 -- name: published_table
 SELECT load_id, run_id, schema_name FROM main.table_loads WHERE table_name = $table_name;

@@ -25,15 +25,14 @@ from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.batch_scoring import PURPOSE_TAG, PURPOSE_TAG_KEY
 from fine_tuning.core.prompts import training_example
-from fine_tuning.core.scoring import Example
-from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
-from fine_tuning.defs.resources import TuningSettings
+from tests.support.goodreads_task import fine_tuned_model_accuracy
+from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 from local_openai.transport import local_client
 
 from tests.support.local_openai import jsonl, wait_for
 from tests.support.processes import code_server_workspace
-from tests.support.toy_books import CATEGORIES, signal_book
+from tests.support.toy_books import CATEGORIES, HeldOutBook, signal_book
 from tests.support.warehouse import write_labelled_books
 
 BASE_MODEL = TuningSettings().base_model
@@ -43,9 +42,9 @@ SUBMITTED = re.compile(r"Submitted evaluation batch (batch_[A-Za-z0-9]+) for (\S
 POLLED = re.compile(r"Batch (batch_[A-Za-z0-9]+): (?:validating|in_progress|finalizing)")
 
 
-def books(count: int, start: int = 0) -> list[Example]:
+def books(count: int, start: int = 0) -> list[HeldOutBook]:
     """Held-out toy books: their descriptions carry the signal words a fine-tuned model learns."""
-    return [Example(f"b{i:05d}", *signal_book(i)) for i in range(start, start + count)]
+    return [HeldOutBook(f"b{i:05d}", *signal_book(i)) for i in range(start, start + count)]
 
 
 @pytest.fixture
@@ -164,10 +163,11 @@ DEFS_FILE = """
 import os
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.lib.task.instances import task_steps
+from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 
+fine_tuned_model_accuracy = task_steps("goodreads")["fine_tuned_model_fine_tuned_model_accuracy"]
 evaluate = dg.define_asset_job(
     "evaluate",
     selection=dg.AssetSelection.checks(fine_tuned_model_accuracy),

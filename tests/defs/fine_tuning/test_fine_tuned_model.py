@@ -16,16 +16,18 @@ import pytest
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.job_polling import next_poll_delay
 from fine_tuning.core.provider_jobs import (
-    FINGERPRINT_KEY,
+    METADATA_FINGERPRINT_KEY,
     choose_job,
     create_job_once,
     job_metadata,
     settle_concurrent_jobs,
     training_fingerprint,
 )
-from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model, wait_for_job
-from fine_tuning.defs.fine_tuning.uploads import upload_or_reuse, upload_training_file, upload_validation_file
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.lib.task.fine_tuned_model import wait_for_job_in_run as wait_for_job
+from tests.support.goodreads_task import fine_tuned_model
+from fine_tuning.lib.task.uploads import upload_or_reuse
+from tests.support.goodreads_task import upload_training_file, upload_validation_file
+from fine_tuning.lib.task.tuning import TuningSettings
 from local_openai.http import Router
 from local_openai.transport import LOCAL_BASE_URL, LocalTransport
 
@@ -91,7 +93,7 @@ def test_full_run_then_unchanged_rerun_creates_no_job(chain: Chain) -> None:
     assert first["result_file_id"] == job.result_files[0]
     assert first["final_train_loss"] > 0 and "final_valid_loss" in first
     assert first["duration_seconds"] >= 0
-    assert (job.metadata or {})[FINGERPRINT_KEY] == first["fingerprint"]
+    assert (job.metadata or {})[METADATA_FINGERPRINT_KEY] == first["fingerprint"]
     assert job.method is not None and job.method.type == "supervised"
 
     chain.materialize()

@@ -16,30 +16,30 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core import prompts
-from fine_tuning.core.scoring import Example, evaluate_models
-from fine_tuning.defs.fine_tuning.fine_tuned_model_accuracy import fine_tuned_model_accuracy
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.core.scoring import evaluate_models
+from tests.support.goodreads_task import fine_tuned_model_accuracy
+from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
 from local_openai.transport import local_client
 
 from tests.support.local_openai import wait_for
-from tests.support.toy_books import CATEGORIES, signal
+from tests.support.toy_books import CATEGORIES, PROMPT, HeldOutBook, examples, signal
 from tests.support.warehouse import write_labelled_books
 
 BASE_MODEL = TuningSettings().base_model
 CHECK_OP = fine_tuned_model_accuracy.node_def.name  # run config addresses the check by its op name
 
 
-def book(i: int, category: str, description: str | None = None) -> Example:
-    return Example(f"b{i:04d}", f"Book {i}", f"Author {i % 5}", description or f"{signal(category)} volume {i}", category)
+def book(i: int, category: str, description: str | None = None) -> HeldOutBook:
+    return HeldOutBook(f"b{i:04d}", f"Book {i}", f"Author {i % 5}", description or f"{signal(category)} volume {i}", category)
 
 
-def signal_books(count: int, start: int = 0) -> list[Example]:
+def signal_books(count: int, start: int = 0) -> list[HeldOutBook]:
     """Books whose descriptions carry only the learnable signal words."""
     return [book(i, CATEGORIES[i % len(CATEGORIES)]) for i in range(start, start + count)]
 
 
-def misleading_books(count: int) -> list[Example]:
+def misleading_books(count: int) -> list[HeldOutBook]:
     """Books that name their category but carry another category's signal words.
 
     The zero-shot base model reads the category name and is right; the fine-tuned model
@@ -80,7 +80,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 def test_fine_tuned_model_beats_the_zero_shot_base_on_held_out_books(trained: tuple[str, str]) -> None:
     data_dir, model = trained
-    result = evaluate_models(local_client(data_dir), signal_books(24), CATEGORIES, BASE_MODEL, model, concurrency=4)
+    result = evaluate_models(local_client(data_dir), examples(signal_books(24)), PROMPT, BASE_MODEL, model, concurrency=4)
     assert result.eval_examples == result.tuned.examples == result.base.examples == 24
     assert result.failed_requests == 0
     assert result.tuned.accuracy > result.base.accuracy
@@ -124,7 +124,7 @@ def test_never_more_requests_in_flight_than_the_concurrency(trained: tuple[str, 
     data_dir, model = trained
     client = local_client(data_dir, latency_ms=20)  # slow enough that unbounded requests would pile up
     probe = InFlightProbe(client)
-    result = evaluate_models(client, signal_books(12), CATEGORIES, BASE_MODEL, model, concurrency=concurrency)
+    result = evaluate_models(client, examples(signal_books(12)), PROMPT, BASE_MODEL, model, concurrency=concurrency)
     assert probe.chat_requests == 24
     assert probe.peak <= concurrency and result.max_in_flight <= concurrency
     if concurrency > 1:
@@ -135,7 +135,7 @@ def test_failed_requests_are_counted_as_wrong_never_dropped(trained: tuple[str, 
     data_dir, model = trained
     client = local_client(data_dir, error_rate=0.3, fault_seed=7)
     router = client._local_router  # type: ignore[attr-defined]
-    result = evaluate_models(client, signal_books(20), CATEGORIES, BASE_MODEL, model, concurrency=4, max_retries=0)
+    result = evaluate_models(client, examples(signal_books(20)), PROMPT, BASE_MODEL, model, concurrency=4, max_retries=0)
     # Without retries every injected fault is one failed request, and it still counts as an answer.
     assert router.stats["faults"] > 0
     assert result.failed_requests == router.stats["faults"]
@@ -149,7 +149,7 @@ def test_retries_get_through_injected_faults(trained: tuple[str, str]) -> None:
     data_dir, model = trained
     client = local_client(data_dir, error_rate=0.3, fault_seed=11)
     router = client._local_router  # type: ignore[attr-defined]
-    result = evaluate_models(client, signal_books(8), CATEGORIES, BASE_MODEL, model, concurrency=4, max_retries=8)
+    result = evaluate_models(client, examples(signal_books(8)), PROMPT, BASE_MODEL, model, concurrency=4, max_retries=8)
     assert router.stats["faults"] > 0
     assert result.failed_requests == 0
     assert router.stats["requests"] == 16 + router.stats["faults"]  # one retry per fault, nothing more
@@ -160,7 +160,7 @@ def test_retries_get_through_injected_faults(trained: tuple[str, str]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def write_test_split(db_path: Path, examples: list[Example], extra_train: list[Example]) -> None:
+def write_test_split(db_path: Path, examples: list[HeldOutBook], extra_train: list[HeldOutBook]) -> None:
     """The tables the check reads, as the upstream steps would leave them."""
     books = [(b.book_id, b.title, b.author, b.description, b.category) for b in examples + extra_train]
     write_labelled_books(books, CATEGORIES, database=db_path)
@@ -173,7 +173,7 @@ def write_test_split(db_path: Path, examples: list[Example], extra_train: list[E
 
 
 def run_check(
-    tmp_path: Path, data_dir: str, model: str, examples: list[Example],
+    tmp_path: Path, data_dir: str, model: str, examples: list[HeldOutBook],
     instance: dg.DagsterInstance | None = None, **config: Any,
 ) -> dg.AssetCheckEvaluation:
     tmp_path.mkdir(parents=True, exist_ok=True)

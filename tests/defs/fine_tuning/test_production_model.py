@@ -21,13 +21,12 @@ from dagster_openai import OpenAIResource
 from fine_tuning.core.paired_test import mcnemar_exact_p
 from fine_tuning.core.promotion import format_p
 from fine_tuning.core.settings import local_openai_dir
-from fine_tuning.definitions import defs
-from fine_tuning.defs.automation import fine_tuning_job
 from local_openai.transport import local_client
 from fine_tuning.summary import latest_run_summary, summary_lines
 
 from tests.support.dagster_runs import materialization_metadata as metadata_of
 from tests.support.dagster_runs import pipeline_resources
+from tests.support.goodreads_task import project_job
 from tests.support.project import REPO
 
 CHECK_OP = "fine_tuned_model_fine_tuned_model_accuracy"
@@ -45,11 +44,7 @@ def run_job(instance: dg.DagsterInstance, ops: dict[str, Any], openai: Any = Non
     resources = pipeline_resources()
     if openai is not None:
         resources["openai"] = openai
-    scoped = dg.Definitions(
-        assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []),
-        jobs=[fine_tuning_job], resources=resources,
-    )
-    return scoped.resolve_job_def("fine_tuning_job").execute_in_process(
+    return project_job(resources).execute_in_process(
         instance=instance, run_config={"ops": ops}, raise_on_error=False
     )
 

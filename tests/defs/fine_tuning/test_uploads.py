@@ -8,7 +8,8 @@ import dagster as dg
 import pytest
 
 from fine_tuning.core.checksums import file_sha256
-from fine_tuning.defs.fine_tuning.uploads import upload_filename, upload_or_reuse, upload_training_file, upload_validation_file
+from fine_tuning.lib.task.uploads import upload_filename, upload_or_reuse
+from tests.support.goodreads_task import upload_training_file, upload_validation_file
 from local_openai.transport import local_client
 
 from tests.support.chain import Chain

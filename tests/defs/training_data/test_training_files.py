@@ -11,11 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-import fine_tuning.core.splits as training_files_module
+from fine_tuning.core.prompts import UserTemplate
 from fine_tuning.core.prompts import user_message
 from fine_tuning.core.settings import duckdb_path, files_dir
-from fine_tuning.defs.training_data.training_files import training_files
-from fine_tuning.defs.training_data.training_files_checks import FILE_CHECKS
+from tests.support.goodreads_task import training_files
+from tests.support.goodreads_task import FILE_CHECKS
 
 from tests.support.dagster_runs import failure_text, materialization_metadata, pipeline_resources
 from tests.support.tokenizer import without_o200k
@@ -195,16 +195,16 @@ def test_a_failed_write_leaves_the_previous_files_and_splits_untouched(monkeypat
 
     # Fault injection: the disk "fails" half-way through the validation file, after the training
     # file's temp copy is complete (this cannot be provoked from valid DuckDB data).
-    real_user_message = training_files_module.user_message
+    real_render = UserTemplate.render
     calls = {"n": 0}
 
-    def failing_user_message(*args: Any) -> Any:
+    def failing_render(*args: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 440:
             raise OSError("No space left on device")
-        return real_user_message(*args)
+        return real_render(*args)
 
-    monkeypatch.setattr(training_files_module, "user_message", failing_user_message)
+    monkeypatch.setattr(UserTemplate, "render", failing_render)
     result = materialize({"seed": 99}, raise_on_error=False)
     assert not result.success and calls["n"] > 420
     assert sorted(p.name for p in files_dir().iterdir()) == [  # no temp file
@@ -221,7 +221,7 @@ def test_a_failed_first_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch) ->
     def failing_example(*args: Any) -> Any:
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(training_files_module, "user_message", failing_example)
+    monkeypatch.setattr(UserTemplate, "render", failing_example)
     assert not materialize(raise_on_error=False).success
     assert list(files_dir().iterdir()) == []
 

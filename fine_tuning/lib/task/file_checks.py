@@ -5,16 +5,16 @@ validation file; overlap between them; the test split kept out of both) are one
 `multi_asset_check`: one pass over each file (`core.chat_files.validate_chat_file`) yields the
 format errors, token counts, cost and the identities the overlap and split checks compare, and
 each check judges that one report. Every check stays blocking and keeps its own name, so
-selecting a subset of them runs only what they need.
+selecting a subset of them runs only what they need. `build_file_checks` makes them for one task.
+(No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, PRICING_AS_OF, TOKEN_LIMITS_AS_OF
 from fine_tuning.core.chat_files import (
@@ -25,15 +25,18 @@ from fine_tuning.core.chat_files import (
     overlap_between,
     validate_written_file,
 )
-from fine_tuning.core.prompts import user_message
-from fine_tuning.core.settings import files_dir
 from fine_tuning.core.tokens import token_counter
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.lib.facts import latest_materialization
 from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.task.keys import TRAINING_FILE_NAME, VALIDATION_FILE_NAME, TaskKeys
+from fine_tuning.lib.task.source import SourceError
+from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.warehouse import connection, missing_tables, stream_rows
-from fine_tuning.defs.training_data.training_files import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
 
-SQL = sql_statements(__package__, "training_files_checks")
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
+
+SQL = sql_statements(__package__, "file_checks")
 _FIRST_LINES = 10
 
 
@@ -47,8 +50,12 @@ class _Split:
     min_examples: int
 
 
-TRAINING = _Split("training", dg.AssetKey("training_file"), TRAINING_FILE_NAME, MIN_TRAINING_EXAMPLES)
-VALIDATION = _Split("validation", dg.AssetKey("validation_file"), VALIDATION_FILE_NAME, MIN_VALIDATION_EXAMPLES)
+def file_splits(keys: TaskKeys) -> tuple[_Split, _Split]:
+    """The task's training and validation files."""
+    return (
+        _Split("training", keys.training_file, TRAINING_FILE_NAME, MIN_TRAINING_EXAMPLES),
+        _Split("validation", keys.validation_file, VALIDATION_FILE_NAME, MIN_VALIDATION_EXAMPLES),
+    )
 
 
 @dataclass
@@ -62,13 +69,12 @@ class _ReadFile:
     problem: str | None
 
 
-def _read(context: dg.AssetCheckExecutionContext, split: _Split, tuning: TuningSettings) -> _ReadFile:
+def _read(context: dg.AssetCheckExecutionContext, keys: TaskKeys, split: _Split, tuning: TuningSettings) -> _ReadFile:
     """Validate the file in one pass (or say why it cannot be)."""
-    path = files_dir() / split.file_name
-    event = context.instance.get_latest_materialization_event(split.key)
-    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    sha = metadata.get("sha256")
-    recorded = str(sha.value) if sha is not None else None
+    path = keys.files_dir() / split.file_name
+    materialized = latest_materialization(context.instance, split.key)
+    sha = materialized.metadata.get("sha256") if materialized else None
+    recorded = str(sha) if sha is not None else None
     if not path.is_file():
         problem = f"{path} does not exist: materialize {split.key.to_user_string()} first"
         return _ReadFile(split, path, recorded, None, problem)
@@ -197,14 +203,14 @@ def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> d
 def judge_overlap(training: _ReadFile, validation: _ReadFile) -> dg.AssetCheckResult:
     """Train and validation are disjoint, by whole example and by user message."""
     name = "validation_file_overlap_check"
-    unreadable = _unreadable(VALIDATION.key, name, training, validation)
+    unreadable = _unreadable(validation.split.key, name, training, validation)
     if unreadable is not None:
         return unreadable
     assert training.report is not None and validation.report is not None
     overlap = overlap_between(training.report, validation.report)
     pairs = overlap.identical_examples + overlap.shared_user_messages
     return dg.AssetCheckResult(
-        asset_key=VALIDATION.key, check_name=name, passed=overlap.ok, severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=validation.split.key, check_name=name, passed=overlap.ok, severity=dg.AssetCheckSeverity.ERROR,
         description=(
             "training and validation share no example and no user message" if overlap.ok
             else f"{len(overlap.identical_examples)} identical example(s) and "
@@ -218,10 +224,12 @@ def judge_overlap(training: _ReadFile, validation: _ReadFile) -> dg.AssetCheckRe
     )
 
 
-def judge_splits_disjoint(training: _ReadFile, validation: _ReadFile, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    """book_splits is a partition, and the test split's prompts are absent from both files."""
+def judge_splits_disjoint(training: _ReadFile, validation: _ReadFile, task: "FineTuningTask",
+                          context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """The splits table is a partition, and the test split's prompts are absent from both files."""
     name = "training_file_splits_disjoint_check"
-    unreadable = _unreadable(TRAINING.key, name, training, validation)
+    key = training.split.key
+    unreadable = _unreadable(key, name, training, validation)
     if unreadable is not None:
         return unreadable
     file_users: dict[int, str] = {}
@@ -229,22 +237,28 @@ def judge_splits_disjoint(training: _ReadFile, validation: _ReadFile, duckdb: Du
         assert read.report is not None
         for digest, line in read.report.user_digests.items():
             file_users.setdefault(digest, f"{read.split.label}:{line}")
-    with connection(duckdb) as conn:
-        if missing_tables(conn, ("book_splits", "enriched_graphic_novels")):
+    splits_table = task.splits_table_name()
+    with connection(task.duckdb(context)) as conn:
+        missing = missing_tables(conn, [splits_table])
+        try:
+            task.open_examples(conn)
+        except SourceError as error:
+            missing.append(f"the source ({error})")
+        if missing:
             return dg.AssetCheckResult(
-                asset_key=TRAINING.key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                description="book_splits or enriched_graphic_novels is missing: materialize training_file first",
+                asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{' and '.join(missing)} missing: materialize {key.to_user_string()} first",
             )
-        repeated = conn.execute(SQL["books_in_several_splits"]).fetchone()[0]
+        repeated = conn.execute(task.state_sql(SQL["examples_in_several_splits"])).fetchone()[0]
         test_books, leaked = 0, []
-        for book_id, title, author, description in stream_rows(conn.execute(SQL["split_books"], {"split": "test"})):
+        for example_id, fields in stream_rows(conn.execute(task.state_sql(SQL["split_examples"]), {"split": "test"})):
             test_books += 1
-            where = file_users.get(content_digest(user_message(title, author, description)["content"]))
+            where = file_users.get(content_digest(task.render(fields)))
             if where is not None:
-                leaked.append(f"{book_id} -> {where}")
+                leaked.append(f"{example_id} -> {where}")
     passed = repeated == 0 and not leaked
     return dg.AssetCheckResult(
-        asset_key=TRAINING.key, check_name=name, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=key, check_name=name, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
         description=(
             f"splits are disjoint; none of {test_books} test books is in a file" if passed
             else f"{repeated} book(s) in several splits; {len(leaked)} test book(s) found in a file"
@@ -259,69 +273,84 @@ def judge_splits_disjoint(training: _ReadFile, validation: _ReadFile, duckdb: Du
 
 
 _FileJudge = Callable[[_ReadFile, FileReport, TuningSettings], dg.AssetCheckResult]
-# Checks on one file: (split, aspect) -> judge.
-FILE_JUDGES: dict[tuple[_Split, str], _FileJudge] = {
-    (TRAINING, "format"): judge_format,
-    (VALIDATION, "format"): judge_format,
-    (TRAINING, "token"): judge_tokens,
-    (VALIDATION, "token"): judge_tokens,
-    (TRAINING, "cost"): judge_cost,
+# Checks on one file: (split label, aspect) -> judge.
+FILE_JUDGES: dict[tuple[str, str], _FileJudge] = {
+    ("training", "format"): judge_format,
+    ("validation", "format"): judge_format,
+    ("training", "token"): judge_tokens,
+    ("validation", "token"): judge_tokens,
+    ("training", "cost"): judge_cost,
 }
 PAIR_CHECKS = ("validation_file_overlap_check", "training_file_splits_disjoint_check")
-DESCRIPTIONS: dict[str, str] = {
-    "training_file_format_check": "Blocking: every example of training.jsonl follows OpenAI's chat format (cookbook "
-    "rules plus role order, weights, names, blank content, valid JSON and Unicode), there are at least 10, and the "
-    "file is the one that was materialized (sha256). Unknown top-level keys and duplicate examples are warnings.",
-    "validation_file_format_check": "Blocking: every example of validation.jsonl follows OpenAI's chat format, the "
-    "file is not empty, and it is the one that was materialized (sha256).",
-    "training_file_token_check": "Blocking: no training example exceeds the base model's per-example token limit "
-    "(o200k_base; examples that would be truncated are named).",
-    "validation_file_token_check": "Blocking: no validation example exceeds the base model's per-example token limit.",
-    "training_file_cost_check": "Blocking: estimated training cost (billing tokens x epochs x dated price per 1M "
-    "training tokens) must not exceed tuning.max_cost_usd. A model without a known price fails: the budget cannot "
-    "be verified.",
-    "validation_file_overlap_check": "Blocking: the validation file shares no example and no user message with the "
-    "training file.",
-    "training_file_splits_disjoint_check": "Blocking: every book is in at most one split of book_splits, and no "
-    "test-split book's prompt appears in the training or validation file (evaluation never sees trained books).",
-}
-_ASSET_OF = {name: (TRAINING if name.startswith("training") else VALIDATION).key for name in DESCRIPTIONS}
+
+
+def check_descriptions(task: "FineTuningTask") -> dict[str, str]:
+    """Every check's name and what it blocks on."""
+    budget = f"resources.{task.keys.tuning_resource}.config.max_cost_usd"
+    return {
+        "training_file_format_check": "Blocking: every example of training.jsonl follows OpenAI's chat format (cookbook "
+        "rules plus role order, weights, names, blank content, valid JSON and Unicode), there are at least 10, and the "
+        "file is the one that was materialized (sha256). Unknown top-level keys and duplicate examples are warnings.",
+        "validation_file_format_check": "Blocking: every example of validation.jsonl follows OpenAI's chat format, the "
+        "file is not empty, and it is the one that was materialized (sha256).",
+        "training_file_token_check": "Blocking: no training example exceeds the base model's per-example token limit "
+        "(o200k_base; examples that would be truncated are named).",
+        "validation_file_token_check": "Blocking: no validation example exceeds the base model's per-example token limit.",
+        "training_file_cost_check": "Blocking: estimated training cost (billing tokens x epochs x dated price per 1M "
+        f"training tokens) must not exceed {budget}. A model without a known price fails: the budget cannot "
+        "be verified.",
+        "validation_file_overlap_check": "Blocking: the validation file shares no example and no user message with the "
+        "training file.",
+        "training_file_splits_disjoint_check": f"Blocking: every example is in at most one split of "
+        f"{task.splits_table_name()}, and no test-split example's prompt appears in the training or validation file "
+        "(evaluation never sees trained examples).",
+    }
 
 
 def _check_name(split: _Split, aspect: str) -> str:
     return f"{split.label}_file_{aspect}_check"
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(name, asset=_ASSET_OF[name], blocking=True, description=description)
-        for name, description in DESCRIPTIONS.items()
-    ],
-    can_subset=True,
-    name="training_files_checks",
-    description="The blocking checks of training.jsonl and validation.jsonl, from one pass over each file.",
-)
-def training_files_checks(
-    context: dg.AssetCheckExecutionContext, tuning: TuningSettings, duckdb: DuckDBResource
-) -> Iterator[dg.AssetCheckResult]:
-    """Read each selected file once, then judge every selected check from its report."""
-    wanted = {key.name for key in context.selected_asset_check_keys}
-    needs_both = bool(wanted & set(PAIR_CHECKS))
-    files = {
-        split.label: _read(context, split, tuning)
-        for split in (TRAINING, VALIDATION)
-        if needs_both or any(name.startswith(split.label) for name in wanted)
-    }
-    for (split, aspect), judge in FILE_JUDGES.items():
-        name = _check_name(split, aspect)
-        if name in wanted:
-            read = files[split.label]
-            unreadable = _unreadable(split.key, name, read)
-            yield unreadable if unreadable is not None else judge(read, read.report, tuning)  # type: ignore[arg-type]
-    if "validation_file_overlap_check" in wanted:
-        yield judge_overlap(files["training"], files["validation"])
-    if "training_file_splits_disjoint_check" in wanted:
-        yield judge_splits_disjoint(files["training"], files["validation"], duckdb)
+def build_file_checks(task: "FineTuningTask") -> dg.AssetChecksDefinition:
+    """The task's seven blocking file checks, as one multi-asset check (`training_files_checks`)."""
+    keys = task.keys
+    training_split, validation_split = file_splits(keys)
+    by_label = {split.label: split for split in (training_split, validation_split)}
+    descriptions = check_descriptions(task)
 
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=(training_split if name.startswith("training") else validation_split).key,
+                blocking=True, description=description,
+            )
+            for name, description in descriptions.items()
+        ],
+        can_subset=True,
+        name=keys.op("training_files_checks"),
+        description="The blocking checks of training.jsonl and validation.jsonl, from one pass over each file.",
+        required_resource_keys={keys.tuning_resource, task.duckdb_resource_key()},
+    )
+    def training_files_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        """Read each selected file once, then judge every selected check from its report."""
+        tuning: TuningSettings = getattr(context.resources, keys.tuning_resource)
+        wanted = {key.name for key in context.selected_asset_check_keys}
+        needs_both = bool(wanted & set(PAIR_CHECKS))
+        files = {
+            split.label: _read(context, keys, split, tuning)
+            for split in (training_split, validation_split)
+            if needs_both or any(name.startswith(split.label) for name in wanted)
+        }
+        for (label, aspect), judge in FILE_JUDGES.items():
+            split = by_label[label]
+            name = _check_name(split, aspect)
+            if name in wanted:
+                read = files[label]
+                unreadable = _unreadable(split.key, name, read)
+                yield unreadable if unreadable is not None else judge(read, read.report, tuning)  # type: ignore[arg-type]
+        if "validation_file_overlap_check" in wanted:
+            yield judge_overlap(files["training"], files["validation"])
+        if "training_file_splits_disjoint_check" in wanted:
+            yield judge_splits_disjoint(files["training"], files["validation"], task, context)
 
-FILE_CHECKS: list[dg.AssetChecksDefinition] = [training_files_checks]
+    return training_files_checks

@@ -12,7 +12,7 @@ provider has the model.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 import openai as openai_sdk
@@ -30,18 +30,15 @@ from fine_tuning.core.promotion import (
     decide,
 )
 from fine_tuning.core.scoring import ModelScore
-from fine_tuning.defs.fine_tuning import GROUP
-from fine_tuning.defs.fine_tuning.evaluation_history import (
-    PRODUCTION_MODEL,
-    PastEvaluation,
-    evaluation_of,
-    latest_materialization,
-    spending,
-)
-from fine_tuning.defs.fine_tuning.evaluation_metadata import TEST_SCORES_KEY
-from fine_tuning.defs.fine_tuning.fine_tuned_model import fine_tuned_model
+from fine_tuning.lib.facts import latest_materialization, latest_metadata
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
-from fine_tuning.lib.upstream import latest_metadata
+from fine_tuning.lib.task.config import task_config
+from fine_tuning.lib.task.evaluation_history import PastEvaluation, evaluation_of, spending
+from fine_tuning.lib.task.evaluation_metadata import TEST_SCORES_KEY
+from fine_tuning.lib.task.keys import TaskKeys
+
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
 
 
 class ProductionModelConfig(CheckedConfig):
@@ -140,33 +137,52 @@ def _decision(
     return decide(contest, config.thresholds())
 
 
-@dg.asset(
-    kinds={"openai"},
-    group_name=GROUP,
-    deps=[fine_tuned_model],
-    description=(
-        "The model in production (the champion). A new fine-tuned model replaces it only when its accuracy "
-        "check passed and it beats the champion on the same test prompts by at least min_improvement, with "
-        "McNemar's exact test below max_p_value (no luck); pin_model rolls back to any existing model. Read it "
-        "with `python -m fine_tuning.current_model`."
-    ),
-)
-def production_model(
-    context: dg.AssetExecutionContext, config: ProductionModelConfig, openai: OpenAIResource
+def build_production_model(task: "FineTuningTask") -> dg.AssetsDefinition:
+    """The task's `production_model` asset (its YAML's `min_improvement` and `max_p_value` are the run config's defaults)."""
+    keys = task.keys
+    config_class = task_config(
+        ProductionModelConfig, f"ops.{keys.op('production_model')}.config",
+        min_improvement=task.min_improvement, max_p_value=task.max_p_value,
+    )
+    command = "python -m fine_tuning.current_model" + (f" --task {task.name}" if keys.prefix else "")
+
+    @dg.asset(
+        key=keys.production_model,
+        kinds={"openai"},
+        group_name=task.model_group(),
+        deps=[keys.fine_tuned_model],
+        description=(
+            "The model in production (the champion). A new fine-tuned model replaces it only when its accuracy "
+            "check passed and it beats the champion on the same test prompts by at least min_improvement, with "
+            "McNemar's exact test below max_p_value (no luck); pin_model rolls back to any existing model. Read it "
+            f"with `{command}`."
+        ),
+    )
+    def production_model(
+        context: dg.AssetExecutionContext, config: config_class, openai: OpenAIResource  # type: ignore[valid-type]
+    ) -> dg.MaterializeResult:
+        """Decide which model is in production after this run and record it."""
+        return decide_production(context, config, openai, keys)
+
+    return production_model
+
+
+def decide_production(
+    context: dg.AssetExecutionContext, config: ProductionModelConfig, openai: OpenAIResource, keys: TaskKeys
 ) -> dg.MaterializeResult:
     """Decide which model is in production after this run and record it."""
     require_valid_run_settings(context)
-    previous = latest_materialization(context.instance, PRODUCTION_MODEL) or {}
-    champion = str(previous["model_name"]) if previous.get("model_name") else None
-    trained = str(latest_metadata(context, "fine_tuned_model").get("model_name") or "")
+    previous = latest_materialization(context.instance, keys.production_model)
+    champion = str(previous.metadata["model_name"]) if previous and previous.metadata.get("model_name") else None
+    trained = str(latest_metadata(context, keys.fine_tuned_model).get("model_name") or "")
     if config.pin_model:
         with openai.get_client(context) as client:
             _verify_pin(client, config.pin_model)
-    evaluation = evaluation_of(context.instance, context.run.run_id, trained)
+    evaluation = evaluation_of(context.instance, keys, context.run.run_id, trained)
     decision = _decision(config, champion, trained, evaluation)
     context.log.info(decision.reason)
     contest = _contest(evaluation) if evaluation is not None else None
-    spent = spending(context.instance, context.run.run_id)
+    spent = spending(context.instance, keys, context.run.run_id)
     # The decision first, then the numbers the UI plots side by side, then the context of the decision.
     metadata: dict[str, Any] = {
         "model_name": decision.model_name,

@@ -8,7 +8,7 @@ again, so an unchanged re-run uploads nothing.
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import openai as openai_sdk
@@ -16,13 +16,14 @@ from dagster_openai import OpenAIResource
 from openai.types import FileObject
 
 from fine_tuning.core.checksums import file_sha256
-from fine_tuning.defs.fine_tuning import GROUP
+from fine_tuning.lib.facts import latest_metadata
 from fine_tuning.lib.failures import api_errors
 from fine_tuning.lib.run_settings import require_valid_run_settings
-from fine_tuning.lib.upstream import latest_metadata
+
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
 
 FILE_PURPOSE = "fine-tune"
-TRAINING_FILES = ["training_file", "validation_file"]
 
 
 def upload_filename(sha256: str, kind: str) -> str:
@@ -101,25 +102,27 @@ def upload_or_reuse(
     return uploaded, False
 
 
-def build_upload_asset(kind: str) -> dg.AssetsDefinition:
-    """`upload_{kind}_file`: uploads `{kind}_file` once per content (kind: training|validation)."""
-    source = f"{kind}_file"
+def build_upload_asset(task: "FineTuningTask", kind: str) -> dg.AssetsDefinition:
+    """`upload_{kind}_file`: uploads the task's `{kind}_file` once per content (kind: training|validation)."""
+    keys = task.keys
+    source = keys.asset(f"{kind}_file")
+    source_name = source.to_user_string()
 
     @dg.asset(
-        name=f"upload_{kind}_file",
+        key=keys.asset(f"upload_{kind}_file"),
         kinds={"openai"},
-        group_name=GROUP,
+        group_name=task.model_group(),
         # Both files, not just `source`: a failed blocking check on either file must stop both
         # uploads, so a half-valid pair never reaches the provider.
-        deps=TRAINING_FILES,
+        deps=[keys.training_file, keys.validation_file],
         description=(
-            f"Upload {source} (purpose fine-tune) once the checks of both files pass, reusing an "
+            f"Upload {source_name} (purpose fine-tune) once the checks of both files pass, reusing an "
             "already uploaded file with the same sha256 instead of uploading it again."
         ),
     )
     def _upload(context: dg.AssetExecutionContext, openai: OpenAIResource) -> dg.MaterializeResult:
         require_valid_run_settings(context)
-        path, sha256 = _verified_upstream_file(latest_metadata(context, source), source)
+        path, sha256 = _verified_upstream_file(latest_metadata(context, source), source_name)
         with openai.get_client(context) as client:
             uploaded, reused = upload_or_reuse(client, path, sha256, kind, context.log)
         context.log.info(f"{'Reusing' if reused else 'Uploaded'} {uploaded.id} for {path} ({sha256[:12]}...)")
@@ -135,7 +138,3 @@ def build_upload_asset(kind: str) -> dg.AssetsDefinition:
         )
 
     return _upload
-
-
-upload_training_file = build_upload_asset("training")
-upload_validation_file = build_upload_asset("validation")

@@ -8,11 +8,10 @@ provider job it was waiting for, and errors become `dg.Failure`s.
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
 """
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 import openai as openai_sdk
-from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 from dagster_openai import OpenAIResource
 from openai.types.fine_tuning import FineTuningJob
 from pydantic import Field
@@ -32,15 +31,17 @@ from fine_tuning.core.provider_jobs import (
     settle_concurrent_jobs,
     training_fingerprint,
 )
-from fine_tuning.defs.fine_tuning import GROUP
-from fine_tuning.defs.fine_tuning.uploads import upload_training_file, upload_validation_file
-from fine_tuning.defs.resources import TuningSettings
+from fine_tuning.lib.facts import check_results, latest_metadata
 from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
-from fine_tuning.lib.upstream import latest_metadata
+from fine_tuning.lib.task.config import task_config
+from fine_tuning.lib.task.keys import TaskKeys
+from fine_tuning.lib.task.tuning import TuningSettings
 
-# The check that priced the training file before it was uploaded, and how far back to look for it.
-COST_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("training_file"), "training_file_cost_check")
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
+
+# How far back to look for the cost check that priced the training file before it was uploaded.
 ESTIMATE_LOOKBACK = 20
 # What stopping a run looks like inside the step: the UI/CLI terminating it, or Ctrl-C.
 RUN_INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
@@ -63,7 +64,9 @@ class FineTunedModelConfig(CheckedConfig):
     )
 
 
-def wait_for_job(client: openai_sdk.OpenAI, job_id: str, log: Log, **polling: Any) -> tuple[FineTuningJob, JobProgress]:
+def wait_for_job_in_run(
+    client: openai_sdk.OpenAI, job_id: str, log: Log, **polling: Any
+) -> tuple[FineTuningJob, JobProgress]:
     """`core.job_polling.wait_for_job` in a run: a terminated run cancels the job, a failed wait is a `dg.Failure`.
 
     `polling` are that function's keywords (poll_interval_seconds, timeout_seconds, sleep, clock,
@@ -110,29 +113,23 @@ def success_metadata(
     return metadata
 
 
-def estimated_cost(instance: dg.DagsterInstance, training_sha256: str) -> float | None:
+def estimated_cost(instance: dg.DagsterInstance, keys: TaskKeys, training_sha256: str) -> float | None:
     """What the training file's cost check priced for this very file (matched by sha256), or None."""
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        COST_CHECK_KEY, limit=ESTIMATE_LOOKBACK, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
-    )
-    for record in records:
-        event = record.event.dagster_event if record.event is not None else None
-        if event is None:
-            continue
-        values = {name: getattr(value, "value", value) for name, value in event.asset_check_evaluation_data.metadata.items()}
-        estimate = values.get("estimated_cost_usd")
-        if values.get("sha256") == training_sha256 and isinstance(estimate, (int, float)):
+    for result in check_results(instance, keys.cost_check, ESTIMATE_LOOKBACK):
+        estimate = result.metadata.get("estimated_cost_usd")
+        if result.metadata.get("sha256") == training_sha256 and isinstance(estimate, (int, float)):
             return float(estimate)
     return None
 
 
-def _upload_ids(context: dg.AssetExecutionContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    training = latest_metadata(context, "upload_training_file")
-    validation = latest_metadata(context, "upload_validation_file")
-    for name, values in (("upload_training_file", training), ("upload_validation_file", validation)):
+def _upload_ids(context: dg.AssetExecutionContext, keys: TaskKeys) -> tuple[dict[str, Any], dict[str, Any]]:
+    found = {key: latest_metadata(context, key) for key in (keys.upload_training_file, keys.upload_validation_file)}
+    for key, values in found.items():
         if not values.get("file_id") or not values.get("sha256"):
-            raise dg.Failure(description=f"The latest materialization of {name} has no file_id/sha256 metadata.")
-    return training, validation
+            raise dg.Failure(
+                description=f"The latest materialization of {key.to_user_string()} has no file_id/sha256 metadata."
+            )
+    return found[keys.upload_training_file], found[keys.upload_validation_file]
 
 
 def _create_job(
@@ -148,25 +145,37 @@ def _create_job(
     return job, reused
 
 
-@dg.asset(
-    kinds={"openai"},
-    group_name=GROUP,
-    deps=[upload_training_file, upload_validation_file],
-    description=(
-        "Fine-tune the base model on the uploaded files. A job with the same fingerprint (files, "
-        "model, method, suffix, seed) is reused or resumed instead of paid for twice; terminating "
-        "the run cancels the provider job."
-    ),
-)
-def fine_tuned_model(
-    context: dg.AssetExecutionContext,
-    config: FineTunedModelConfig,
-    openai: OpenAIResource,
-    tuning: TuningSettings,
+def build_fine_tuned_model(task: "FineTuningTask") -> dg.AssetsDefinition:
+    """The task's `fine_tuned_model` asset."""
+    keys = task.keys
+    config_class = task_config(FineTunedModelConfig, f"ops.{keys.op('fine_tuned_model')}.config")
+
+    @dg.asset(
+        key=keys.fine_tuned_model,
+        kinds={"openai"},
+        group_name=task.model_group(),
+        deps=[keys.upload_training_file, keys.upload_validation_file],
+        description=(
+            "Fine-tune the base model on the uploaded files. A job with the same fingerprint (files, "
+            "model, method, suffix, seed) is reused or resumed instead of paid for twice; terminating "
+            "the run cancels the provider job."
+        ),
+        required_resource_keys={"openai", keys.tuning_resource},
+    )
+    def fine_tuned_model(context: dg.AssetExecutionContext, config: config_class) -> dg.MaterializeResult:  # type: ignore[valid-type]
+        """Create, reuse or resume the provider fine-tuning job and wait for its model."""
+        return train(context, config, context.resources.openai, getattr(context.resources, keys.tuning_resource), keys)
+
+    return fine_tuned_model
+
+
+def train(
+    context: dg.AssetExecutionContext, config: FineTunedModelConfig, openai: OpenAIResource, tuning: TuningSettings,
+    keys: TaskKeys,
 ) -> dg.MaterializeResult:
     """Create, reuse or resume the provider fine-tuning job and wait for its model."""
     require_valid_run_settings(context)
-    training, validation = _upload_ids(context)
+    training, validation = _upload_ids(context, keys)
     method = tuning.method()
     fingerprint = training_fingerprint(
         str(training["sha256"]), str(validation["sha256"]), tuning.base_model, method, tuning.suffix, tuning.seed
@@ -197,13 +206,13 @@ def fine_tuned_model(
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:
             timeout = config.timeout_hours * 3600 if config.timeout_hours else None
-            job, progress = wait_for_job(
+            job, progress = wait_for_job_in_run(
                 client, job.id, context.log,
                 poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout, current=job,
             )
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)
-    metadata["estimated_cost_usd"] = estimated_cost(context.instance, str(training["sha256"]))
+    metadata["estimated_cost_usd"] = estimated_cost(context.instance, keys, str(training["sha256"]))
     context.log.info(f"Fine-tuned model {job.fine_tuned_model} (job {job.id}, reused={reused}).")
     return dg.MaterializeResult(metadata=metadata)

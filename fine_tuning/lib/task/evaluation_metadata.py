@@ -25,7 +25,7 @@ from fine_tuning.core.scoring import ModelScore
 
 TEST_SCORES_KEY = "model_scores"
 VALIDATION_SCORES_KEY = "validation_scores"
-FINGERPRINT_KEY = "evaluation_fingerprint"
+EVALUATION_FINGERPRINT_KEY = "evaluation_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def check_metadata(
         **({"checkpoint_scores": dg.MetadataValue.md(_selection_table(selection, roles))} if selection else {}),
         "reused_evaluation": not test.asked,
         "details": dg.MetadataValue.json(details),
-        FINGERPRINT_KEY: test.fingerprint,
+        EVALUATION_FINGERPRINT_KEY: test.fingerprint,
         TEST_SCORES_KEY: dg.MetadataValue.json(stored_scores(test)),
         **({VALIDATION_SCORES_KEY: dg.MetadataValue.json(stored_scores(selection))} if selection else {}),
     }

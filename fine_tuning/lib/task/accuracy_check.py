@@ -11,39 +11,45 @@ severity is WARN, so a worse model never stops the run, it just is not promoted.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
 import openai as openai_sdk
-from dagster_duckdb import DuckDBResource
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
 from fine_tuning.core.evaluation_rounds import AskSettings, Round, best_model, job_checkpoints, run_round
+from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.scoring import Example, prompts_fingerprint
-from fine_tuning.defs.fine_tuning.evaluation_history import (
+from fine_tuning.lib.facts import latest_metadata
+from fine_tuning.lib.failures import api_errors, provider_job_failures
+from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
+from fine_tuning.lib.sql import sql_statements
+from fine_tuning.lib.task.config import task_config
+from fine_tuning.lib.task.evaluation_history import (
     PastEvaluation,
     known_scores,
     past_evaluations,
     production_model_name,
 )
-from fine_tuning.defs.fine_tuning.evaluation_metadata import (
+from fine_tuning.lib.task.evaluation_metadata import (
     TEST_SCORES_KEY,
     VALIDATION_SCORES_KEY,
     Roles,
     check_metadata,
 )
-from fine_tuning.defs.fine_tuning.fine_tuned_model import RUN_INTERRUPTS
-from fine_tuning.defs.resources import TuningSettings
-from fine_tuning.lib.failures import api_errors, provider_job_failures
-from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
-from fine_tuning.lib.sql import sql_statements
-from fine_tuning.lib.upstream import latest_metadata
-from fine_tuning.lib.warehouse import configured_categories, connection
+from fine_tuning.lib.task.fine_tuned_model import RUN_INTERRUPTS
+from fine_tuning.lib.task.source import SourceError
+from fine_tuning.lib.task.tuning import TuningSettings
+from fine_tuning.lib.warehouse import connection, missing_tables
 
-SQL = sql_statements(__package__, "fine_tuned_model_accuracy")
+if TYPE_CHECKING:
+    from fine_tuning.lib.task.component import FineTuningTask
+
+SQL = sql_statements(__package__, "accuracy_check")
 
 
 class EvaluationConfig(CheckedConfig):
@@ -95,22 +101,26 @@ class EvaluationConfig(CheckedConfig):
 
 
 def load_examples(
-    conn: duckdb_lib.DuckDBPyConnection, split: str, max_examples: int | None = None
+    conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", split: str, max_examples: int | None = None
 ) -> list[Example]:
-    """The books of one split joined to the enriched books, by book_id."""
-    rows = conn.execute(SQL["split_examples"], {"split": split, "limit": max_examples}).fetchall()
-    return [Example(*(str(value) if value is not None else "" for value in row)) for row in rows]
+    """The examples of one split of the task's splits table, by id, with their rendered prompts
+    (after `task.open_examples`)."""
+    rows = conn.execute(task.state_sql(SQL["split_examples"]), {"split": split, "limit": max_examples}).fetchall()
+    return [Example(str(example_id), task.render(fields), str(label or "")) for example_id, fields, label in rows]
 
 
 def load_test_examples(
-    conn: duckdb_lib.DuckDBPyConnection, max_examples: int | None = None
-) -> tuple[list[Example], list[str]]:
-    """The test split and the configured categories in order."""
-    return load_examples(conn, "test", max_examples), configured_categories(conn)
+    conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", max_examples: int | None = None
+) -> tuple[list[Example], Prompt]:
+    """The test split and the task's prompt (its labels in order)."""
+    prompt = task.open_examples(conn)
+    if missing_tables(conn, [task.splits_table_name()]):
+        return [], prompt
+    return load_examples(conn, task, "test", max_examples), prompt
 
 
 def _choose_challenger(
-    client: openai_sdk.OpenAI, job_id: str, trained: str, validation: list[Example], categories: list[str],
+    client: openai_sdk.OpenAI, job_id: str, trained: str, validation: list[Example], prompt: Prompt,
     history: list[PastEvaluation], settings: AskSettings, log: Log,
 ) -> tuple[str, Round | None]:
     """The final model, or the best of it and its job's checkpoints on the validation split."""
@@ -126,8 +136,8 @@ def _choose_challenger(
     candidates = [trained, *(checkpoint.model for checkpoint in reversed(checkpoints))]
     log.info(f"Scoring {len(candidates)} candidates (final model and {len(checkpoints)} checkpoints) on "
              f"{len(validation)} validation books.")
-    known = known_scores(history, VALIDATION_SCORES_KEY, prompts_fingerprint(validation, categories))
-    selection = run_round(client, validation, categories, candidates, known, settings, log, RUN_INTERRUPTS)
+    known = known_scores(history, VALIDATION_SCORES_KEY, prompts_fingerprint(validation, prompt))
+    selection = run_round(client, validation, prompt, candidates, known, settings, log, RUN_INTERRUPTS)
     best = best_model(selection.scores, trained)
     log.info(f"Best on validation: {best} ({selection.scores[best].accuracy:.1%}).")
     return best, selection
@@ -148,59 +158,72 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
     return not worse, ("The fine-tuned model is worse than its base: " if worse else "") + summary
 
 
-@dg.asset_check(
-    asset="fine_tuned_model",
-    name="fine_tuned_model_accuracy",
-    description=(
-        "Accuracy of the challenger (this run's fine-tuned model or its best checkpoint), the production "
-        "model and the base model on the held-out test split, same prompt, strict json_schema answers; "
-        "warns when the challenger is worse than its base. Blocking only so production_model waits for it "
-        "(severity WARN never stops the run)."
-    ),
-    blocking=True,
-)
-def fine_tuned_model_accuracy(
-    context: dg.AssetCheckExecutionContext,
-    config: EvaluationConfig,
-    duckdb: DuckDBResource,
-    openai: OpenAIResource,
-    tuning: TuningSettings,
+def build_accuracy_check(task: "FineTuningTask") -> dg.AssetChecksDefinition:
+    """The task's `fine_tuned_model_accuracy` check."""
+    keys = task.keys
+    config_class = task_config(EvaluationConfig, f"ops.{keys.check_op('fine_tuned_model', 'fine_tuned_model_accuracy')}.config")
+
+    @dg.asset_check(
+        asset=keys.fine_tuned_model,
+        name="fine_tuned_model_accuracy",
+        description=(
+            "Accuracy of the challenger (this run's fine-tuned model or its best checkpoint), the production "
+            "model and the base model on the held-out test split, same prompt, strict json_schema answers; "
+            "warns when the challenger is worse than its base. Blocking only so production_model waits for it "
+            "(severity WARN never stops the run)."
+        ),
+        blocking=True,
+        required_resource_keys={"openai", keys.tuning_resource, task.duckdb_resource_key()},
+    )
+    def fine_tuned_model_accuracy(context: dg.AssetCheckExecutionContext, config: config_class) -> dg.AssetCheckResult:  # type: ignore[valid-type]
+        """Score the challenger, the production model and the base model on every test example."""
+        return evaluate(context, config, context.resources.openai, getattr(context.resources, keys.tuning_resource), task)
+
+    return fine_tuned_model_accuracy
+
+
+def evaluate(
+    context: dg.AssetCheckExecutionContext, config: EvaluationConfig, openai: OpenAIResource, tuning: TuningSettings,
+    task: "FineTuningTask",
 ) -> dg.AssetCheckResult:
-    """Score the challenger, the production model and the base model on every test book."""
+    """Score the challenger, the production model and the base model on every test example."""
+    keys = task.keys
     require_valid_run_settings(context)
-    produced = latest_metadata(context, "fine_tuned_model")
+    produced = latest_metadata(context, keys.fine_tuned_model)
     trained = str(produced.get("model_name") or "")
     if not trained:
         raise dg.Failure(description="The latest fine_tuned_model materialization has no model_name metadata.")
     # Compare with the model this one was actually trained from, even if the tuning config has changed.
     base_model = str(produced.get("base_model") or tuning.base_model)
-    with connection(duckdb) as conn:
-        examples, categories = load_test_examples(conn, config.max_examples)
-        validation = load_examples(conn, "validation", config.max_examples) if config.evaluate_checkpoints else []
-    if not categories:
-        raise dg.Failure(description="The categories table is empty; materialize book_category first.")
+    with connection(task.duckdb(context)) as conn:
+        try:
+            examples, prompt = load_test_examples(conn, task, config.max_examples)
+        except (SourceError, SplitError) as error:
+            raise dg.Failure(description=f"Cannot read the test examples: {error}") from None
+        validation = load_examples(conn, task, "validation", config.max_examples) if config.evaluate_checkpoints else []
     if not examples:
         return dg.AssetCheckResult(
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            description="No test examples: book_splits has no 'test' rows joined to enriched_graphic_novels.",
+            description=f"No test examples: {task.splits_table_name()} has no 'test' rows joined to "
+            f"{task.source_query.described()}.",
             metadata={"eval_examples": 0, "trained_model": trained},
         )
     settings = config.ask_settings()
-    history = [] if config.force_evaluation else past_evaluations(context.instance)
+    history = [] if config.force_evaluation else past_evaluations(context.instance, keys)
     with openai.get_client(context) as client, provider_job_failures():
         challenger, selection = trained, None
         if config.evaluate_checkpoints:
             job_id = str(produced.get("job_id") or "")
             challenger, selection = _choose_challenger(
-                client, job_id, trained, validation, categories, history, settings, context.log
+                client, job_id, trained, validation, prompt, history, settings, context.log
             )
-        roles = Roles(challenger, production_model_name(context.instance), base_model, trained)
-        known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, categories))
-        test = run_round(client, examples, categories, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
+        roles = Roles(challenger, production_model_name(context.instance, keys), base_model, trained)
+        known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, prompt))
+        test = run_round(client, examples, prompt, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
     passed, description = _verdict(roles, test)
     context.log.info(description)
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description,
-        metadata=check_metadata(roles, test, categories, selection),
+        metadata=check_metadata(roles, test, prompt.labels, selection),
     )

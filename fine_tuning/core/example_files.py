@@ -1,8 +1,9 @@
-"""Train / validation / test splits written out as chat-format JSONL files (no Dagster here).
+"""The training and validation JSONL files: written from a split's rows, published together (no Dagster here).
 
-The splits themselves are assigned in SQL by the `training_files` step; this module checks the
-split configuration and sizes, turns each split's rows into the shared prompt format, writes
-both files so that they are published together or not at all, and measures them on the way.
+The splits themselves are assigned in SQL by a task's `training_files` step; this module checks
+the split configuration and sizes, turns each split's rows into the shared prompt format
+(`core.prompts`), writes both files so that they are published together or not at all, and
+measures them on the way.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from pathlib import Path
 from typing import IO
 
 from fine_tuning.core.markdown import markdown_table
-from fine_tuning.core.prompts import TrainingExampleLines, user_message
+from fine_tuning.core.prompts import Prompt, TrainingExampleLines
 from fine_tuning.core.recorded_tokens import RecordedTokens, tokens_path
 from fine_tuning.core.tokens import TokenCounter, count_example_tokens
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 TOKENS_RECORD = "+tokens"  # the name of a file's token record among publish_together's targets
 
-# (title, author, description, category) of one book
-BookRow = tuple[str, str, str, str]
+# (user message, label) of one example
+ExampleRow = tuple[str, str]
 
 
 class SplitError(Exception):
@@ -55,34 +56,33 @@ def check_fractions(validation_fraction: float, test_fraction: float) -> None:
         )
 
 
-def check_sizes(sizes: Mapping[str, int]) -> None:
+def check_sizes(sizes: Mapping[str, int], source: str = "the source") -> None:
     """SplitError when any split would be empty."""
     empty = [split for split, n in sizes.items() if n == 0]
     if empty:
         raise SplitError(
-            f"split(s) {', '.join(empty)} would be empty (sizes {dict(sizes)}): enriched_graphic_novels "
-            "has too few labelled books for these fractions/caps"
+            f"split(s) {', '.join(empty)} would be empty (sizes {dict(sizes)}): {source} "
+            "has too few labelled examples for these fractions/caps"
         )
 
 
 def write_examples(
-    rows: Iterable[BookRow],
+    rows: Iterable[ExampleRow],
     handle: IO[bytes],
     written: WrittenFile,
-    categories: Sequence[str],
+    prompt: Prompt,
     counter: TokenCounter,
 ) -> None:
-    """Write one split's books to `handle` as training examples, measuring as it goes.
+    """Write one split's examples to `handle` as training examples, measuring as it goes.
 
     Only the user message differs between examples: it is the one text encoded as JSON and
     counted in tokens per example; the rest of each line and of its token count (the cookbook's
     count adds up per message) is computed once per answer.
     """
-    lines = TrainingExampleLines(categories)
+    lines = TrainingExampleLines(prompt)
     shared_tokens: dict[str, int] = {}
     digest = hashlib.sha256()
-    for title, author, description, category in rows:
-        content = user_message(title, author, description)["content"]
+    for content, category in rows:
         data = (lines.line(content, category) + "\n").encode("utf-8")
         handle.write(data)
         digest.update(data)

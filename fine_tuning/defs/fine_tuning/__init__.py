@@ -1,3 +1,0 @@
-"""Group `fine_tuning`: uploads, the provider job, its evaluation and the production model."""
-
-GROUP = "fine_tuning"
