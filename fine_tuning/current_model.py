@@ -2,7 +2,8 @@
 
 Reads the latest `production_model` materialization of a task (default: the Goodreads task;
 another task's sits under its key prefix, `<name>/production_model`) from the Dagster instance
-(DAGSTER_HOME) and prints its `model_name`, or with `--json` all of its metadata. Exits 1, saying why, when no
+(DAGSTER_HOME) and prints what an application passes as `model` (its `deployment` on Azure, else
+its `model_name`), or with `--json` all of its metadata. Exits 1, saying why, when no
 model is in production yet. Applications that do not run Python can ask the Dagster webserver's
 GraphQL API for the same materialization (see the README).
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 
-from fine_tuning.lib.facts import DagsterHomeNotSetError, latest_materialization
+from fine_tuning.lib.facts import DagsterHomeNotSetError, latest_materialization, project_instance
 from fine_tuning.lib.task.instances import GOODREADS, task_named
 from fine_tuning.lib.task.keys import TaskKeys
 
@@ -50,10 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error.args[0], file=sys.stderr)
         return 1
     try:
-        with dg.DagsterInstance.get() as instance:
+        with project_instance() as instance:
             record = production_record(instance, task.keys)
     except DagsterHomeNotSetError:
-        print("DAGSTER_HOME is not set: point it at the Dagster instance the pipeline runs in.", file=sys.stderr)
+        print("DAGSTER_HOME is not set and no .env here names it: run this from the checkout after `make setup`, "
+              "or point DAGSTER_HOME at the Dagster instance the pipeline runs in.", file=sys.stderr)
         return 1
     if record is None or not record.get("model_name"):
         print(_no_model_message(record, task.keys.production_model.to_user_string(), task.job_name_or_default()),
@@ -62,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True, default=str))
     else:
-        print(record["model_name"])
+        # On Azure a fine-tuned model answers only through its deployment: that name is the `model`.
+        print(record.get("deployment") or record["model_name"])
     return 0
 
 

@@ -6,7 +6,7 @@ import sys
 
 import dagster as dg
 
-from fine_tuning.lib.facts import run_check_results, run_materializations
+from fine_tuning.lib.facts import DagsterHomeNotSetError, project_instance, run_check_results, run_materializations
 
 JOB_NAME = "fine_tuning_job"
 
@@ -44,14 +44,24 @@ def model_lines(summary: dict[str, object]) -> list[str]:
     return [_value_line("fine-tuned model", summary.get("model_name")) + reused]
 
 
+def training_lines(summary: dict[str, object]) -> list[str]:
+    """The trained tokens the provider billed (exact or estimated) and what the training cost."""
+    tokens, cost = summary.get("trained_tokens"), summary.get("cost_usd")
+    if not isinstance(tokens, int):
+        return []
+    counted = "estimated" if summary.get("trained_tokens_estimated") else "exact"
+    priced = f", cost ${cost:.2f}" if isinstance(cost, float | int) else ""
+    return [f"{'trained tokens:':<21}{tokens:,} ({counted}){priced}"]
+
+
 def accuracy_lines(summary: dict[str, object]) -> list[str]:
-    """Both accuracies on the held-out books, and how many books they were measured on."""
-    lines = [_value_line("fine-tuned accuracy", summary.get("fine_tuned_accuracy")),
-             _value_line("base accuracy", summary.get("base_accuracy"))]
-    if "eval_examples" in summary:
-        reused = " (same models and prompts as last time: evaluation reused)" if summary.get("reused_evaluation") else ""
-        lines.append(f"{'evaluated on:':<21}{summary['eval_examples']} held-out books{reused}")
-    return lines
+    """Both accuracies on the held-out books, and how many books they were measured on, in one line."""
+    fine_tuned, base = summary.get("fine_tuned_accuracy"), summary.get("base_accuracy")
+    if not isinstance(fine_tuned, float) or not isinstance(base, float):
+        return [_value_line("accuracy", None)]
+    books = f" on {summary['eval_examples']} held-out books" if "eval_examples" in summary else ""
+    reused = " (evaluation reused: same models and prompts)" if summary.get("reused_evaluation") else ""
+    return [f"{'accuracy:':<21}{fine_tuned:.3f} fine-tuned, {base:.3f} base,{books}{reused}"]
 
 
 def production_lines(summary: dict[str, object]) -> list[str]:
@@ -67,6 +77,7 @@ def summary_lines(summary: dict[str, object]) -> list[str]:
     """What `make run` prints after the progress lines."""
     lines = [_value_line("run", f"{summary['run_id']} ({summary['status']})")]
     lines += model_lines(summary)
+    lines += training_lines(summary)
     lines += accuracy_lines(summary)
     lines += production_lines(summary)
     if summary["status"] != "SUCCESS":
@@ -76,8 +87,13 @@ def summary_lines(summary: dict[str, object]) -> list[str]:
 
 def main() -> int:
     """Print the summary; exit 1 when there is no successful run to report."""
-    with dg.DagsterInstance.get() as instance:
-        summary = latest_run_summary(instance)
+    try:
+        with project_instance() as instance:
+            summary = latest_run_summary(instance)
+    except DagsterHomeNotSetError:
+        print("DAGSTER_HOME is not set and no .env here names it: run this from the checkout after `make setup`.",
+              file=sys.stderr)
+        return 1
     if summary is None:
         print(f"No {JOB_NAME} run found in this Dagster instance.", file=sys.stderr)
         return 1

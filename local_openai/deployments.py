@@ -59,12 +59,13 @@ class Deployment:
     created_at: float
     last_used_at: float
     scope: str  # /subscriptions/.../accounts/<account>: the resource id's prefix
+    ready_at: float  # when provisioning ends, fixed at creation (whoever reads the store later)
 
-    def state(self, now: float, provision_seconds: float) -> str:
+    def state(self, now: float) -> str:
         """Azure's provisioningState."""
-        return "Succeeded" if now >= self.created_at + provision_seconds else "Creating"
+        return "Succeeded" if now >= self.ready_at else "Creating"
 
-    def to_api(self, now: float, provision_seconds: float) -> dict[str, Any]:
+    def to_api(self, now: float) -> dict[str, Any]:
         """The deployment resource as the management API returns it."""
         stamp = datetime.fromtimestamp(self.created_at, UTC).isoformat().replace("+00:00", "Z")
         return {
@@ -72,7 +73,7 @@ class Deployment:
             "sku": {"name": self.sku, "capacity": self.capacity},
             "properties": {
                 "model": {"format": "OpenAI", "name": self.model, "version": "1"},
-                "provisioningState": self.state(now, provision_seconds),
+                "provisioningState": self.state(now),
             },
             "systemData": {"createdAt": stamp, "lastModifiedAt": stamp},
         }
@@ -121,9 +122,10 @@ class Deployments:
                 name=name, model=model["name"], sku=sku["name"], capacity=int(sku.get("capacity") or 1),
                 created_at=now if created else existing.created_at,  # type: ignore[union-attr]
                 last_used_at=now if created else existing.last_used_at, scope=scope,  # type: ignore[union-attr]
+                ready_at=now + self.provision_seconds if created else existing.ready_at,  # type: ignore[union-attr]
             )
             self._save(deployments)
-        return (201 if created else 200), deployments[name].to_api(now, self.provision_seconds)
+        return (201 if created else 200), deployments[name].to_api(now)
 
     def get(self, name: str) -> dict[str, Any]:
         """One deployment, or Azure's 404."""
@@ -131,7 +133,7 @@ class Deployments:
         found = self._live(self._load(), now).get(name)
         if found is None:
             raise AzureError(404, "DeploymentNotFound", f"Deployment '{name}' not found.")
-        return found.to_api(now, self.provision_seconds)
+        return found.to_api(now)
 
     def delete(self, name: str) -> int:
         """Delete a deployment: 200, or 204 when there was none."""
@@ -148,7 +150,7 @@ class Deployments:
         with self.store.global_lock():
             deployments = self._live(self._load(), now)
             found = deployments.get(name)
-            if found is None or found.state(now, self.provision_seconds) != "Succeeded":
+            if found is None or found.state(now) != "Succeeded":
                 raise deployment_not_found(name)
             found.last_used_at = now
             self._save(deployments)

@@ -211,6 +211,10 @@ DESTINATIONS: dict[tuple[str, ...], Destination] = {
     ("Catalog", "fine_tuned_model", "Events"): Destination(shows="model_name", picture="fine-tuned-model.png"),
     ("Catalog", "fine_tuned_model", "Checks", "fine_tuned_model_accuracy"): Destination(
         shows="fine_tuned_accuracy", picture="accuracy-check-history.png", plots=True),
+    ("Catalog", "fine_tuned_model", "Checks", "fine_tuned_model_accuracy", "Show Markdown of per_label_metrics"):
+        Destination(shows="macro-F1", picture="accuracy-check-per-label.png", close_with_escape=True),
+    ("Catalog", "fine_tuned_model", "Checks", "fine_tuned_model_accuracy", "Show Markdown of confusion_matrix"):
+        Destination(shows="true \\ answer", picture="accuracy-check-confusion.png", close_with_escape=True),
     ("Catalog", "production_model", "Events"): Destination(shows="model_name", picture="production-model.png"),
     ("Automation", "retune_schedule"): Destination(shows="retune_schedule"),
     ("Automation", "retune_on_new_data"): Destination(shows="retune_on_new_data"),
@@ -239,6 +243,19 @@ FIND = """((name, besidePrefix) => {
 })"""
 
 
+# "Show Markdown of <key>": the [Show Markdown] link in the metadata row of <key> (a table in a dialog).
+SHOW_MARKDOWN_OF = "Show Markdown of "
+FIND_MARKDOWN = """((key) => {
+  const row = [...document.querySelectorAll('tr')].find(tr => tr.innerText.trim().startsWith(key));
+  const link = row && [...row.querySelectorAll('*')]
+    .find(el => el.childElementCount === 0 && el.textContent.includes('Show Markdown'));
+  if (!link) return null;
+  link.scrollIntoView({block: 'center'});
+  const r = link.getBoundingClientRect();
+  return [r.x + r.width / 2, r.y + r.height / 2];
+})"""
+
+
 def readme_directions(readme: str) -> list[tuple[str, ...]]:
     """The bold `A → B → C` directions of the README's UI section, in order."""
     section = readme.split(UI_SECTION, 1)[1].split("\n## ", 1)[0]
@@ -259,7 +276,11 @@ def check_directions(directions: list[tuple[str, ...]]) -> None:
 def click(browser: Browser, name: str, timeout: float = 30.0) -> None:
     """Click what `name` names, as a mouse would (some menus open on pointer events, not on click())."""
     deadline = time.monotonic() + timeout
-    while (at := browser.evaluate(f"{FIND}({json.dumps(name)}, {json.dumps(ARROW_BESIDE)})")) is None:
+    if name.startswith(SHOW_MARKDOWN_OF):
+        locate = f"{FIND_MARKDOWN}({json.dumps(name.removeprefix(SHOW_MARKDOWN_OF))})"
+    else:
+        locate = f"{FIND}({json.dumps(name)}, {json.dumps(ARROW_BESIDE)})"
+    while (at := browser.evaluate(locate)) is None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the UI shows nothing called {name!r}")
         time.sleep(0.5)

@@ -9,6 +9,7 @@ DefaultAzureCredential when that package is installed (it is not a dependency of
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -57,11 +58,50 @@ class DeploymentOutcome:
     state: str
 
 
-def deployment_name(task: str, model: str) -> str:
-    """A stable deployment name for a fine-tuned model: the task and the model's own id, 2-64 characters."""
-    model_id = re.split(r"[:.]", model.strip())[-1] or "model"
-    name = _NAME_CHARS.sub("-", f"{task}-{model_id}").strip("-.")
-    return name[:64].rstrip("-.")
+def is_fine_tuned(model: str) -> bool:
+    """Whether a model name is a fine-tuned model's (OpenAI's `ft:...` or Azure's `<base>.ft-<id>`)."""
+    return model.startswith("ft:") or ".ft-" in model
+
+
+def deployment_name(model: str) -> str:
+    """The deployment a fine-tuned model answers through: a pure function of its name, so every step
+    (and every application) finds it without a lookup. `ft:BASE:ORG:SUFFIX:ID` -> `SUFFIX-ID`;
+    Azure's `BASE.ft-ID` -> `ft-ID`; 2-64 letters, digits, '.', '-', '_'."""
+    parts = model.strip().split(":")
+    if model.startswith("ft:") and len(parts) >= 5:
+        raw = f"{parts[3]}-{parts[4]}" if parts[3] else parts[4]
+    else:
+        raw = re.split(r"\.(?=ft-)", model.strip())[-1]
+    name = _NAME_CHARS.sub("-", raw).strip("-.")
+    return name[:64].rstrip("-.") or "fine-tuned-model"
+
+
+class DeploymentRouting(httpx2.BaseTransport):
+    """Sends requests naming a fine-tuned model to its deployment (Azure answers a fine-tuned model
+    only through one): the JSON body's `model` becomes `deployment_name(model)`. The pipeline keeps
+    using model names everywhere else (scores, promotion, metadata)."""
+
+    def __init__(self, inner: httpx2.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Rewrite the model of a JSON request body, then send it on."""
+        if request.method == "POST" and request.headers.get("content-type", "").startswith("application/json"):
+            body = request.read()
+            try:
+                payload = json.loads(body or b"null")
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict) and isinstance(payload.get("model"), str) and is_fine_tuned(payload["model"]):
+                payload["model"] = deployment_name(payload["model"])
+                headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+                request = httpx2.Request(request.method, request.url, headers=headers, content=json.dumps(payload).encode(),
+                                         extensions=request.extensions)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """Close the transport underneath."""
+        self.inner.close()
 
 
 def management_token(environ: dict[str, str] | None = None) -> str:

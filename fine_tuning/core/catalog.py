@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from datetime import date
 
 # OpenAI pricing page as of this date (training and inference prices, USD per 1M tokens).
+# Azure OpenAI: its prices vary by region and by training/deployment type (regional, global,
+# developer) and its official pricing page could not be confirmed as of LIFECYCLES_AS_OF (the
+# third-party pages found contradict each other), so no Azure price is recorded: the cost check
+# prices an Azure job with these OpenAI prices, and a deployed fine-tuned model's hourly hosting
+# fee on Azure is not counted anywhere.
 PRICING_AS_OF = "2025-06-01"
 # OpenAI models page and fine-tuning guide as of this date (context, output, per-example limits).
 TOKEN_LIMITS_AS_OF = "2025-06-01"

@@ -118,3 +118,54 @@ def method_grader(method: dict[str, Any] | None) -> dict[str, Any] | None:
     """A reinforcement method's grader, else None."""
     method = method or DEFAULT_METHOD
     return (method.get("reinforcement") or {}).get("grader") if method_type(method) == "reinforcement" else None
+
+
+# API reference, `integrations` and `metadata` of a job: Weights & Biases only (project required;
+# name, entity, tags optional); up to 16 string pairs, keys up to 64 characters, values up to 512.
+WANDB_FIELDS = ("project", "name", "entity", "tags")
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+
+
+def integrations_problems(integrations: Any) -> list[MethodProblem]:
+    """Problems of a job's `integrations` list (empty when the API would take it)."""
+    if integrations is None:
+        return []
+    if not isinstance(integrations, list):
+        return [MethodProblem("integrations", "must be a list")]
+    problems = []
+    for index, item in enumerate(integrations):
+        where = f"integrations[{index}]"
+        if not isinstance(item, dict) or item.get("type") != "wandb" or set(item) - {"type", "wandb"}:
+            problems.append(MethodProblem(f"{where}.type", "only {type: wandb, wandb: {...}} is supported"))
+            continue
+        wandb = item.get("wandb")
+        if not isinstance(wandb, dict) or not isinstance(wandb.get("project"), str) or not wandb["project"]:
+            problems.append(MethodProblem(f"{where}.wandb.project", "required (a non-empty string)"))
+            continue
+        problems += [MethodProblem(f"{where}.wandb.{key}", "unknown key") for key in wandb if key not in WANDB_FIELDS]
+        problems += [MethodProblem(f"{where}.wandb.{key}", "must be a string")
+                     for key in ("name", "entity") if wandb.get(key) is not None and not isinstance(wandb[key], str)]
+        tags = wandb.get("tags")
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags)):
+            problems.append(MethodProblem(f"{where}.wandb.tags", "must be a list of strings"))
+    return problems
+
+
+def metadata_problems(metadata: Any, reserved: int = 0) -> list[MethodProblem]:
+    """Problems of a job's `metadata` (`reserved`: keys the pipeline adds itself, out of the 16)."""
+    if metadata is None:
+        return []
+    if not isinstance(metadata, dict):
+        return [MethodProblem("metadata", "must be an object of string keys and values")]
+    problems = []
+    if len(metadata) + reserved > MAX_METADATA_KEYS:
+        problems.append(MethodProblem("metadata", f"{len(metadata)} keys; at most {MAX_METADATA_KEYS - reserved} "
+                                      f"(the pipeline uses {reserved} of the provider's {MAX_METADATA_KEYS})"))
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_METADATA_KEY_CHARS:
+            problems.append(MethodProblem(f"metadata.{key}", f"keys are 1-{MAX_METADATA_KEY_CHARS} characters"))
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_CHARS:
+            problems.append(MethodProblem(f"metadata.{key}", f"values are strings of at most {MAX_METADATA_VALUE_CHARS} characters"))
+    return problems

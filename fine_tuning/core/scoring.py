@@ -20,6 +20,7 @@ from typing import Any
 
 import openai as openai_sdk
 
+from fine_tuning.core.catalog import is_reasoning_model
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.openai_errors import describe_api_error
 
@@ -156,13 +157,19 @@ class EvaluationResult:
 
 
 def chat_request(model: str, example: Example, prompt: Prompt) -> dict[str, Any]:
-    """The body of the one chat request that asks `model` about `example` (online and in a batch)."""
-    return {
+    """The body of the one chat request that asks `model` about `example` (online and in a batch).
+
+    Greedy (temperature 0), except for reasoning models, which take only the default temperature.
+    """
+    body: dict[str, Any] = {
         "model": model,
         "messages": prompt.messages(example.user_content),
         "temperature": 0,
         "response_format": prompt.response_format(),
     }
+    if is_reasoning_model(model):
+        del body["temperature"]
+    return body
 
 
 def answer_from_completion(completion: Mapping[str, Any], prompt: Prompt) -> Answer:

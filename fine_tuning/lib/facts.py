@@ -8,6 +8,7 @@ Dagster's private API (`dagster._core`): a Dagster upgrade that moves it touches
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,18 +18,29 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG, read_input_
 from dagster._core.errors import DagsterHomeNotSetError
 from dagster._core.events import EVENT_TYPE_TO_DISPLAY_STRING
 from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+from dagster._core.secrets.env_file import get_env_var_dict
 from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 
 __all__ = [
     "DATA_VERSION_TAG", "EVENT_TYPE_TO_DISPLAY_STRING", "LOG_RECORD_METADATA_ATTR", "DagsterHomeNotSetError",
     "CheckResult", "Materialization", "all_check_results", "built_from_version", "check_results",
-    "latest_materialization", "latest_metadata", "materializations", "plain_metadata", "recorded_data_version",
-    "run_check_results", "run_materializations",
+    "latest_materialization", "latest_metadata", "materializations", "plain_metadata", "project_instance",
+    "recorded_data_version", "run_check_results", "run_materializations",
 ]
 
 PAGE = 1000
 
 Context = dg.AssetExecutionContext | dg.AssetCheckExecutionContext | dg.OpExecutionContext
+
+
+def project_instance() -> dg.DagsterInstance:
+    """The instance the `dagster` CLI opens from the working directory: DAGSTER_HOME after applying the
+    directory's `.env` as that CLI does (Dagster's own reader; `make setup` writes the checkout's
+    instance there). Raises DagsterHomeNotSetError when neither names one."""
+    home = get_env_var_dict(os.getcwd()).get("DAGSTER_HOME")
+    if home:
+        os.environ["DAGSTER_HOME"] = home
+    return dg.DagsterInstance.get()
 
 
 def plain_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,19 @@ field the assets record as metadata. The local backend's in-process resource
 from __future__ import annotations
 
 import dagster as dg
+import httpx2
 import openai
 from dagster import InitResourceContext
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
+from fine_tuning.core.azure_deployments import (
+    AzureAccount,
+    AzureDeploymentError,
+    AzureDeployments,
+    DeploymentRouting,
+    management_token,
+)
 from fine_tuning.core.providers import OPENAI, azure_v1_base_url
 
 
@@ -44,14 +52,33 @@ class AzureOpenAIResource(ProviderOpenAIResource):
     deployment_sku: str = Field(default="standard", description="SKU of the fine-tuned model's deployment.")
     deployment_capacity: int = Field(default=1, ge=1, description="Capacity of the deployment (thousands of tokens per minute).")
 
+    def deployments_client(self) -> AzureDeployments:
+        """The management API client of this account (fails clearly when a coordinate or credential is missing)."""
+        missing = [env for env, value in (("AZURE_SUBSCRIPTION_ID", self.subscription_id),
+                                          ("AZURE_RESOURCE_GROUP", self.resource_group),
+                                          ("AZURE_OPENAI_ACCOUNT", self.account)) if not value]
+        if missing:
+            raise AzureDeploymentError(
+                f"Deploying a fine-tuned model on Azure needs {', '.join(missing)} (where the deployment is created)."
+            )
+        account = AzureAccount(
+            self.subscription_id or "", self.resource_group or "", self.account or "",
+            management_endpoint=self.management_endpoint, sku=self.deployment_sku, capacity=self.deployment_capacity,
+        )
+        token = self.management_token or management_token()
+        return AzureDeployments(account, token)
+
     def base_url_v1(self) -> str:
         """The v1 API base URL under the endpoint."""
         return azure_v1_base_url(self.endpoint)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """A plain `openai.OpenAI` client at the v1 base URL, sending the key as `api-key` too."""
+        """A plain `openai.OpenAI` client at the v1 base URL, sending the key as `api-key` too, whose
+        requests naming a fine-tuned model go to its deployment (`DeploymentRouting`)."""
+        http_client = openai.DefaultHttpxClient(transport=DeploymentRouting(httpx2.HTTPTransport()))
         self._client = openai.OpenAI(
             api_key=self.api_key, base_url=self.base_url_v1(), default_headers={"api-key": self.api_key},
+            http_client=http_client,
         )
 
 

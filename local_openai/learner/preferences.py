@@ -6,9 +6,9 @@ softmax's normaliser cancels in a difference of log-probabilities) and zref thos
 reference model: the weights training starts from (the fine-tuned model a job continues, or
 zero weights for a base model). Its gradient on the logits is -beta * sigmoid(-margin) on p
 and the opposite on n, so each step moves the same hashed-word features the supervised
-learner uses. The step is divided by beta: beta then sets how far the logits may move from the
-reference before the loss saturates (a small beta lets the model move further, a large one
-holds it near the reference), not how fast a step moves them. Metrics follow the supervised ones: loss, preference accuracy (share of pairs
+learner uses. The bias is not moved: a preference between two replies to one prompt says
+nothing about every other prompt, and a shifted bias would (a few pairs on a good model would
+otherwise move all of its answers). Metrics follow the supervised ones: loss, preference accuracy (share of pairs
 ranked the right way), token accuracy of the top reply against the preferred one.
 """
 
@@ -124,7 +124,9 @@ def train_preferences(
             batch = shuffled[start : start + batch_size]
             loss, gradient, right = _dpo(weights, train_data, batch, beta)
             _, _, token_acc = scorer.score(train_data.examples, batch)
-            weights.descend(train_data.examples, batch, gradient, -learning_rate / (beta * len(batch)))
+            bias = weights.bias.copy()
+            weights.descend(train_data.examples, batch, gradient, -learning_rate / len(batch))
+            weights.bias = bias
             metrics = StepMetrics(len(steps) + 1, float(loss.mean()), float(right.mean()), float(token_acc.mean()))
             if len(validation):
                 vbatch = (valid_cursor + np.arange(batch_size)) % len(validation)

@@ -17,11 +17,11 @@ from tests.support.project import REPO, VENV_BIN
 MODEL = "ft:gpt-4o-mini-2024-07-18:org:goodreads:abc123"
 
 
-def current_model(home: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
+def current_model(home: Path | None, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"}
     if home is not None:
         env["DAGSTER_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "fine_tuning.current_model", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "fine_tuning.current_model", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -56,8 +56,8 @@ def test_prints_the_latest_decision_s_model_or_its_metadata(dagster_home: Path, 
     assert described["reason"] == "beats the older one" and "timestamp" in described
 
 
-def test_without_dagster_home_it_says_what_to_set() -> None:
-    out = current_model(None)
+def test_without_dagster_home_it_says_what_to_set(tmp_path: Path) -> None:
+    out = current_model(None, cwd=tmp_path)  # no .env there either (the checkout's would name its instance)
     assert out.returncode == 1
     assert "DAGSTER_HOME is not set" in out.stderr
 

@@ -18,3 +18,21 @@ def test_make_run_summary_reports_when_nothing_ran(dagster_home: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "No fine_tuning_job run found" in out.stderr
+
+
+def test_the_summary_shows_exact_trained_tokens_cost_and_both_accuracies_in_one_line_each() -> None:
+    from fine_tuning.summary import summary_lines
+
+    summary = {"run_id": "r1", "status": "SUCCESS", "model_name": "ft:m", "trained_tokens": 568392,
+               "cost_usd": 1.705176, "fine_tuned_accuracy": 0.9615, "base_accuracy": 0.1758, "eval_examples": 364,
+               "production_model": "ft:m", "promoted": True, "production_reason": "first"}
+    assert summary_lines(summary) == [
+        "run:                 r1 (SUCCESS)",
+        "fine-tuned model:    ft:m",
+        "trained tokens:      568,392 (exact), cost $1.71",
+        "accuracy:            0.962 fine-tuned, 0.176 base, on 364 held-out books",
+        "production model:    ft:m (promoted)",
+        "because:             first",
+    ]
+    estimated = summary_lines({**summary, "trained_tokens_estimated": True})
+    assert "trained tokens:      568,392 (estimated), cost $1.71" in estimated

@@ -92,3 +92,25 @@ def test_a_damaged_gzip_is_refused_after_one_read(tmp_path: Path, monkeypatch) -
     result = materialize_prep([graphic_novels], raise_on_error=False)
     assert f"cannot load books file {damaged}" in failure_text(result) and "damaged gzip" in failure_text(result)
     assert query("SELECT count(*) FROM graphic_novels") == before
+
+
+def test_training_files_out_of_space_name_the_path_and_what_was_kept(tmp_path: Path, monkeypatch) -> None:
+    import dagster as dg
+
+    import fine_tuning.definitions
+
+    monkeypatch.setenv("FINE_TUNING_DUCKDB_DATABASE", str(tmp_path / "goodreads.duckdb"))  # room for the tables
+    with tmpfs(tmp_path / "small", "256k") as folder:
+        monkeypatch.setenv("FINE_TUNING_WORKDIR", str(folder))
+        defs = dg.load_from_defs_folder(path_within_project=Path(fine_tuning.definitions.__file__).parent)
+        job = defs.resolve_job_def("fine_tuning_job")
+        selection = [dg.AssetKey(name) for name in (
+            "graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file", "validation_file")]
+        result = job.execute_in_process(asset_selection=selection, raise_on_error=False,
+                                        instance=dg.DagsterInstance.ephemeral())
+        text = failure_text(result)
+        assert not result.success
+        assert f"out of disk space writing {folder}/files" in text, text[-3000:]
+        assert "MB free of 0.2 MB" in text and "kept" in text
+        assert "Errno 28" not in text.split("out of disk space")[0]  # said in words, with the path, first
+        assert not [path for path in (folder / "files").iterdir() if path.suffix == ".jsonl"]  # nothing half-written

@@ -18,7 +18,8 @@ from fine_tuning.defs.goodreads.book_category import book_category
 from fine_tuning.defs.goodreads.enriched_graphic_novels import enriched_graphic_novels
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
 from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
-from tests.support.goodreads_task import training_files
+from fine_tuning.defs.resources import openai_resource
+from tests.support.goodreads_task import GOODREADS, training_files
 
 PREP = [goodreads_source_dataset, graphic_novels, authors, book_category, enriched_graphic_novels, training_files]
 BUILT = ["graphic_novels", "authors", "book_category", "enriched_graphic_novels", "training_file", "validation_file"]
@@ -38,7 +39,9 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]
 def run(config: dict[str, Any] | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         PREP,
-        resources={"duckdb": DuckDBResource(database=str(settings.duckdb_path()))},
+        # The training files read the task's method (tuning); only a DPO file asks a model (openai).
+        resources={"duckdb": DuckDBResource(database=str(settings.duckdb_path())), "tuning": GOODREADS.tuning_settings(),
+                   "openai": openai_resource()},
         run_config=config,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,

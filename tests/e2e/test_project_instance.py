@@ -70,6 +70,21 @@ def test_the_cli_uses_the_checkouts_instance_without_exports(checkout: Path, tmp
     assert materialized_in(checkout / ".dagster_home")
 
 
+def test_the_projects_clis_read_the_same_env_file(checkout: Path) -> None:
+    model = "ft:gpt-4o-mini-2024-07-18:org:goodreads:from-env"
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(checkout / ".dagster_home"))) as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key="production_model", metadata={"model_name": model, "promoted": True, "reason": "first"}))
+    for tool, expected in (("current_model", model + "\n"), ("summary", "")):
+        result = subprocess.run([str(VENV_BIN / "python"), "-m", f"fine_tuning.{tool}"], cwd=checkout,
+                                env=without_home(), capture_output=True, text=True, timeout=120)
+        assert "DAGSTER_HOME is not set" not in result.stderr, result.stderr
+        assert result.stdout == expected
+    summary = subprocess.run([str(VENV_BIN / "python"), "-m", "fine_tuning.summary"], cwd=checkout,
+                             env=without_home(), capture_output=True, text=True, timeout=120)
+    assert "No fine_tuning_job run found in this Dagster instance" in summary.stderr  # it read that instance
+
+
 def test_an_exported_dagster_home_wins_over_the_env_file(checkout: Path, tmp_path: Path) -> None:
     mine = tmp_path / "my_home"
     mine.mkdir()

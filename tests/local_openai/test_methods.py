@@ -107,7 +107,7 @@ def test_dpo_learns_from_preference_pairs_and_reports_its_metrics(fast: openai.O
     path.write_bytes(jsonl(lines))
     report = validate_chat_file(path, GPT, method="dpo")
     assert report.ok, report.error_lines
-    method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 2}}}
+    method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 2, "learning_rate_multiplier": 5}}}
     job = wait_for(fast, fast.fine_tuning.jobs.create(model=GPT, training_file=upload(fast, path.read_bytes()),
                                                       method=method).id)
     assert job.status == "succeeded", job.error

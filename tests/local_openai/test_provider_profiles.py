@@ -80,7 +80,7 @@ def test_the_azure_profile_answers_a_fine_tuned_model_only_through_a_deployment(
     with pytest.raises(openai.NotFoundError, match="DeploymentNotFound|deployment"):
         _chat(client, tuned)
     deployments = AzureDeployments(ACCOUNT, "entra-token", backend.http(client), poll_seconds=0.0)
-    name = deployment_name("goodreads", tuned)
+    name = deployment_name(tuned)
     outcome = deployments.ensure(name, tuned)
     assert (outcome.action, outcome.state) == ("created", "Succeeded")
     assert _chat(client, name).model == tuned
@@ -127,9 +127,9 @@ def test_backend_options_refuse_unknown_profiles_and_bad_dates() -> None:
 
 
 def test_deployment_names_are_stable_and_valid() -> None:
-    assert deployment_name("goodreads", "ft:gpt-4o-mini-2024-07-18:local:goodreads:AbC123") == "goodreads-AbC123"
-    assert deployment_name("goodreads", "gpt-4o-mini-2024-07-18.ft-b044a9d3") == "goodreads-ft-b044a9d3"
-    assert len(deployment_name("t" * 80, "ft:x:y:z:id")) <= 64
+    assert deployment_name("ft:gpt-4o-mini-2024-07-18:local:goodreads:AbC123") == "goodreads-AbC123"
+    assert deployment_name("gpt-4o-mini-2024-07-18.ft-b044a9d3") == "ft-b044a9d3"
+    assert len(deployment_name(f"ft:x:y:{'s' * 64}:id")) <= 64
 
 
 @pytest.mark.slow

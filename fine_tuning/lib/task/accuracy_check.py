@@ -21,11 +21,13 @@ from pydantic import Field
 
 from fine_tuning.core.evaluation_rounds import AskSettings, Round, best_model, job_checkpoints, run_round
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.promotion import format_p
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.scoring import Example, prompts_fingerprint
 from fine_tuning.lib.facts import latest_metadata
 from fine_tuning.lib.failures import api_errors, provider_job_failures
+from fine_tuning.lib.lifecycle import provider_name
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.config import task_config
@@ -33,13 +35,14 @@ from fine_tuning.lib.task.evaluation_history import (
     PastEvaluation,
     known_scores,
     past_evaluations,
-    production_model_name,
+    same_provider_champion,
 )
 from fine_tuning.lib.task.evaluation_metadata import (
     TEST_SCORES_KEY,
     VALIDATION_SCORES_KEY,
     Roles,
     check_metadata,
+    paired_test,
 )
 from fine_tuning.lib.task.fine_tuned_model import RUN_INTERRUPTS
 from fine_tuning.lib.task.source import SourceError
@@ -147,8 +150,10 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
     challenger, base = test.scores[roles.challenger], test.scores[roles.base]
     worse = challenger.accuracy < base.accuracy
     champion = ""
-    if roles.champion and roles.champion != roles.challenger:
-        champion = f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%}"
+    pairs = paired_test(roles, test)
+    if roles.champion and pairs is not None:
+        champion = (f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%} "
+                    f"(McNemar p = {format_p(pairs.p_value)})")
     summary = (
         f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion} "
         f"on {challenger.examples} test books; {test.failed_requests} failed requests (counted as wrong)"
@@ -174,6 +179,7 @@ def build_accuracy_check(task: "FineTuningTask") -> dg.AssetChecksDefinition:
         ),
         blocking=True,
         required_resource_keys={"openai", keys.tuning_resource, task.duckdb_resource_key()},
+        pool=task.provider_job_pool(),  # batch mode creates provider batch jobs
     )
     def fine_tuned_model_accuracy(context: dg.AssetCheckExecutionContext, config: config_class) -> dg.AssetCheckResult:  # type: ignore[valid-type]
         """Score the challenger, the production model and the base model on every test example."""
@@ -218,7 +224,7 @@ def evaluate(
             challenger, selection = _choose_challenger(
                 client, job_id, trained, validation, prompt, history, settings, context.log
             )
-        roles = Roles(challenger, production_model_name(context.instance, keys), base_model, trained)
+        roles = Roles(challenger, same_provider_champion(context.instance, keys, provider_name(openai)), base_model, trained)
         known = known_scores(history, TEST_SCORES_KEY, prompts_fingerprint(examples, prompt))
         test = run_round(client, examples, prompt, roles.models(), known, settings, context.log, RUN_INTERRUPTS)
     passed, description = _verdict(roles, test)

@@ -20,7 +20,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -29,6 +29,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, MIN_TRAINING_EXAMPLES, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.graders import GraderError, validate_grader
+from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.promotion import DEFAULT_MAX_P_VALUE, DEFAULT_MIN_IMPROVEMENT
 from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
 from fine_tuning.core.settings import workdir
@@ -113,27 +115,6 @@ class Splits(dg.Resolvable, dg.Model):
     max_test_examples: int | None = Field(default=500, description="Cap on test examples.")
 
 
-class Hyperparameters(dg.Resolvable, dg.Model):
-    """Supervised hyperparameters; null means `auto` (the provider decides)."""
-
-    n_epochs: int | None = Field(default=None, description="Epochs (1-50).")
-    batch_size: int | None = Field(default=None, description="Batch size (1-256).")
-    learning_rate_multiplier: float | None = Field(default=None, description="Learning-rate multiplier.")
-
-
-class SupervisedMethod(dg.Resolvable, dg.Model):
-    """The `supervised` part of the API's `method` object."""
-
-    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters, description="Hyperparameters.")
-
-
-class Method(dg.Resolvable, dg.Model):
-    """The API's `method` object. Supervised fine-tuning is what this version trains."""
-
-    type: Literal["supervised"] = Field(default="supervised", description="The fine-tuning method.")
-    supervised: SupervisedMethod = Field(default_factory=SupervisedMethod, description="Its settings.")
-
-
 class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     """A fine-tuned OpenAI chat model that labels the rows of a DuckDB table, kept fresh on a schedule.
 
@@ -168,11 +149,32 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         lambda _context, value: value, model_field_name="model", model_field_type=str, description="The base model to fine-tune: a fine-tunable model of the catalog "
         "(fine_tuning/core/catalog.py), or an `ft:` model to continue training.",
     )] = DEFAULT_BASE_MODEL
-    method: Method = Field(default_factory=Method, description="The API's `method` object (supervised, auto "
-                           "hyperparameters by default).")
+    method: dict[str, Any] | None = Field(
+        default=None, description="The API's `method` object, e.g. `{type: dpo, dpo: {hyperparameters: {beta: 0.1}}}` "
+        "or `{type: reinforcement, reinforcement: {hyperparameters: {...}}}` (supervised, auto hyperparameters, by "
+        "default). Checked against the documented bounds and the model's methods when the definitions load. "
+        "DPO files pair each training example's true answer with the production (or base) model's own wrong "
+        "answer; reinforcement files carry the reference answer for the grader.",
+    )
+    grader: dict[str, Any] | None = Field(
+        default=None, description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
+        "score_model, multi): the reinforcement method's grader when it names none. Null: an exact-match "
+        "string_check of the answer against `{{item.reference_answer}}` (the label's answer).",
+    )
+    integrations: list[dict[str, Any]] | None = Field(
+        default=None, description="The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None, description="Metadata of the provider job (at most 14 string pairs; the pipeline adds two).",
+    )
     suffix: str | None = Field(default=None, description="Suffix of the fine-tuned model's name. Default: the name.")
     max_cost_usd: float = Field(default=5.0, description="Training files whose estimated training cost "
                                 "exceeds this (USD) are blocked before anything is uploaded.")
+    min_runway_days: int = Field(
+        default=DEFAULT_MIN_RUNWAY_DAYS, description="Refuse, before anything is uploaded, a base model whose "
+        "training is retired or that shuts down within this many days (model catalog, or the provider's own "
+        "shutdown_date): a model fine-tuned from it would stop answering with it.",
+    )
     min_improvement: float = Field(
         default=DEFAULT_MIN_IMPROVEMENT, description="How much more accurate than the production model (0..1) a "
         "new model must be to replace it (the smallest gain worth a swap); it must be strictly better in any case.",
@@ -245,6 +247,15 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         keys = self.keys
         return [keys.training_file, keys.validation_file, keys.upload_training_file, keys.upload_validation_file,
                 keys.fine_tuned_model, keys.production_model]
+
+    def tables_pool(self) -> str:
+        """The concurrency pool of the steps that write the task's DuckDB tables (dagster.yaml: one run
+        at a time). The Goodreads task's is its prep's, `goodreads_tables`."""
+        return f"{self.name}_tables"
+
+    def provider_job_pool(self) -> str:
+        """The concurrency pool of the steps that create the task's provider jobs (one run at a time)."""
+        return f"{self.name}_provider_job"
 
     def duckdb_resource_key(self) -> str:
         """`duckdb` (the project's database) unless the task has its own database (`<name>_duckdb`)."""
@@ -370,8 +381,8 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         if self.labels is not None and (not self.labels or len(set(self.labels)) != len(self.labels)):
             raise self._problem("labels", "give at least one label, each once (or leave it out to take them from the data)")
         self._check_with("splits", lambda: SplitConfig(**self.splits.model_dump()))
-        self._check_with("method.supervised.hyperparameters", lambda: TuningSettings(**self.method.supervised.hyperparameters.model_dump()))
-        self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd))
+        self._check_method()
+        self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd, min_runway_days=self.min_runway_days))
         self._check_with("", lambda: ProductionModelConfig(min_improvement=self.min_improvement, max_p_value=self.max_p_value))
         if self.sensor_interval_seconds < 30:
             raise self._problem("sensor_interval_seconds", f"{self.sensor_interval_seconds}: at least 30")
@@ -380,6 +391,21 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         suffix = self.suffix or self.name
         if not re.match(r"^[A-Za-z0-9_-]{1,64}$", suffix):
             raise self._problem("suffix", f"{suffix!r}: 1-64 letters, digits, '-' or '_'")
+
+    def _check_method(self) -> None:
+        """The method object (to the documented bounds, for this model), the grader, integrations and metadata."""
+        try:
+            TuningSettings(base_model=self.base_model, method=self.method, grader=self.grader,
+                           integrations=self.integrations, job_metadata=self.metadata)
+        except SettingsError as error:
+            problem = error.problems[0]
+            where = problem.path.removeprefix(f"{TuningSettings.run_config_path}.")
+            raise self._problem(where, f"{problem.value!r}: {problem.allowed}") from None
+        if self.grader is not None:
+            try:
+                validate_grader(self.grader, "grader")
+            except GraderError as error:
+                raise self._problem(error.param, error.message) from None
 
     def check_source_if_readable(self) -> None:
         """The columns the task names, against the source, when the database and the source exist already.
@@ -417,10 +443,10 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     def tuning_settings(self) -> TuningSettings:
         """The task's `TuningSettings` resource, its YAML values as defaults."""
         cls = tuning_settings_class(f"resources.{self.keys.tuning_resource}.config")
-        hyper = self.method.supervised.hyperparameters
         return cls(
             base_model=self.base_model, suffix=self.suffix or self.name, max_cost_usd=self.max_cost_usd,
-            n_epochs=hyper.n_epochs, batch_size=hyper.batch_size, learning_rate_multiplier=hyper.learning_rate_multiplier,
+            min_runway_days=self.min_runway_days, method=self.method, grader=self.grader,
+            integrations=self.integrations, job_metadata=self.metadata,
         )
 
     def job_name_or_default(self) -> str:
@@ -454,6 +480,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         from fine_tuning.lib.task.file_checks import build_file_checks
         from fine_tuning.lib.task.fine_tuned_model import build_fine_tuned_model
         from fine_tuning.lib.task.production_model import build_production_model
+        from fine_tuning.lib.task.production_model_lifecycle import build_production_model_lifecycle_check
         from fine_tuning.lib.task.training_files import build_training_files_asset
         from fine_tuning.lib.task.uploads import build_upload_asset
 
@@ -477,7 +504,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
                 build_fine_tuned_model(self),
                 build_production_model(self),
             ],
-            asset_checks=[build_file_checks(self), build_accuracy_check(self)],
+            asset_checks=[build_file_checks(self), build_accuracy_check(self), build_production_model_lifecycle_check(self)],
             jobs=[job],
             schedules=schedules,
             sensors=[build_sensor(self, job, retune_sensor_interval(self.sensor_interval_seconds))],

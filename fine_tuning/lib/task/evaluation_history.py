@@ -6,7 +6,7 @@
   later evaluation reuses them instead of paying again, and `production_model` reads the
   evaluation of its run from them.
 * The running total: every distinct fine-tuning job's `cost_usd` plus every evaluation's
-  `evaluation_cost_usd` (zero when it reused its scores), as recorded on this instance.
+  `spent_usd` (zero when it reused its scores; `evaluation_cost_usd` before), as recorded on this instance.
 
 Everything is read through `lib.facts`; the keys are the task's (`TaskKeys`).
 """
@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
 from fine_tuning.core.scoring import ModelScore
 from fine_tuning.lib.facts import CheckResult, all_check_results, check_results, latest_materialization, materializations
+from fine_tuning.lib.task.evaluation_metadata import DETAILS_KEY, FAILED_REQUESTS_KEY, SPENT_USD_KEY
 from fine_tuning.lib.task.keys import TaskKeys
+
+LEGACY_COST_KEY = "evaluation_cost_usd"  # the check's cost before it was named spent_usd
 
 RECENT_EVALUATIONS = 20  # how far back known scores are looked for
 
@@ -33,6 +37,13 @@ def past_evaluations(instance: dg.DagsterInstance, keys: TaskKeys, limit: int = 
     return check_results(instance, keys.accuracy_check, limit)
 
 
+def failed_requests(metadata: dict[str, Any]) -> int | None:
+    """How many requests of an evaluation failed: in its details (at the top before they were grouped)."""
+    details = metadata.get(DETAILS_KEY)
+    found = details.get(FAILED_REQUESTS_KEY) if isinstance(details, dict) else metadata.get(FAILED_REQUESTS_KEY)
+    return found if isinstance(found, int) else None
+
+
 def known_scores(evaluations: Sequence[PastEvaluation], key: str, prompts_sha256: str) -> dict[str, ModelScore]:
     """Each model's newest score on exactly these prompts (`key`: the test or the validation scores).
 
@@ -41,7 +52,7 @@ def known_scores(evaluations: Sequence[PastEvaluation], key: str, prompts_sha256
     """
     known: dict[str, ModelScore] = {}
     for evaluation in evaluations:
-        if evaluation.metadata.get("failed_requests") != 0:
+        if failed_requests(evaluation.metadata) != 0:
             break
         stored = evaluation.metadata.get(key)
         if not isinstance(stored, dict) or stored.get("prompts_sha256") != prompts_sha256:
@@ -68,6 +79,14 @@ def production_model_name(instance: dg.DagsterInstance, keys: TaskKeys) -> str |
     return str(name) if name else None
 
 
+def same_provider_champion(instance: dg.DagsterInstance, keys: TaskKeys, provider: str) -> str | None:
+    """The model in production when it lives on `provider` (this run's client can ask it), else None."""
+    found = latest_materialization(instance, keys.production_model)
+    if found is None or found.metadata.get("provider") not in (None, provider):
+        return None
+    return production_model_name(instance, keys)
+
+
 @dataclass(frozen=True)
 class Spending:
     """USD recorded on this instance: in total, and in one run."""
@@ -88,7 +107,7 @@ def spending(instance: dg.DagsterInstance, keys: TaskKeys, run_id: str) -> Spend
         total += float(cost)
         run += float(cost) if materialized.run_id == run_id else 0.0
     for evaluation in all_check_results(instance, keys.accuracy_check):
-        cost = evaluation.metadata.get("evaluation_cost_usd")
+        cost = evaluation.metadata.get(SPENT_USD_KEY, evaluation.metadata.get(LEGACY_COST_KEY))
         if isinstance(cost, (int, float)):
             total += float(cost)
             run += float(cost) if evaluation.run_id == run_id else 0.0

@@ -26,6 +26,10 @@ from fine_tuning.core.scoring import ModelScore
 TEST_SCORES_KEY = "model_scores"
 VALIDATION_SCORES_KEY = "validation_scores"
 EVALUATION_FINGERPRINT_KEY = "evaluation_fingerprint"
+SPENT_USD_KEY = "spent_usd"  # what the check paid this run (checkpoint selection included); 0.0 when reused
+SPENT_TOKENS_KEY = "spent_tokens"
+DETAILS_KEY = "details"
+FAILED_REQUESTS_KEY = "failed_requests"  # in the details: requests that failed after every retry
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def _details(roles: Roles, test: Round, pairs: DiscordantPairs | None) -> dict[s
     prompt_tokens = sum(score.prompt_tokens for score in distinct)
     return {
         "accuracy_note": "Accuracy is over all test examples; failed requests and unparseable answers count as wrong.",
+        FAILED_REQUESTS_KEY: int(sum(score.failed_requests for score in distinct)),
         "paired_test": {"p_value": pairs.p_value, **pairs.to_json()} if pairs else None,
         "challenger_is_checkpoint": roles.challenger != roles.trained,
         "unparseable_answers": int(sum(score.unparseable for score in distinct)),
@@ -102,11 +107,7 @@ def _details(roles: Roles, test: Round, pairs: DiscordantPairs | None) -> dict[s
 def check_metadata(
     roles: Roles, test: Round, categories: Sequence[str], selection: Round | None = None
 ) -> dict[str, Any]:
-    """Everything the accuracy check records: a few numbers to plot, then tables, then one JSON of details.
-
-    Related numbers sit together (the UI keeps this order): the accuracies, the macro-F1s, the size
-    of the test and its failures, tokens and cost.
-    """
+    """Everything the accuracy check records: a few numbers to plot, then tables, then one JSON of details."""
     challenger, base = test.scores[roles.challenger], test.scores[roles.base]
     champion = test.scores[roles.champion] if roles.champion else None
     distinct = [test.scores[model] for model in roles.models()]
@@ -119,17 +120,18 @@ def check_metadata(
     details = _details(roles, test, pairs)
     if selection is not None:
         details["checkpoint_selection"] = _selection_details(selection, roles)
+    # The UI lists metadata and plots in alphabetical order, so the names keep related numbers together:
+    # the accuracies (with eval_examples, their denominator), the macro-F1s, then what was spent.
     return {
-        "fine_tuned_accuracy": float(challenger.accuracy),
-        "champion_accuracy": float(champion.accuracy) if champion is not None else None,
         "base_accuracy": float(base.accuracy),
-        "fine_tuned_macro_f1": _macro_f1(challenger, categories),
-        "champion_macro_f1": _macro_f1(champion, categories) if champion is not None else None,
-        "base_macro_f1": _macro_f1(base, categories),
+        "champion_accuracy": float(champion.accuracy) if champion is not None else None,
         "eval_examples": int(challenger.examples),
-        "failed_requests": int(sum(score.failed_requests for score in distinct)),
-        "total_tokens": int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)),
-        "evaluation_cost_usd": round(spent, 6),
+        "fine_tuned_accuracy": float(challenger.accuracy),
+        "macro_f1_base": _macro_f1(base, categories),
+        "macro_f1_champion": _macro_f1(champion, categories) if champion is not None else None,
+        "macro_f1_fine_tuned": _macro_f1(challenger, categories),
+        SPENT_TOKENS_KEY: int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)),
+        SPENT_USD_KEY: round(spent, 6),
         "fine_tuned_model": roles.challenger,
         "champion_model": roles.champion,
         "base_model": roles.base,
@@ -143,7 +145,7 @@ def check_metadata(
         )),
         **({"checkpoint_scores": dg.MetadataValue.md(_selection_table(selection, roles))} if selection else {}),
         "reused_evaluation": not test.asked,
-        "details": dg.MetadataValue.json(details),
+        DETAILS_KEY: dg.MetadataValue.json(details),
         EVALUATION_FINGERPRINT_KEY: test.fingerprint,
         TEST_SCORES_KEY: dg.MetadataValue.json(stored_scores(test)),
         **({VALIDATION_SCORES_KEY: dg.MetadataValue.json(stored_scores(selection))} if selection else {}),

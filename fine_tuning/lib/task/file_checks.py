@@ -80,7 +80,8 @@ def _read(context: dg.AssetCheckExecutionContext, keys: TaskKeys, split: _Split,
         return _ReadFile(split, path, recorded, None, problem)
     # The writer's token counts of these exact bytes are taken, not counted again (same sha256).
     report = validate_written_file(
-        path, tuning.base_model, n_epochs=tuning.n_epochs, min_examples=split.min_examples, counter=token_counter()
+        path, tuning.base_model, n_epochs=tuning.epochs(), min_examples=split.min_examples, counter=token_counter(),
+        method=tuning.method_type(),
     )
     return _ReadFile(split, path, recorded, report, None)
 
@@ -96,18 +97,24 @@ def _unreadable(key: dg.AssetKey, name: str, *files: _ReadFile) -> dg.AssetCheck
     return None
 
 
-def _common_metadata(read: _ReadFile, report: FileReport) -> dict[str, Any]:
+def _common_metadata(read: _ReadFile, report: FileReport, numbers: dict[str, Any], **details: Any) -> dict[str, Any]:
+    """A check's own few `numbers` (the UI plots every number), what identifies the file, and one details entry
+    with the file's token statistics and the check's other figures."""
     return {
+        **numbers,
         "path": report.path,
         "sha256": report.sha256,
         "materialized_sha256": read.materialized_sha256 or "none recorded",
-        "examples": report.examples,
-        **report.token_stats(),
         "tokens_exact": report.tokens_exact,
         "token_method": report.token_method,
         "token_counts": report.token_counts_source,
-        "approximately_counted_examples": len(report.approximate_token_lines),
-        "estimated_cost_usd": report.estimated_cost_usd if report.estimated_cost_usd is not None else "unknown",
+        "details": dg.MetadataValue.json({
+            "examples": report.examples,
+            **report.token_stats(),
+            "approximately_counted_examples": len(report.approximate_token_lines),
+            "estimated_cost_usd": report.estimated_cost_usd,
+            **details,
+        }),
     }
 
 
@@ -127,6 +134,26 @@ def _result(read: _ReadFile, aspect: str, passed: bool, description: str, metada
     )
 
 
+def _time_billed(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
+    """Reinforcement fine-tuning is billed by training time, which no file predicts: reported as a
+    warning with the hourly rate, so the budget is a decision the user sees, not a number made up."""
+    rate = f"${report.price_per_hour:.2f} per training hour" if report.price_per_hour is not None else "an unknown hourly rate"
+    description = (
+        f"reinforcement fine-tuning of {tuning.base_model} is billed by training time at {rate} (prices as of "
+        f"{PRICING_AS_OF}) plus the grader's tokens: the file cannot be priced against the "
+        f"${tuning.max_cost_usd:.2f} budget"
+    )
+    return dg.AssetCheckResult(
+        asset_key=read.split.key, check_name=f"{read.split.label}_file_cost_check", passed=False,
+        severity=dg.AssetCheckSeverity.WARN, description=description, metadata={
+            **_common_metadata(
+                read, report, {"max_cost_usd": tuning.max_cost_usd}, model=tuning.base_model, method=report.method,
+                price_per_training_hour_usd=report.price_per_hour, pricing_as_of=PRICING_AS_OF,
+            ),
+        },
+    )
+
+
 def judge_format(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Format rules, and the file is the one that was materialized; warnings are reported, not failed."""
     mismatch = _sha_mismatch(read, report)
@@ -138,13 +165,11 @@ def judge_format(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
     summary = f"{report.examples} examples, all well-formed"
     if warnings:
         summary += f" ({', '.join(f'{n} {kind}' for kind, n in warnings.items())} warning(s))"
+    numbers = {"examples": report.examples, "format_errors": sum(counts.values()), "warnings": sum(warnings.values())}
     return _result(read, "format", not problems, "; ".join(problems) or summary, {
-        **_common_metadata(read, report),
+        **_common_metadata(read, report, numbers, min_examples=read.split.min_examples),
         "errors_by_kind": dg.MetadataValue.md(report.errors_markdown(FORMAT_ERROR_KINDS)),
-        "format_errors": sum(counts.values()),
         "warnings_by_kind": dg.MetadataValue.md(report.warnings_markdown()),
-        "warnings": sum(warnings.values()),
-        "min_examples": read.split.min_examples,
         "first_offending_lines": str(report.first_lines(FORMAT_ERROR_KINDS, _FIRST_LINES)),
     })
 
@@ -157,13 +182,12 @@ def judge_tokens(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
         f"{len(over)} example(s) over the {report.token_limit}-token limit of {tuning.base_model} would be truncated: {truncated}"
         if over else f"every example fits the {report.token_limit}-token limit of {tuning.base_model}"
     )
+    numbers = {"examples_over_limit": len(over), "token_limit": report.token_limit,
+               "tokens_max": report.token_stats()["tokens_max"]}
     return _result(read, "token", not over, description, {
-        **_common_metadata(read, report),
+        **_common_metadata(read, report, numbers, token_limit_known=report.token_limit_known,
+                           token_limits_as_of=TOKEN_LIMITS_AS_OF),
         "model": tuning.base_model,
-        "token_limit": report.token_limit,
-        "token_limit_known": report.token_limit_known,
-        "token_limits_as_of": TOKEN_LIMITS_AS_OF,
-        "examples_over_limit": len(over),
         "truncated_examples": truncated or "none",
         "first_offending_lines": str([line for line, _ in over[:_FIRST_LINES]]),
     })
@@ -172,6 +196,8 @@ def judge_tokens(read: _ReadFile, report: FileReport, tuning: TuningSettings) ->
 def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Estimated training cost within the `tuning` budget; an unpriced model fails."""
     cost = report.estimated_cost_usd
+    if report.method == "reinforcement":
+        return _time_billed(read, report, tuning)
     if cost is None:
         passed = False
         description = (
@@ -188,15 +214,12 @@ def judge_cost(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> d
         )
     if not report.tokens_exact:
         description += " [token counts estimated]"
+    numbers = {"billing_tokens": report.billing_tokens,
+               "estimated_cost_usd": cost if cost is not None else "unknown", "max_cost_usd": tuning.max_cost_usd}
     return _result(read, "cost", passed, description, {
-        **_common_metadata(read, report),
+        **_common_metadata(read, report, numbers, n_epochs=report.n_epochs, epochs_rule=report.epochs_rule,
+                           price_per_million_usd=report.price_per_million, pricing_as_of=PRICING_AS_OF),
         "model": tuning.base_model,
-        "billing_tokens": report.billing_tokens,
-        "n_epochs": report.n_epochs,
-        "epochs_rule": report.epochs_rule,
-        "price_per_million_usd": report.price_per_million if report.price_per_million is not None else "unknown",
-        "pricing_as_of": PRICING_AS_OF,
-        "max_cost_usd": tuning.max_cost_usd,
     })
 
 

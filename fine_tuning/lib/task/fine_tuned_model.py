@@ -19,6 +19,7 @@ from pydantic import Field
 from fine_tuning.core import job_polling
 from fine_tuning.core.costs import training_cost
 from fine_tuning.core.job_polling import JobProgress
+from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.core.provider_jobs import (
     Log,
     choose_job,
@@ -31,8 +32,16 @@ from fine_tuning.core.provider_jobs import (
     settle_concurrent_jobs,
     training_fingerprint,
 )
-from fine_tuning.lib.facts import check_results, latest_metadata
+from fine_tuning.lib.facts import check_results, latest_materialization, latest_metadata
 from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
+from fine_tuning.lib.lifecycle import (
+    deploy_on_azure,
+    lifecycle_metadata,
+    lookup_dates,
+    needs_deployment,
+    provider_name,
+    provider_refusals,
+)
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.task.config import task_config
 from fine_tuning.lib.task.keys import TaskKeys
@@ -94,8 +103,8 @@ def success_metadata(
         "reused": reused,
         "fingerprint": fingerprint,
         "base_model": job.model,
+        # One JSON entry, not a chart per hyperparameter: the UI plots every number.
         "hyperparameters": dg.MetadataValue.json(hyperparameters),
-        **{name: value for name, value in hyperparameters.items() if not isinstance(value, str)},
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }
@@ -122,6 +131,25 @@ def estimated_cost(instance: dg.DagsterInstance, keys: TaskKeys, training_sha256
     return None
 
 
+def serving_metadata(
+    context: dg.AssetExecutionContext, openai: OpenAIResource, client: openai_sdk.OpenAI, model: str, reused: bool,
+    keys: TaskKeys,
+) -> dict[str, Any]:
+    """Provider, shutdown date and days left of the new model; on Azure, its deployment (created or
+    reused and waited for), and the production model's, recreated if Azure deleted it for idleness."""
+    provider = provider_name(openai)
+    metadata: dict[str, Any] = {}
+    if needs_deployment(provider):
+        outcome = deploy_on_azure(openai, model, existed_before=reused, log=context.log)
+        metadata.update({"deployment": outcome.name, "deployment_action": outcome.action})
+        found = latest_materialization(context.instance, keys.production_model)
+        champion = found.metadata if found else {}
+        if champion.get("deployment") and champion.get("model_name") != model and champion.get("provider") == provider:
+            deploy_on_azure(openai, str(champion["model_name"]), existed_before=True, log=context.log)
+    dates, _, _ = lookup_dates(client, model, provider)
+    return {**metadata, **lifecycle_metadata(dates, utc_today())}
+
+
 def _upload_ids(context: dg.AssetExecutionContext, keys: TaskKeys) -> tuple[dict[str, Any], dict[str, Any]]:
     found = {key: latest_metadata(context, key) for key in (keys.upload_training_file, keys.upload_validation_file)}
     for key, values in found.items():
@@ -133,10 +161,10 @@ def _upload_ids(context: dg.AssetExecutionContext, keys: TaskKeys) -> tuple[dict
 
 
 def _create_job(
-    client: openai_sdk.OpenAI, create_kwargs: dict[str, Any], fingerprint: str, log: Log
+    client: openai_sdk.OpenAI, create_kwargs: dict[str, Any], fingerprint: str, log: Log, provider: str
 ) -> tuple[FineTuningJob, bool]:
     """A new provider job (or the one a lost answer or a racing run started); whether it is someone else's."""
-    with api_errors("creating the fine-tuning job", client):
+    with api_errors("creating the fine-tuning job", client), provider_refusals("creating the fine-tuning job", client, provider):
         # A job found after a lost answer is the one this run's own request started.
         job, _ = create_job_once(client, fingerprint, create_kwargs, log)
         job, reused = settle_concurrent_jobs(client, fingerprint, job, log)
@@ -161,6 +189,7 @@ def build_fine_tuned_model(task: "FineTuningTask") -> dg.AssetsDefinition:
             "the run cancels the provider job."
         ),
         required_resource_keys={"openai", keys.tuning_resource},
+        pool=task.provider_job_pool(),
     )
     def fine_tuned_model(context: dg.AssetExecutionContext, config: config_class) -> dg.MaterializeResult:  # type: ignore[valid-type]
         """Create, reuse or resume the provider fine-tuning job and wait for its model."""
@@ -176,7 +205,7 @@ def train(
     """Create, reuse or resume the provider fine-tuning job and wait for its model."""
     require_valid_run_settings(context)
     training, validation = _upload_ids(context, keys)
-    method = tuning.method()
+    method = tuning.job_method()
     fingerprint = training_fingerprint(
         str(training["sha256"]), str(validation["sha256"]), tuning.base_model, method, tuning.suffix, tuning.seed
     )
@@ -199,9 +228,12 @@ def train(
                 "method": method,
                 "suffix": tuning.suffix,
                 "seed": tuning.seed,
-                "metadata": job_metadata(fingerprint),
+                # The task's metadata, then the pipeline's own keys (which find the job again).
+                "metadata": {**(tuning.job_metadata or {}), **job_metadata(fingerprint)},
             }
-            job, reused = _create_job(client, create_kwargs, fingerprint, context.log)
+            if tuning.integrations:
+                create_kwargs["integrations"] = tuning.integrations
+            job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:
@@ -213,6 +245,7 @@ def train(
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))
         metadata = success_metadata(client, job, progress, reused, fingerprint, choice.replaced)
+        metadata.update(serving_metadata(context, openai, client, job.fine_tuned_model, reused, keys))
     metadata["estimated_cost_usd"] = estimated_cost(context.instance, keys, str(training["sha256"]))
     context.log.info(f"Fine-tuned model {job.fine_tuned_model} (job {job.id}, reused={reused}).")
     return dg.MaterializeResult(metadata=metadata)

@@ -19,6 +19,8 @@ import openai as openai_sdk
 from dagster_openai import OpenAIResource
 from pydantic import Field
 
+from fine_tuning.core.azure_deployments import deployment_name
+from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.core.openai_errors import describe_api_error
 from fine_tuning.core.paired_test import DiscordantPairs, discordant_pairs
 from fine_tuning.core.promotion import (
@@ -31,6 +33,7 @@ from fine_tuning.core.promotion import (
 )
 from fine_tuning.core.scoring import ModelScore
 from fine_tuning.lib.facts import latest_materialization, latest_metadata
+from fine_tuning.lib.lifecycle import deploy_on_azure, lifecycle_metadata, lookup_dates, needs_deployment, provider_name
 from fine_tuning.lib.run_settings import CheckedConfig, require_valid_run_settings
 from fine_tuning.lib.task.config import task_config
 from fine_tuning.lib.task.evaluation_history import PastEvaluation, evaluation_of, spending
@@ -120,10 +123,20 @@ def _verify_pin(client: openai_sdk.OpenAI, model: str) -> None:
 
 
 def _decision(
-    config: ProductionModelConfig, champion: str | None, trained: str, evaluation: PastEvaluation | None
+    config: ProductionModelConfig, champion: str | None, trained: str, evaluation: PastEvaluation | None,
+    providers: tuple[str | None, str] = (None, ""),
 ) -> Decision:
     if config.pin_model:
         return Decision(config.pin_model, False, f"Pinned by run config: {config.pin_model} (was {champion or 'none'}).")
+    champion_provider, provider = providers
+    if champion and champion_provider and champion_provider != provider:
+        # Scores from two providers are not a contest on equal terms, and applications would have to
+        # switch endpoints: only a pin moves production to another provider, on purpose.
+        return Decision(
+            champion, False,
+            f"{trained or 'The challenger'} was trained on {provider}, {champion} is on {champion_provider}: a "
+            f"challenger from another provider is never promoted; pin_model moves production on purpose.",
+        )
     if evaluation is None:
         keep = f"{champion} stays in production" if champion else "there is no production model yet"
         return Decision(champion, False, f"No accuracy check has evaluated {trained} yet; {keep}.")
@@ -179,7 +192,10 @@ def decide_production(
         with openai.get_client(context) as client:
             _verify_pin(client, config.pin_model)
     evaluation = evaluation_of(context.instance, keys, context.run.run_id, trained)
-    decision = _decision(config, champion, trained, evaluation)
+    provider = provider_name(openai)
+    recorded = previous.metadata if previous else {}
+    champion_provider = str(recorded["provider"]) if recorded.get("provider") else None
+    decision = _decision(config, champion, trained, evaluation, (champion_provider, provider))
     context.log.info(decision.reason)
     contest = _contest(evaluation) if evaluation is not None else None
     spent = spending(context.instance, keys, context.run.run_id)
@@ -202,5 +218,21 @@ def decide_production(
             {"min_improvement": config.min_improvement, "max_p_value": config.max_p_value}
         ),
         "evaluation_run_id": evaluation.run_id if evaluation else None,
+        "challenger_provider": provider,
+        "champion_provider": champion_provider,
     }
+    kept_elsewhere = decision.model_name == champion and not config.pin_model and champion_provider not in (None, provider)
+    if kept_elsewhere:  # this run's client cannot see the other provider: its last known facts stand
+        metadata.update({key: recorded.get(key) for key in ("shutdown_date", "days_until_shutdown", "deployment")})
+        metadata["provider"] = champion_provider
+    elif decision.model_name:
+        with openai.get_client(context) as client:
+            dates, _, _ = lookup_dates(client, decision.model_name, provider)
+        metadata.update(lifecycle_metadata(dates, utc_today()))
+        if needs_deployment(provider):
+            if config.pin_model:  # a pinned model may never have been deployed here
+                deploy_on_azure(openai, decision.model_name, existed_before=True, log=context.log)
+            metadata["deployment"] = deployment_name(decision.model_name)  # what applications pass as `model`
+    else:
+        metadata.update({"shutdown_date": None, "days_until_shutdown": None, "provider": provider})
     return dg.MaterializeResult(metadata=metadata)

@@ -8,9 +8,9 @@ DuckDB to disk (`core.example_files`); nothing holds the table in Python.
 (No `from __future__ import annotations`: Dagster inspects the real `context` and `config` annotations.)
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -28,7 +28,9 @@ from fine_tuning.core.example_files import (
     publish_measured,
     write_examples,
 )
-from fine_tuning.core.prompts import TrainingExampleLines
+from fine_tuning.core.evaluation_rounds import AskSettings
+from fine_tuning.core.method_files import IdentifiedRow, write_method_examples
+from fine_tuning.core.prompts import Prompt, TrainingExampleLines
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
 from fine_tuning.lib.builds import (
     REBUILT,
@@ -38,10 +40,13 @@ from fine_tuning.lib.builds import (
     kept_metadata,
     record_build,
 )
+from fine_tuning.lib.failures import disk_space_failures
 from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.config import task_config
+from fine_tuning.lib.failures import provider_job_failures
 from fine_tuning.lib.task.keys import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
+from fine_tuning.lib.task.method_files import PreferencePairs, answering_model, preference_pairs, split_rows
 from fine_tuning.lib.task.source import SourceError
 from fine_tuning.lib.warehouse import connection, stream_rows, transaction
 
@@ -74,6 +79,11 @@ class SplitConfig(CheckedConfig):
     )
     max_test_examples: int | None = Field(
         default=500, ge=1, description="Cap on test books, >= 1 (bounds evaluation calls on the full dataset)."
+    )
+    answers_mode: Literal["online", "batch"] = Field(
+        default="online", description="DPO only: how the production (or base) model is asked about the training "
+        "examples whose mistakes become the pairs: online, or one Batch API batch at half the price (resumed "
+        "after a crash). Answers already known for these prompts are reused, never asked twice.",
     )
 
     @model_validator(mode="after")
@@ -124,15 +134,10 @@ def _file_metadata(
     excluded: int,
 ) -> dict[str, Any]:
     stats = token_stats(written.token_counts)
-    return {
-        "path": str(written.path.resolve()),
-        "examples": written.examples,
-        "sha256": written.sha256,
+    # Three numbers for the UI to plot (it plots every number); the rest in one details entry.
+    details = {
         "bytes": written.bytes,
-        **stats,
-        "tokens_exact": counter.exact,
-        "token_method": counter.method,
-        "label_distribution": dg.MetadataValue.md(distribution),
+        **{name: value for name, value in stats.items() if name != "total_tokens"},
         "train_examples": sizes["train"],
         "validation_examples": sizes["validation"],
         "test_examples": sizes["test"],
@@ -140,17 +145,33 @@ def _file_metadata(
         "seed": config.seed,
         "validation_fraction": config.validation_fraction,
         "test_fraction": config.test_fraction,
+    }
+    return {
         "dagster/row_count": written.examples,
+        "examples": written.examples,
+        "total_tokens": stats["total_tokens"],
+        "path": str(written.path.resolve()),
+        "sha256": written.sha256,
+        "tokens_exact": counter.exact,
+        "token_method": counter.method,
+        "label_distribution": dg.MetadataValue.md(distribution),
+        "details": dg.MetadataValue.json(details),
     }
 
 
+# Builds the DPO pairs of a task from its prompt and the (id, user message, label) rows of train and validation.
+PairsSource = Callable[[Prompt, list[IdentifiedRow], list[IdentifiedRow]], PreferencePairs]
+
+
 def build_training_files(
-    conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", config: SplitConfig, out_dir: Path
+    conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", config: SplitConfig, out_dir: Path,
+    method: str = "supervised", pairs_source: PairsSource | None = None,
 ) -> tuple[WrittenFile, WrittenFile, dict[str, Any]]:
-    """Split, then write both files atomically; returns the two files and shared facts.
+    """Split, then write both files atomically, as `method`'s lines; returns the two files and shared facts.
 
     Both files are written to temp files first and published only when both are complete, inside
     the transaction that writes the splits table: a failure leaves the old files and the old splits.
+    DPO files hold the pairs `pairs_source` makes (a model's own mistakes on the training examples).
     """
     counter = token_counter()
     with transaction(conn):
@@ -163,11 +184,21 @@ def build_training_files(
             raise SplitError(f"{error}; with {_split_settings(config)}") from None
         targets = {"train": out_dir / TRAINING_FILE_NAME, "validation": out_dir / VALIDATION_FILE_NAME}
         written = {split: WrittenFile(split, path) for split, path in targets.items()}
+        pairs = None
+        if method == "dpo":
+            assert pairs_source is not None, "a DPO file needs the model whose mistakes it pairs"
+            rows = {split: split_rows(conn, task, SQL["split_rows_with_ids"], split) for split in targets}
+            pairs = pairs_source(prompt, rows["train"], rows["validation"])
 
         def write_split(split: str, handle: IO[bytes]) -> None:
-            rows = stream_rows(conn.execute(SQL["split_rows"], {"split": split}))
-            examples = ((task.render(fields), label) for fields, label in rows)
-            write_examples(examples, handle, written[split], prompt, counter)
+            if method == "supervised":
+                rows = stream_rows(conn.execute(SQL["split_rows"], {"split": split}))
+                examples = ((task.render(fields), label) for fields, label in rows)
+                write_examples(examples, handle, written[split], prompt, counter)
+                return
+            rejected = None if pairs is None else (pairs.train if split == "train" else pairs.validation)
+            identified = split_rows(conn, task, SQL["split_rows_with_ids"], split)
+            write_method_examples(identified, handle, written[split], prompt, counter, method, rejected)
 
         publish_measured(targets, write_split, written, counter.method)
         counts = {(label, split): n for label, split, n in conn.execute(SQL["split_counts"]).fetchall()}
@@ -177,6 +208,8 @@ def build_training_files(
             "distribution": label_distribution(counts, labels),
             "excluded": int(total_labeled) - sum(sizes.values()),
             "counter": counter,
+            "method": method,
+            "pairs": pairs,
         }
     return written["train"], written["validation"], facts
 
@@ -184,10 +217,12 @@ def build_training_files(
 BUILD_TARGET = "training_files"
 
 
-def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", config: SplitConfig) -> str | None:
+def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", config: SplitConfig,
+                      method: str = "supervised", answering: str | None = None) -> str | None:
     """What both files are written from: the source (as its recorded builds and loads say, else its
     content), the labels, the configuration, the SQL, the exact example format (one rendered line
-    per label) and how tokens are counted. None (never kept) when the source cannot be read."""
+    per label), how tokens are counted, the method and (DPO) whose mistakes they pair. None (never
+    kept) when the source cannot be read."""
     try:
         prompt = task.open_examples(conn)
     except (SourceError, SplitError):
@@ -199,6 +234,7 @@ def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask
         config.model_dump(), dict(SQL), task.splits_table_name(), task.prompt.user_template,
         [lines.line("", label) for label in prompt.labels] or None,
         token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
+        *(() if method == "supervised" else (method, answering)),
     )
 
 
@@ -214,6 +250,10 @@ def kept_files(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", fing
         if not path.is_file() or str(path.resolve()) != kept[key]["path"] or file_sha256(path) != kept[key]["sha256"]:
             return None
     return kept
+
+
+# What a failed write leaves (the files are published together with the splits table, or not at all).
+KEPT_ON_FAILURE = "the previous training and validation files and the previous splits"
 
 
 def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
@@ -243,7 +283,9 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
             ),
         ],
         can_subset=False,
-        required_resource_keys={task.duckdb_resource_key()},
+        # openai: a DPO file asks the production (or base) model about the training examples.
+        required_resource_keys={task.duckdb_resource_key(), keys.tuning_resource, "openai"},
+        pool=task.tables_pool(),
     )
     def training_files(context: dg.AssetExecutionContext, config: config_class) -> Iterator[dg.MaterializeResult]:  # type: ignore[valid-type]
         """Split the labelled examples and write training.jsonl and validation.jsonl.
@@ -253,25 +295,39 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
         """
         require_valid_run_settings(context)
         out_dir = keys.files_dir()
+        tuning = getattr(context.resources, keys.tuning_resource)
+        method = tuning.method_type()
+        answering = answering_model(context, task, tuning.base_model) if method == "dpo" else None
+
+        def pairs_source(prompt: Prompt, train: list[IdentifiedRow], validation: list[IdentifiedRow]) -> PreferencePairs:
+            assert answering is not None
+            with context.resources.openai.get_client_for_asset(context, keys.training_file) as client, provider_job_failures():
+                return preference_pairs(context, task, client, answering, prompt, train, validation,
+                                        AskSettings(mode=config.answers_mode))
+
         with connection(task.duckdb(context)) as conn:
-            fingerprint = files_fingerprint(conn, task, config)
+            fingerprint = files_fingerprint(conn, task, config, method, answering)
             metadata = kept_files(conn, task, fingerprint, out_dir)
             if metadata is not None:
                 context.log.info("training files: their inputs are those they were written from; kept both")
             else:
                 forget_build(conn, task.build_target(BUILD_TARGET))
                 try:
-                    train, validation, facts = build_training_files(conn, task, config, out_dir)
+                    with disk_space_failures(out_dir, kept=KEPT_ON_FAILURE):
+                        train, validation, facts = build_training_files(conn, task, config, out_dir, method,
+                                                                        pairs_source)
                 except (SplitError, SourceError) as error:
                     raise dg.Failure(description=f"Cannot write the training files: {error}") from error
                 context.log.info(
                     f"splits {facts['sizes']} ({facts['counter'].method}); wrote {train.path} and {validation.path}"
                 )
                 files = {
-                    key: _file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config,
-                                        facts["excluded"])
+                    key: {**_file_metadata(written, facts["sizes"], facts["distribution"], facts["counter"], config,
+                                           facts["excluded"]), "method": method}
                     for key, written in (("training_file", train), ("validation_file", validation))
                 }
+                if facts["pairs"] is not None:
+                    files["training_file"].update(facts["pairs"].metadata())
                 metadata = record_build(conn, task.build_target(BUILD_TARGET), fingerprint, files)
         for name, key in (("training_file", keys.training_file), ("validation_file", keys.validation_file)):
             yield dg.MaterializeResult(asset_key=key, metadata={**metadata[name], REBUILT: metadata[REBUILT]})

@@ -2,7 +2,7 @@
 
 A resource rather than per-asset config because the cost check on the training files and the
 `fine_tuned_model` asset must price and train the very same model and epochs. A task's
-`defs.yaml` sets its defaults (`model`, `method`, `max_cost_usd`); run config
+`defs.yaml` sets its defaults (`model`, `method`, `max_cost_usd`, `min_runway_days`); run config
 (`resources.<key>.config`, `resources.tuning.config` for the Goodreads task) overrides them.
 """
 
@@ -10,10 +10,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from fine_tuning.core.catalog import supported_methods
+from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
+from fine_tuning.core.method_examples import default_grader
+from fine_tuning.core.methods import (
+    integrations_problems,
+    metadata_problems,
+    method_grader,
+    method_hyperparameters,
+    method_problems,
+    method_type,
+)
+from fine_tuning.core.provider_jobs import job_metadata
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL
-from fine_tuning.lib.run_settings import CheckedResource
+from fine_tuning.lib.run_settings import CheckedResource, SettingProblem, SettingsError
+
+SUPERVISED_FIELDS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
 class TuningSettings(CheckedResource):
@@ -46,20 +60,81 @@ class TuningSettings(CheckedResource):
         default=5.0, gt=0,
         description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked.",
     )
+    min_runway_days: int = Field(
+        default=DEFAULT_MIN_RUNWAY_DAYS, ge=0, le=3650,
+        description="Refuse (before uploading) a base model whose training is retired or that shuts down within "
+        "this many days: a model fine-tuned from it would stop answering with it.",
+    )
+
+    method: dict[str, Any] | None = Field(
+        default=None,
+        description="The API's `method` object: {type: supervised | dpo | reinforcement, <type>: {hyperparameters: "
+        "{...}, grader: {...} (reinforcement)}}, checked against the documented bounds and the model's methods "
+        "before anything is spent. n_epochs, batch_size and learning_rate_multiplier above override its "
+        "hyperparameters. Null: supervised.",
+    )
+    grader: dict[str, Any] | None = Field(
+        default=None, description="The task's grader (OpenAI's JSON shape) for a reinforcement method that names "
+        "none; null: an exact-match string_check of the answer against the example's reference answer.",
+    )
+    integrations: list[dict[str, Any]] | None = Field(
+        default=None, description="The job's `integrations` (Weights & Biases: [{type: wandb, wandb: {project, "
+        "name?, entity?, tags?}}]); null: none.",
+    )
+    job_metadata: dict[str, str] | None = Field(
+        default=None, description="Metadata of the provider job (string pairs, at most 14: the pipeline adds two "
+        "to find its jobs again).",
+    )
+
+    @model_validator(mode="after")
+    def _method_is_documented(self) -> "TuningSettings":
+        # A model the catalog does not know is the cost check's to refuse (unpriced); one it knows must take the method.
+        found = method_problems(self.job_method(), self.base_model if supported_methods(self.base_model) else None)
+        found += integrations_problems(self.integrations)
+        found += metadata_problems(self.job_metadata, reserved=len(job_metadata("")))
+        if found:
+            raise SettingsError([
+                SettingProblem(f"{self.run_config_path}.{problem.field}", _value_at(self, problem.field), problem.message)
+                for problem in found
+            ])
+        return self
 
     def hyperparameters(self) -> dict[str, Any]:
-        """Supervised hyperparameters as the API takes them ("auto" where unset)."""
-        return {
-            "n_epochs": "auto" if self.n_epochs is None else self.n_epochs,
-            "batch_size": "auto" if self.batch_size is None else self.batch_size,
-            "learning_rate_multiplier": (
-                "auto" if self.learning_rate_multiplier is None else self.learning_rate_multiplier
-            ),
-        }
+        """The method's hyperparameters as the API takes them ("auto" where unset); the supervised
+        fields set here override the method object's."""
+        hyper = {name: "auto" for name in SUPERVISED_FIELDS}
+        hyper.update(method_hyperparameters(self.method))
+        for name in SUPERVISED_FIELDS:
+            if getattr(self, name) is not None:
+                hyper[name] = getattr(self, name)
+        return hyper
 
-    def method(self) -> dict[str, Any]:
+    def method_type(self) -> str:
+        """supervised, dpo or reinforcement."""
+        return method_type(self.method)
+
+    def job_method(self) -> dict[str, Any]:
         """The `method` argument of `fine_tuning.jobs.create` (the `hyperparameters` one is deprecated)."""
-        return {"type": "supervised", "supervised": {"hyperparameters": self.hyperparameters()}}
+        kind = self.method_type()
+        settings: dict[str, Any] = {"hyperparameters": self.hyperparameters()}
+        if kind == "reinforcement":
+            settings["grader"] = method_grader(self.method) or self.grader or default_grader()
+        return {"type": kind, kind: settings}
+
+    def epochs(self) -> int | None:
+        """The epochs the job will train (None: the provider's "auto" rule)."""
+        value = self.hyperparameters()["n_epochs"]
+        return value if isinstance(value, int) else None
+
+
+def _value_at(settings: TuningSettings, path: str) -> Any:
+    """The value a problem's path (e.g. method.dpo.hyperparameters.beta) names, or None."""
+    root, *rest = path.split(".")
+    value: Any = {"method": settings.job_method(), "integrations": settings.integrations,
+                  "metadata": settings.job_metadata}.get(root)
+    for part in rest:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def tuning_settings_class(run_config_path: str) -> type[TuningSettings]:

@@ -16,9 +16,12 @@ from dagster_openai import OpenAIResource
 from openai.types import FileObject
 
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.lib.facts import latest_metadata
 from fine_tuning.lib.failures import api_errors
+from fine_tuning.lib.lifecycle import provider_name, require_runway
 from fine_tuning.lib.run_settings import require_valid_run_settings
+from fine_tuning.lib.task.tuning import TuningSettings
 
 if TYPE_CHECKING:
     from fine_tuning.lib.task.component import FineTuningTask
@@ -111,6 +114,7 @@ def build_upload_asset(task: "FineTuningTask", kind: str) -> dg.AssetsDefinition
     @dg.asset(
         key=keys.asset(f"upload_{kind}_file"),
         kinds={"openai"},
+        required_resource_keys={"openai", keys.tuning_resource},
         group_name=task.model_group(),
         # Both files, not just `source`: a failed blocking check on either file must stop both
         # uploads, so a half-valid pair never reaches the provider.
@@ -120,10 +124,14 @@ def build_upload_asset(task: "FineTuningTask", kind: str) -> dg.AssetsDefinition
             "already uploaded file with the same sha256 instead of uploading it again."
         ),
     )
-    def _upload(context: dg.AssetExecutionContext, openai: OpenAIResource) -> dg.MaterializeResult:
+    def _upload(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         require_valid_run_settings(context)
+        openai: OpenAIResource = context.resources.openai
+        tuning: TuningSettings = getattr(context.resources, keys.tuning_resource)
         path, sha256 = _verified_upstream_file(latest_metadata(context, source), source_name)
         with openai.get_client(context) as client:
+            # The base model must outlive min_runway_days, or nothing is uploaded (lib.lifecycle).
+            require_runway(client, provider_name(openai), tuning.base_model, tuning.min_runway_days, utc_today())
             uploaded, reused = upload_or_reuse(client, path, sha256, kind, context.log)
         context.log.info(f"{'Reusing' if reused else 'Uploaded'} {uploaded.id} for {path} ({sha256[:12]}...)")
         return dg.MaterializeResult(

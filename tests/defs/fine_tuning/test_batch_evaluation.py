@@ -108,7 +108,7 @@ def test_batch_and_online_give_the_same_accuracies_at_half_the_price(world: dict
     batch = run_check(world, mode="batch")  # a fresh instance: nothing to reuse, so it really asks
     assert online["mode"] == "online" and batch["mode"] == "batch"
     for key in ("fine_tuned_accuracy", "base_accuracy", "eval_examples", "per_label_metrics", "confusion_matrix",
-                "fine_tuned_macro_f1", "base_macro_f1", "passed",
+                "macro_f1_fine_tuned", "macro_f1_base", "passed",
                 "fine_tuned_prompt_tokens", "fine_tuned_completion_tokens", "base_prompt_tokens",
                 "base_completion_tokens", "evaluation_fingerprint"):
         assert batch[key] == online[key], key

@@ -41,7 +41,7 @@ from tests.support.local_openai import wait_for
 
 
 def test_fingerprint_changes_with_every_input_and_ignores_dict_order() -> None:
-    method = TuningSettings().method()
+    method = TuningSettings().job_method()
     base = training_fingerprint("a" * 64, "b" * 64, "gpt-4o-mini-2024-07-18", method, "goodreads", 42)
     reordered = json.loads(json.dumps(method))
     reordered["supervised"]["hyperparameters"] = dict(reversed(list(method["supervised"]["hyperparameters"].items())))
@@ -50,7 +50,7 @@ def test_fingerprint_changes_with_every_input_and_ignores_dict_order() -> None:
         ("c" * 64, "b" * 64, "gpt-4o-mini-2024-07-18", method, "goodreads", 42),
         ("a" * 64, "c" * 64, "gpt-4o-mini-2024-07-18", method, "goodreads", 42),
         ("a" * 64, "b" * 64, "gpt-4.1-mini-2025-04-14", method, "goodreads", 42),
-        ("a" * 64, "b" * 64, "gpt-4o-mini-2024-07-18", TuningSettings(n_epochs=3).method(), "goodreads", 42),
+        ("a" * 64, "b" * 64, "gpt-4o-mini-2024-07-18", TuningSettings(n_epochs=3).job_method(), "goodreads", 42),
         ("a" * 64, "b" * 64, "gpt-4o-mini-2024-07-18", method, "other", 42),
         ("a" * 64, "b" * 64, "gpt-4o-mini-2024-07-18", method, "goodreads", 7),
     ]
@@ -89,7 +89,8 @@ def test_full_run_then_unchanged_rerun_creates_no_job(chain: Chain) -> None:
     assert first["reused"] is False
     assert isinstance(first["trained_tokens"], int) and first["trained_tokens"] == job.trained_tokens > 0
     assert first["base_model"] == chain.tuning.base_model
-    assert first["n_epochs"] == 2 and isinstance(first["batch_size"], int)
+    assert first["hyperparameters"]["n_epochs"] == 2 and isinstance(first["hyperparameters"]["batch_size"], int)
+    assert "n_epochs" not in first  # in the hyperparameters entry only, not a chart of its own
     assert first["result_file_id"] == job.result_files[0]
     assert first["final_train_loss"] > 0 and "final_valid_loss" in first
     assert first["duration_seconds"] >= 0
@@ -131,7 +132,7 @@ def _fingerprint_of_current_uploads(chain: Chain) -> tuple[str, str, str]:
     validation = latest_metadata_of(chain.instance, "upload_validation_file")
     fp = training_fingerprint(
         training["sha256"], validation["sha256"], chain.tuning.base_model,
-        chain.tuning.method(), chain.tuning.suffix, chain.tuning.seed,
+        chain.tuning.job_method(), chain.tuning.suffix, chain.tuning.seed,
     )
     return fp, training["file_id"], validation["file_id"]
 
@@ -142,7 +143,7 @@ def test_an_in_flight_job_with_the_same_fingerprint_is_attached_to(chain: Chain)
     fp, training_id, validation_id = _fingerprint_of_current_uploads(chain)
     orphan = chain.client().fine_tuning.jobs.create(
         model=chain.tuning.base_model, training_file=training_id, validation_file=validation_id,
-        method=chain.tuning.method(), suffix=chain.tuning.suffix, seed=chain.tuning.seed,
+        method=chain.tuning.job_method(), suffix=chain.tuning.suffix, seed=chain.tuning.seed,
         metadata=job_metadata(fp),
     )
     assert orphan.status not in ("succeeded", "failed", "cancelled")
@@ -162,7 +163,7 @@ def test_a_failed_job_with_the_same_fingerprint_is_reported_and_replaced(chain: 
     broken_id = client.files.create(file=broken.open("rb"), purpose="fine-tune").id
     failed = client.fine_tuning.jobs.create(
         model=chain.tuning.base_model, training_file=broken_id, validation_file=validation_id,
-        method=chain.tuning.method(), metadata=job_metadata(fp),
+        method=chain.tuning.job_method(), metadata=job_metadata(fp),
     )
     wait_for(client, failed.id)
     assert client.fine_tuning.jobs.retrieve(failed.id).status == "failed"
@@ -221,7 +222,7 @@ class RecordingLog:
 def _create_job(chain: Chain, client: openai.OpenAI) -> str:
     training = client.files.create(file=(chain.files_dir / "training.jsonl").open("rb"), purpose="fine-tune")
     return client.fine_tuning.jobs.create(
-        model=chain.tuning.base_model, training_file=training.id, method=chain.tuning.method()
+        model=chain.tuning.base_model, training_file=training.id, method=chain.tuning.job_method()
     ).id
 
 
@@ -296,7 +297,7 @@ def test_a_lost_create_answer_is_found_by_fingerprint_not_created_again(chain: C
                                   file_sha256(chain.files_dir / "training.jsonl"), "training")
     fingerprint = "f" * 64
     kwargs = {"model": chain.tuning.base_model, "training_file": training.id,
-              "metadata": job_metadata(fingerprint), "method": chain.tuning.method()}
+              "metadata": job_metadata(fingerprint), "method": chain.tuning.job_method()}
     sleeps: list[float] = []
 
     job, found_existing = create_job_once(client, fingerprint, kwargs, logging.getLogger("test"), sleep=sleeps.append)

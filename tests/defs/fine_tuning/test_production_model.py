@@ -158,16 +158,16 @@ def test_costs_are_recorded_and_add_up_to_the_running_total(dagster_home: Path, 
     # Same prompts and token counts for both, but a fine-tuned model's tokens cost more.
     assert details["fine_tuned_prompt_tokens"] == details["base_prompt_tokens"]
     assert details["fine_tuned_cost_usd"] > details["base_cost_usd"]
-    assert check["evaluation_cost_usd"] == pytest.approx(details["fine_tuned_cost_usd"] + details["base_cost_usd"])
+    assert check["spent_usd"] == pytest.approx(details["fine_tuned_cost_usd"] + details["base_cost_usd"])
     decision = metadata_of(first, "production_model")
-    expected = trained["cost_usd"] + check["evaluation_cost_usd"]
+    expected = trained["cost_usd"] + check["spent_usd"]
     assert decision["run_cost_usd"] == pytest.approx(expected) and decision["total_cost_usd"] == pytest.approx(expected)
 
     # An unchanged re-run reuses the job and every answer: it costs nothing and the total stays.
     again = run_job(instance, FAST)
     assert again.success
     _, check = check_of(again)
-    assert check["reused_evaluation"] is True and check["evaluation_cost_usd"] == 0.0
+    assert check["reused_evaluation"] is True and check["spent_usd"] == 0.0
     decision = metadata_of(again, "production_model")
     assert decision["run_cost_usd"] == 0.0 and decision["total_cost_usd"] == pytest.approx(expected)
     assert len(list(local_client(str(local_openai_dir())).fine_tuning.jobs.list())) == 1
@@ -234,7 +234,7 @@ def test_a_few_answers_better_is_luck_a_clearly_better_model_is_promoted(
     assert f"**challenger** `{retune}`" in check["confusion_matrix"]
     assert f"**production** `{champion}`" in check["confusion_matrix"]
     assert "production F1" in check["per_label_metrics"]
-    assert check["champion_macro_f1"] is not None and 0 < check["fine_tuned_macro_f1"] <= 1
+    assert check["macro_f1_champion"] is not None and 0 < check["macro_f1_fine_tuned"] <= 1
 
     # 3. The same evidence with the test turned off (max_p_value 1.0): the gain alone promotes it.
     third = run_job(instance, train_on(200, max_p_value=1.0))

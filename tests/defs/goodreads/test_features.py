@@ -188,11 +188,13 @@ def test_metadata_counts_drops_by_reason(prep):
     assert labeled["dagster/row_count"] == len(categories_by_book(prep))
     meta = materialization_metadata(prep.result, "enriched_graphic_novels")
     assert meta["dagster/row_count"] == len(KEPT)
-    assert meta["dropped_no_description"] == len(NO_DESCRIPTION)
-    assert meta["dropped_no_category"] == len(NO_CATEGORY)
-    assert meta["dropped_no_title"] == 1
-    assert meta["unknown_author_rows"] == 4
-    assert meta["truncated_descriptions"] == 1
+    details = meta["details"]
+    assert details["dropped_no_description"] == len(NO_DESCRIPTION)
+    assert details["dropped_no_category"] == len(NO_CATEGORY)
+    assert details["dropped_no_title"] == 1
+    assert details["unknown_author_rows"] == 4
+    assert details["truncated_descriptions"] == 1
+    assert meta["rows_dropped"] == sum(value for key, value in details.items() if key.startswith("dropped_"))
     fantasy = sum(row["category"] == "fantasy" for row in enriched(prep).values())
     assert fantasy == 12
     assert f"| fantasy | {fantasy} |" in meta["category_distribution"]

@@ -66,10 +66,13 @@ def test_all_checks_pass_and_downstream_runs_on_good_files() -> None:
     assert all(c.passed for c in checks.values()), {n: c.description for n, c in checks.items()}
     assert ran_downstream == ["ran"]
     cost = checks["training_file_cost_check"].metadata
-    assert cost["pricing_as_of"].value == PRICING_AS_OF
+    assert cost["details"].value["pricing_as_of"] == PRICING_AS_OF
     # The files are exactly what the writer measured: its counts are taken, not counted again.
     assert cost["token_counts"].value == RECORDED
-    assert cost["total_tokens"].value == materialized_metadata(result, "training_file")["total_tokens"]
+    assert cost["details"].value["total_tokens"] == materialized_metadata(result, "training_file")["total_tokens"]
+    # Three numbers for the UI to plot; the file's statistics are in the details entry.
+    assert [key for key, value in cost.items() if isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue))] == [
+        "billing_tokens", "estimated_cost_usd", "max_cost_usd"]
     assert 0 < cost["estimated_cost_usd"].value < 5.0
 
 
@@ -105,7 +108,7 @@ def test_examples_over_the_model_limit_block_downstream() -> None:
     result = run_pipeline(TuningSettings(base_model="gpt-3.5-turbo-0125"))
     token = check_results(result)["training_file_token_check"]
     assert not token.passed
-    assert token.metadata["examples_over_limit"].value == token.metadata["examples"].value
+    assert token.metadata["examples_over_limit"].value == token.metadata["details"].value["examples"]
     assert "would be truncated" in (token.description or "")
     assert ran_downstream == []
 

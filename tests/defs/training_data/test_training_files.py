@@ -110,17 +110,18 @@ def test_metadata_describes_the_written_files(exact_tokens: None) -> None:
         data = path.read_bytes()
         assert meta["sha256"] == hashlib.sha256(data).hexdigest()
         assert meta["examples"] == meta["dagster/row_count"] == len(data.splitlines())
-        assert meta["bytes"] == len(data)
+        details = meta["details"]
+        assert details["bytes"] == len(data)
         assert meta["tokens_exact"] is True and meta["token_method"] == "exact: tiktoken o200k_base"
-        assert meta["tokens_min"] <= meta["tokens_mean"] <= meta["tokens_p95"] <= meta["tokens_max"]
-        assert meta["total_tokens"] > meta["examples"] * meta["tokens_min"] - 1
+        assert details["tokens_min"] <= details["tokens_mean"] <= details["tokens_p95"] <= details["tokens_max"]
+        assert meta["total_tokens"] > meta["examples"] * details["tokens_min"] - 1
         assert "| fantasy | 210 | 30 | 60 |" in meta["label_distribution"]
-        assert (meta["train_examples"], meta["validation_examples"], meta["test_examples"]) == (420, 60, 120)
+        assert (details["train_examples"], details["validation_examples"], details["test_examples"]) == (420, 60, 120)
     assert training["examples"] == 420 and validation["examples"] == 60
     # The check metadata (re-counted by file_checks) agrees with the writer's own count.
     checked = dg.materialize([training_files, *FILE_CHECKS], resources=pipeline_resources())
     tokens = {
-        e.check_name: e.metadata["total_tokens"].value
+        e.check_name: e.metadata["details"].value["total_tokens"]
         for e in checked.get_asset_check_evaluations()
         if e.check_name.endswith("format_check")
     }
@@ -146,7 +147,8 @@ def test_caps_bound_each_split_and_keep_the_strata() -> None:
     write_library(sample_books())
     result = materialize({"max_train_examples": 100, "max_validation_examples": 20, "max_test_examples": 40})
     training = materialization_metadata(result, "training_file")
-    assert (training["train_examples"], training["validation_examples"], training["test_examples"]) == (100, 20, 40)
+    sizes = training["details"]
+    assert (sizes["train_examples"], sizes["validation_examples"], sizes["test_examples"]) == (100, 20, 40)
     assigned = splits()
     category_of = {b[0]: b[4] for b in sample_books()}
     train_mix = Counter(category_of[b] for b, s in assigned.items() if s == "train")
@@ -161,7 +163,7 @@ def test_unlabelled_books_are_left_out() -> None:
     write_library(books)
     training = materialization_metadata(materialize(), "training_file")
     assert not {"x1", "x2"} & set(splits())
-    assert training["books_not_in_a_split"] == 0
+    assert training["details"]["books_not_in_a_split"] == 0
 
 
 def test_missing_upstream_table_fails_with_a_clear_message() -> None:

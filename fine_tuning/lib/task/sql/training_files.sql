@@ -74,3 +74,8 @@ SELECT label, split, count(*) FROM split_examples GROUP BY ALL;
 -- name: labeled_examples
 -- Labelled examples, in a split or not (the difference is reported as books_not_in_a_split).
 SELECT count(DISTINCT example_id) FROM task_examples WHERE list_contains($labels, label);
+
+-- name: split_rows_with_ids
+-- One split's examples in file order, with their ids (DPO pairs need each example's own answer).
+SELECT example_id, fields, label FROM split_examples
+WHERE split = $split ORDER BY split_key, example_id;
