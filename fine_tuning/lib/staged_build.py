@@ -191,11 +191,10 @@ def release_lease(con: duckdb_lib.DuckDBPyConnection, family: str, load: Load) -
     con.execute(SQL["release_lease"], {"family": family, "load_id": load.load_id})
 
 
-def _lock_failure(family: str, holder: LeaseHolder, waited: float, doing: str | None = None) -> dg.Failure:
-    doing = doing or f"building the {family} tables"
+def _lock_failure(family: str, holder: LeaseHolder, waited: float) -> dg.Failure:
     return dg.Failure(
         description=(
-            f"Another run is {doing}: {holder.describe()}. Waited {waited:.0f} s "
+            f"Another run is building the {family} tables: {holder.describe()}. Waited {waited:.0f} s "
             f"({LOCK_WAIT_SECONDS_ENV}); this step changed nothing. Run it again when that run is done, "
             "or stop that run (a dead run's lease is taken over at once on its host, else when the lease "
             "expires)."
@@ -268,37 +267,6 @@ def staging_connection(
             log.info(f"waiting for {holder.describe()} to publish the {tables.family} tables (up to {wait:.0f} s)")
             announced = True
         time.sleep(POLL_SECONDS)
-
-
-@contextmanager
-def held_lease(duckdb: DuckDBResource, family: str, load: Load, log: Any, doing: str) -> Iterator[None]:
-    """Hold `family`'s lease for the block without keeping the DuckDB file open (other steps go on).
-
-    For work outside DuckDB that two runs must not do at once, e.g. finding or creating a
-    provider job: a second run waits, then finds what the first one made. Waits and fails like
-    `staging_connection`; released when the block ends, however it ends.
-    """
-    wait = _seconds(LOCK_WAIT_SECONDS_ENV, DEFAULT_LOCK_WAIT_SECONDS)
-    started = time.monotonic()
-    announced = False
-    while True:
-        with connection(duckdb) as con:
-            con.execute(SQL["prepare"])
-            holder = try_take_lease(con, family, load)
-        if holder is None:
-            break
-        waited = time.monotonic() - started
-        if waited >= wait:
-            raise _lock_failure(family, holder, waited, doing)
-        if not announced:
-            log.info(f"waiting for {holder.describe()}, which is {doing} (up to {wait:.0f} s)")
-            announced = True
-        time.sleep(POLL_SECONDS)
-    try:
-        yield
-    finally:
-        with connection(duckdb) as con:
-            release_lease(con, family, load)
 
 
 def _release_quietly(con: duckdb_lib.DuckDBPyConnection, family: str, load: Load) -> None:

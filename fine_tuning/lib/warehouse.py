@@ -3,9 +3,9 @@
 DuckDB admits one read-write process per file. `connection` opens the file itself instead of
 through `DuckDBResource.get_connection`, whose retries (10, with exponential backoff) make a
 held file or a read-only workdir fail a step only after ~100 s, three times per job. Here:
-- the file is held by another step of this pipeline (its PID is in `<database>.holder`, written
-  while a step holds the file): wait for it, up to FINE_TUNING_DUCKDB_WAIT_SECONDS (steps
-  release the file when they end);
+- the file is held by another step of this pipeline (every step names its PID in
+  `<database>.holders/` before it opens the file, and removes it after closing): wait for it, up
+  to FINE_TUNING_DUCKDB_WAIT_SECONDS (steps release the file when they end);
 - held by any other process (a DuckDB CLI, a notebook): fail within seconds naming its PID
   and program;
 - the file or its folder cannot be written (read-only filesystem, permissions) or the disk is
@@ -14,7 +14,6 @@ held file or a read-only workdir fail a step only after ~100 s, three times per 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -41,21 +40,22 @@ _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (
 _UNWRITABLE = ("Read-only file system", "Permission denied", "read-only")
 
 
-def _holder_file(database: str) -> Path | None:
-    """Where the PID of the pipeline step holding a local DuckDB file is written (None for md: databases)."""
+def _holder_file(database: str, pid: int) -> Path | None:
+    """Where a pipeline process announces that it opens a local DuckDB file (None for md: databases).
+
+    One file per process, written *before* it opens the database: whenever a pipeline process
+    holds the lock, its announcement is already there (a single shared file written after
+    opening left a window in which a racing step took a pipeline step for another program).
+    """
     if database.startswith("md:") or database == ":memory:":
         return None
-    return Path(database + ".holder")
+    return Path(database + ".holders") / str(pid)
 
 
-def _pipeline_holder(database: str, pid: int) -> dict[str, Any] | None:
-    """What the holder file says when `pid` is a step of this pipeline (None: another program)."""
-    path = _holder_file(database)
-    try:
-        recorded = json.loads(path.read_text()) if path else None
-    except (OSError, ValueError):
-        return None
-    return recorded if isinstance(recorded, dict) and recorded.get("pid") == pid else None
+def _is_pipeline_holder(database: str, pid: int) -> bool:
+    """Whether `pid`, the process holding the file, is a step of this pipeline (else another program)."""
+    path = _holder_file(database, pid)
+    return path is not None and path.exists()
 
 
 def _lock_failure(database: str, program: str, pid: int, waited: float, pipeline: bool) -> dg.Failure:
@@ -105,23 +105,30 @@ def open_database(duckdb: DuckDBResource) -> duckdb_lib.DuckDBPyConnection:
                     raise _unwritable_failure(database, error) from None
                 raise
             pid = int(lock["pid"])
-            pipeline = _pipeline_holder(database, pid) is not None
+            pipeline = _is_pipeline_holder(database, pid)
             if waited >= (pipeline_wait if pipeline else FOREIGN_WAIT_SECONDS):
                 raise _lock_failure(database, lock["program"], pid, waited, pipeline) from None
             time.sleep(RETRY_SECONDS)
             continue
-        _mark_holder(database)
         return con
 
 
-def _mark_holder(database: str) -> None:
-    """Say that this process, a pipeline step, holds the file (another step then waits instead of failing)."""
-    path = _holder_file(database)
-    if path is not None:
-        try:
-            path.write_text(json.dumps({"pid": os.getpid()}))
-        except OSError:
-            pass  # only a better message for a waiting step depends on it
+@contextmanager
+def _announced(database: str) -> Iterator[None]:
+    """Name this process as a pipeline step in `<database>.holders/` while it opens and holds the file,
+    so that a step waiting for the file waits instead of failing."""
+    path = _holder_file(database, os.getpid())
+    try:
+        if path is not None:
+            path.parent.mkdir(exist_ok=True)
+            path.touch()
+    except OSError:
+        path = None  # a read-only or full workdir: opening the database says so
+    try:
+        yield
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -132,7 +139,7 @@ def connection(duckdb: DuckDBResource) -> Iterator[duckdb_lib.DuckDBPyConnection
     would keep the file locked for the rest of the process (tests, in-process executor).
     DuckDB's out-of-space errors inside the block become a failure naming the file.
     """
-    with closing(open_database(duckdb)) as con:
+    with _announced(duckdb.database), closing(open_database(duckdb)) as con:
         try:
             yield con
         except duckdb_lib.Error as error:

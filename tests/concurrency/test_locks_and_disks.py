@@ -5,7 +5,6 @@ Real faults: another process holding the file, tmpfs filesystems mounted small o
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -39,8 +38,10 @@ def test_a_file_held_by_another_program_fails_in_seconds_naming_its_pid() -> Non
 def test_a_file_held_by_a_step_of_this_pipeline_is_waited_for(monkeypatch) -> None:
     assert materialize_prep([graphic_novels]).success
     with held_duckdb_file(settings.duckdb_path()) as holder:
-        # What a step holding the file writes beside it: the waiting step knows it will end.
-        Path(str(settings.duckdb_path()) + ".holder").write_text(json.dumps({"pid": holder.pid}))
+        # What a step announces beside the file before opening it: the waiting step knows it will end.
+        holders = Path(str(settings.duckdb_path()) + ".holders")
+        holders.mkdir(exist_ok=True)
+        (holders / str(holder.pid)).touch()
         monkeypatch.setenv("FINE_TUNING_DUCKDB_WAIT_SECONDS", "3")
         started = time.monotonic()
         result = materialize_prep([graphic_novels], raise_on_error=False)
