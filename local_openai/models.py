@@ -9,8 +9,8 @@ from fine_tuning.core.catalog import MODELS, REINFORCEMENT_MODELS
 from local_openai import learner
 from local_openai.exceptions import ModelNotDeletable, ModelNotFound
 from local_openai.jobs import Jobs
-from local_openai.shutdowns import Shutdowns
 from local_openai.records import ORGANIZATION_ID, DeletedModel, Job, Model, ModelList
+from local_openai.shutdowns import Shutdowns
 from local_openai.store import Store
 
 # Every catalog name (snapshot and alias) is a base model that answers chat requests zero-shot.

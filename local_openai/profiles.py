@@ -15,7 +15,6 @@ from hmac import compare_digest
 
 from local_openai.deployments import AzureError
 from local_openai.exceptions import InvalidApiKey, MissingApiKey
-from local_openai.http import handlers
 from local_openai.http.handlers import Handler
 from local_openai.http.messages import LocalRequest, LocalResponse, json_response
 from local_openai.http.middleware import App, BearerAuth

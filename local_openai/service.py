@@ -11,9 +11,9 @@ from typing import Any
 
 from local_openai.batches import Batches
 from local_openai.chat import ChatCompletions
+from local_openai.deployments import Deployments
 from local_openai.exceptions import FineTuningNotAllowed, InvalidRequest, ModelNotFound, OpenAIError
 from local_openai.files import Files
-from local_openai.deployments import Deployments
 from local_openai.graders import Graders
 from local_openai.jobs import Jobs
 from local_openai.models import BASE_MODELS, Models

@@ -27,8 +27,8 @@ from openai.types import Batch
 
 from fine_tuning.core.job_polling import poll_until_final
 from fine_tuning.core.openai_errors import describe_api_error
-from fine_tuning.core.provider_jobs import METADATA_FINGERPRINT_KEY, Log, ProviderJobError, create_once
 from fine_tuning.core.prompts import Prompt
+from fine_tuning.core.provider_jobs import METADATA_FINGERPRINT_KEY, Log, ProviderJobError, create_once
 from fine_tuning.core.scoring import Answer, Example, Scores, answer_from_completion, chat_request, tally
 
 ENDPOINT = "/v1/chat/completions"

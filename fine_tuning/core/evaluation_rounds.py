@@ -16,8 +16,8 @@ import openai as openai_sdk
 
 from fine_tuning.core.batch_scoring import BatchRun, ask_models_in_batch
 from fine_tuning.core.costs import inference_cost
-from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.prompts import Prompt
+from fine_tuning.core.provider_jobs import Log
 from fine_tuning.core.scoring import Example, ModelScore, ask_models, evaluation_fingerprint, prompts_fingerprint
 
 Mode = Literal["online", "batch"]

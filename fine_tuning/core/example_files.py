@@ -9,7 +9,6 @@ measures them on the way.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO
 
+from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
 from fine_tuning.core.example_files import WrittenFile, write_examples
 from fine_tuning.core.example_tokens import example_tokens
 from fine_tuning.core.method_examples import Mistakes, fallback_label, preference_line, reinforcement_line
-from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.tokens import TokenCounter
 

@@ -21,8 +21,8 @@ from typing import Any
 import openai as openai_sdk
 
 from fine_tuning.core.catalog import is_reasoning_model
-from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.openai_errors import describe_api_error
+from fine_tuning.core.prompts import Prompt
 
 MAX_FAILURE_SAMPLES = 5
 NO_ANSWER = "<no answer>"  # what a failed request or an unparseable answer counts as in the confusions

@@ -11,7 +11,6 @@ from fine_tuning.lib.provider_resources import ProviderOpenAIResource
 from local_openai.options import DEFAULT_JOB_SECONDS, BackendOptions
 from local_openai.transport import LocalTransport, local_client, local_http_client
 
-
 # The account the in-process azure profile pretends to be (its management routes accept any).
 LOCAL_AZURE_ACCOUNT = AzureAccount("local-subscription", "local-group", "local-account")
 

@@ -16,8 +16,8 @@ from typing import Any
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES, resolve_model
 from local_openai import learner
 from local_openai.files import Files
-from local_openai.jobs.billing import billed_tokens, token_events
 from local_openai.jobs import methods
+from local_openai.jobs.billing import billed_tokens, token_events
 from local_openai.jobs.training_data import TrainingDataError, invalid_file_code, parse_examples
 from local_openai.records import Job, JobCheckpoint, JobError, JobEvent
 from local_openai.store import Store, Timeline, new_id

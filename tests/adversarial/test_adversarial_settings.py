@@ -179,9 +179,8 @@ def test_every_run_config_section_is_checked() -> None:
 
 
 def test_fractions_that_leave_a_split_empty_on_the_data_name_the_settings() -> None:
-    from tests.support.goodreads_task import training_files
-
     from tests.support.dagster_runs import failure_text
+    from tests.support.goodreads_task import training_files
     from tests.support.warehouse import write_labelled_books
 
     categories = ["fantasy", "horror"]

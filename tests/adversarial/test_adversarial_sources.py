@@ -23,10 +23,10 @@ import pytest
 
 from fine_tuning.core.settings import duckdb_path
 from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
-from tests.support.goodreads_task import training_files
 
 from tests.support.dagster_runs import failure_text
 from tests.support.goodreads import author, book, materialize_prep, point_at, query, write_lines
+from tests.support.goodreads_task import training_files
 
 pytestmark = pytest.mark.adversarial
 TABLES = ("graphic_novels", "authors", "categories", "book_category", "enriched_graphic_novels", "table_loads")

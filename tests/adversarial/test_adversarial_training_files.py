@@ -17,9 +17,9 @@ import pytest
 
 from fine_tuning import validate
 from fine_tuning.core.chat_files import find_overlap, validate_chat_file
+from fine_tuning.core.graders import exact_match_grader
 from local_openai.transport import local_client
 
-from fine_tuning.core.graders import exact_match_grader
 from tests.adversarial.training_file_cases import (
     CASES,
     METHOD_CASES,

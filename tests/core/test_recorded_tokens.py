@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fine_tuning.core.chat_files import COUNTED, RECORDED, validate_chat_file, validate_written_file
-from fine_tuning.core.recorded_tokens import read_recorded_tokens, tokens_path
 from fine_tuning.core.example_files import WrittenFile, publish_measured, write_examples
 from fine_tuning.core.prompts import Prompt, user_message
+from fine_tuning.core.recorded_tokens import read_recorded_tokens, tokens_path
 from fine_tuning.core.tokens import ESTIMATED_COUNTER, TokenCounter, token_counter
 
 CATEGORIES = ("fantasy", "horror", "manga")

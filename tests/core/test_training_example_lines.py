@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from fine_tuning.core.prompts import Prompt, TrainingExampleLines, training_example, user_message
 from fine_tuning.core.example_files import WrittenFile, write_examples
+from fine_tuning.core.prompts import Prompt, TrainingExampleLines, training_example, user_message
 from fine_tuning.core.tokens import ESTIMATED_COUNTER, count_example_tokens, token_counter
 
 CATEGORIES = ("fantasy", "horror", "manga")

@@ -19,6 +19,7 @@ from fine_tuning.defs.goodreads.enriched_graphic_novels import enriched_graphic_
 from fine_tuning.defs.goodreads.goodreads_source_dataset import goodreads_source_dataset
 from fine_tuning.defs.goodreads.graphic_novels import graphic_novels
 from fine_tuning.defs.resources import openai_resource
+
 from tests.support.goodreads_task import GOODREADS, training_files
 
 PREP = [goodreads_source_dataset, graphic_novels, authors, book_category, enriched_graphic_novels, training_files]

@@ -15,8 +15,6 @@ from dagster._core.definitions.selector import InstigatorSelector
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from fine_tuning.definitions import LOCATION_NAME
-
 from tests.support.project import REPO, VENV_BIN
 
 pytestmark = pytest.mark.slow  # every command starts a code server

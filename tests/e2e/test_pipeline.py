@@ -18,8 +18,8 @@ import dagster as dg
 import pytest
 
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
-from local_openai.transport import local_client
 from fine_tuning.summary import latest_run_summary
+from local_openai.transport import local_client
 
 from tests.support.local_openai import serve_subprocess
 from tests.support.project import REPO, VENV_BIN

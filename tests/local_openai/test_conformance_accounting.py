@@ -20,8 +20,8 @@ from local_openai import learner
 
 from tests.support.conformance import conformance_options, jsonl, validated
 from tests.support.local_openai import Clock
-from tests.support.toy_books import toy_examples
 from tests.support.tokenizer import without_o200k
+from tests.support.toy_books import toy_examples
 
 GPT35 = "gpt-3.5-turbo-0125"
 

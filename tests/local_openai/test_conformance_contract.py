@@ -15,6 +15,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.alpha import GraderRunResponse, GraderValidateResponse
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
+from fine_tuning.core.graders import exact_match_grader
 from local_openai.__main__ import parse_args
 from local_openai.http.routes import ROUTES
 
@@ -27,7 +28,6 @@ from tests.support.conformance import (
     jsonl,
     start_job,
 )
-from fine_tuning.core.graders import exact_match_grader
 from tests.support.local_openai import Clock
 from tests.support.toy_books import toy_examples
 

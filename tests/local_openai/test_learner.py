@@ -11,8 +11,8 @@ from fine_tuning.core.prompts import parse_answer, response_format
 from local_openai import learner, structured_outputs
 
 from tests.support.local_openai import Backend, train_toy_model
-from tests.support.toy_books import CATEGORIES, toy_examples, toy_prompts
 from tests.support.tokenizer import without_o200k
+from tests.support.toy_books import CATEGORIES, toy_examples, toy_prompts
 
 
 def conversations(n: int, seed: int = 0) -> list[list[dict]]:

@@ -20,6 +20,7 @@ import pytest
 from fine_tuning.core.chat_files import validate_chat_file
 from fine_tuning.core.graders import exact_match_grader
 from fine_tuning.core.prompts import answer_text
+
 from tests.support.function_calling import TOOLS, function_calling_example, function_calling_file
 from tests.support.local_openai import jsonl, upload, wait_for
 from tests.support.toy_books import CATEGORIES, toy_examples, toy_prompts

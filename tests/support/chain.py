@@ -17,13 +17,12 @@ import openai
 
 from fine_tuning.core import prompts
 from fine_tuning.core.checksums import file_sha256
-from tests.support.goodreads_task import fine_tuned_model
-from tests.support.goodreads_task import upload_training_file, upload_validation_file
-from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from fine_tuning.lib.task.tuning import TuningSettings
 from local_openai.transport import local_client
 
 from tests.support.dagster_runs import latest_metadata_of
+from tests.support.goodreads_task import fine_tuned_model, upload_training_file, upload_validation_file
 from tests.support.toy_books import CATEGORIES, signal_book
 
 CHAIN = [upload_training_file, upload_validation_file, fine_tuned_model]

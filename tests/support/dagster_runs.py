@@ -8,8 +8,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.settings import duckdb_path, local_openai_dir
-from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from fine_tuning.lib.task.tuning import TuningSettings
 
 
 def pipeline_resources(tuning: TuningSettings | None = None, job_seconds: float = 0.5) -> dict[str, Any]:

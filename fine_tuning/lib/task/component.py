@@ -17,9 +17,9 @@ by the first step, before anything is written or uploaded.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import dagster as dg
@@ -27,7 +27,7 @@ import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, MIN_TRAINING_EXAMPLES, catalog_model, fine_tunable_names
+from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
 from fine_tuning.core.graders import GraderError, validate_grader
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS

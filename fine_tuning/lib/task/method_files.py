@@ -51,12 +51,12 @@ class PreferencePairs:
         }
 
 
-def answering_model(context: Any, task: "FineTuningTask", base_model: str) -> str:
+def answering_model(context: Any, task: FineTuningTask, base_model: str) -> str:
     """Whose mistakes a DPO file is made of: the production model, else the base model."""
     return production_model_name(context.instance, task.keys) or base_model
 
 
-def _known(context: Any, task: "FineTuningTask", prompts_sha256: str) -> dict[str, ModelScore]:
+def _known(context: Any, task: FineTuningTask, prompts_sha256: str) -> dict[str, ModelScore]:
     found = latest_materialization(context.instance, task.keys.training_file)
     stored = (found.metadata.get(ANSWERS_KEY) if found else None) or {}
     if not isinstance(stored, dict) or stored.get("prompts_sha256") != prompts_sha256:
@@ -66,7 +66,7 @@ def _known(context: Any, task: "FineTuningTask", prompts_sha256: str) -> dict[st
 
 
 def preference_pairs(
-    context: Any, task: "FineTuningTask", client: Any, model: str, prompt: Prompt,
+    context: Any, task: FineTuningTask, client: Any, model: str, prompt: Prompt,
     train: Sequence[IdentifiedRow], validation: Sequence[IdentifiedRow], settings: AskSettings,
 ) -> PreferencePairs:
     """Ask `model` about the training examples (unless its answers are known) and pair its mistakes."""
@@ -94,7 +94,7 @@ def preference_pairs(
     )
 
 
-def split_rows(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", statement: str, split: str) -> list[IdentifiedRow]:
+def split_rows(conn: duckdb_lib.DuckDBPyConnection, task: FineTuningTask, statement: str, split: str) -> list[IdentifiedRow]:
     """One split's (id, user message, label) rows in file order."""
     rows = conn.execute(statement, {"split": split}).fetchall()
     return [(str(example_id), task.render(fields), str(label)) for example_id, fields, label in rows]

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from fine_tuning.core.catalog import MIN_TRAINING_EXAMPLES
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.evaluation_rounds import AskSettings
 from fine_tuning.core.example_files import (
     SPLITS,
     SplitError,
@@ -28,7 +29,6 @@ from fine_tuning.core.example_files import (
     publish_measured,
     write_examples,
 )
-from fine_tuning.core.evaluation_rounds import AskSettings
 from fine_tuning.core.method_files import IdentifiedRow, write_method_examples
 from fine_tuning.core.prompts import Prompt, TrainingExampleLines
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
@@ -40,11 +40,10 @@ from fine_tuning.lib.builds import (
     kept_metadata,
     record_build,
 )
-from fine_tuning.lib.failures import disk_space_failures
+from fine_tuning.lib.failures import disk_space_failures, provider_job_failures
 from fine_tuning.lib.run_settings import CheckedConfig, SettingProblem, SettingsError, require_valid_run_settings
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.config import task_config
-from fine_tuning.lib.failures import provider_job_failures
 from fine_tuning.lib.task.keys import TRAINING_FILE_NAME, VALIDATION_FILE_NAME
 from fine_tuning.lib.task.method_files import PreferencePairs, answering_model, preference_pairs, split_rows
 from fine_tuning.lib.task.source import SourceError

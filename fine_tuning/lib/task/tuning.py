@@ -87,7 +87,7 @@ class TuningSettings(CheckedResource):
     )
 
     @model_validator(mode="after")
-    def _method_is_documented(self) -> "TuningSettings":
+    def _method_is_documented(self) -> TuningSettings:
         # A model the catalog does not know is the cost check's to refuse (unpriced); one it knows must take the method.
         found = method_problems(self.job_method(), self.base_model if supported_methods(self.base_model) else None)
         found += integrations_problems(self.integrations)

@@ -25,11 +25,11 @@ from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core.batch_scoring import PURPOSE_TAG, PURPOSE_TAG_KEY
 from fine_tuning.core.prompts import training_example
-from tests.support.goodreads_task import fine_tuned_model_accuracy
-from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from fine_tuning.lib.task.tuning import TuningSettings
 from local_openai.transport import local_client
 
+from tests.support.goodreads_task import fine_tuned_model_accuracy
 from tests.support.local_openai import jsonl, wait_for
 from tests.support.processes import code_server_workspace
 from tests.support.toy_books import CATEGORIES, HeldOutBook, signal_book

@@ -24,15 +24,14 @@ from fine_tuning.core.provider_jobs import (
     training_fingerprint,
 )
 from fine_tuning.lib.task.fine_tuned_model import wait_for_job_in_run as wait_for_job
-from tests.support.goodreads_task import fine_tuned_model
-from fine_tuning.lib.task.uploads import upload_or_reuse
-from tests.support.goodreads_task import upload_training_file, upload_validation_file
 from fine_tuning.lib.task.tuning import TuningSettings
+from fine_tuning.lib.task.uploads import upload_or_reuse
 from local_openai.http import Router
 from local_openai.transport import LOCAL_BASE_URL, LocalTransport
 
 from tests.support.chain import Chain, write_examples
 from tests.support.dagster_runs import failure_text, latest_metadata_of
+from tests.support.goodreads_task import fine_tuned_model, upload_training_file, upload_validation_file
 from tests.support.local_openai import wait_for
 
 # ---------------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from dagster_duckdb import DuckDBResource
 
 from fine_tuning.core import prompts
 from fine_tuning.core.scoring import evaluate_models
-from tests.support.goodreads_task import fine_tuned_model_accuracy
-from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.local_openai_resource import LocalOpenAIResource
+from fine_tuning.lib.task.tuning import TuningSettings
 from local_openai.transport import local_client
 
+from tests.support.goodreads_task import fine_tuned_model_accuracy
 from tests.support.local_openai import wait_for
 from tests.support.toy_books import CATEGORIES, PROMPT, HeldOutBook, examples, signal
 from tests.support.warehouse import write_labelled_books

@@ -16,6 +16,7 @@ import dagster as dg
 import pytest
 
 from fine_tuning.core.chat_files import validate_chat_file
+
 from tests.support.dagster_runs import materialization_metadata as metadata_of
 from tests.support.dagster_runs import pipeline_resources
 from tests.support.goodreads_task import GOODREADS, project_job

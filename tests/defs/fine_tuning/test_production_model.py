@@ -21,8 +21,8 @@ from dagster_openai import OpenAIResource
 from fine_tuning.core.paired_test import mcnemar_exact_p
 from fine_tuning.core.promotion import format_p
 from fine_tuning.core.settings import local_openai_dir
-from local_openai.transport import local_client
 from fine_tuning.summary import latest_run_summary, summary_lines
+from local_openai.transport import local_client
 
 from tests.support.dagster_runs import materialization_metadata as metadata_of
 from tests.support.dagster_runs import pipeline_resources

@@ -9,11 +9,11 @@ import pytest
 
 from fine_tuning.core.checksums import file_sha256
 from fine_tuning.lib.task.uploads import upload_filename, upload_or_reuse
-from tests.support.goodreads_task import upload_training_file, upload_validation_file
 from local_openai.transport import local_client
 
 from tests.support.chain import Chain
 from tests.support.dagster_runs import failure_text, latest_metadata_of
+from tests.support.goodreads_task import upload_training_file, upload_validation_file
 
 
 def test_second_upload_reuses_the_file_instead_of_uploading_again(chain: Chain) -> None:

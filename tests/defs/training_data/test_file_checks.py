@@ -10,11 +10,10 @@ from fine_tuning.core.catalog import PRICING_AS_OF
 from fine_tuning.core.chat_files import COUNTED, RECORDED
 from fine_tuning.core.settings import files_dir
 from fine_tuning.lib.task.tuning import TuningSettings
-from tests.support.goodreads_task import training_files
-from tests.support.goodreads_task import FILE_CHECKS
 
 from tests.support.chat_files import CATEGORIES
 from tests.support.dagster_runs import pipeline_resources
+from tests.support.goodreads_task import FILE_CHECKS, training_files
 from tests.support.warehouse import write_labelled_books
 
 ran_downstream: list[str] = []

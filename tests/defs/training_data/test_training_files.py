@@ -11,13 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from fine_tuning.core.prompts import UserTemplate
-from fine_tuning.core.prompts import user_message
+from fine_tuning.core.prompts import UserTemplate, user_message
 from fine_tuning.core.settings import duckdb_path, files_dir
-from tests.support.goodreads_task import training_files
-from tests.support.goodreads_task import FILE_CHECKS
 
 from tests.support.dagster_runs import failure_text, materialization_metadata, pipeline_resources
+from tests.support.goodreads_task import FILE_CHECKS, training_files
 from tests.support.tokenizer import without_o200k
 from tests.support.warehouse import BookRow, write_labelled_books
 
