@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import get_args
 
 import dagster as dg
-from dagster._config import ConfigType, ConfigTypeKind
-from dagster._config.field import Field as ConfigField
 from pydantic_core import PydanticUndefined
 
 from fine_tuning.core.settings import PROJECT_ROOT
+from fine_tuning.lib.facts import ConfigField, ConfigType, ConfigTypeKind
 
 JOB_NAME = "fine_tuning_job"
 README = PROJECT_ROOT / "README.md"

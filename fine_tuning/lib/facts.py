@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+
+# Dagster's config types, for the run-config reference (fine_tuning.config_reference).
+from dagster._config import ConfigType, ConfigTypeKind  # noqa: F401 - re-exported
+from dagster._config.field import Field as ConfigField  # noqa: F401 - re-exported
 from dagster._core.definitions.data_version import DATA_VERSION_TAG, read_input_data_version_from_tags
 from dagster._core.errors import DagsterHomeNotSetError
 from dagster._core.events import EVENT_TYPE_TO_DISPLAY_STRING
