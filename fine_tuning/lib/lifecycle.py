@@ -40,6 +40,9 @@ def lookup_dates(client: openai_sdk.OpenAI, model: str, provider: str) -> tuple[
         found = client.models.retrieve(model)
     except openai_sdk.NotFoundError as error:
         return model_dates(model, provider), False, describe_api_error(error, f"retrieving {model}", client)
+    except openai_sdk.APIError as error:
+        # Any other refusal (a wrong key, an outage) in words with the key redacted: a provider may echo it.
+        raise dg.Failure(description=describe_api_error(error, f"retrieving {model}", client)) from None
     reported = parse_shutdown_date(getattr(found, "shutdown_date", None))
     return model_dates(model, provider, reported), True, ""
 

@@ -9,6 +9,7 @@ DuckDB file) and on an existing database whose input changed (every table is reb
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,8 @@ def test_prep_runs_racing(site: Site, runs: int, database: str) -> None:
                 assert site.start("prep", "initial").finished()[0] == 0
             site.new_inputs(seed=100 + repeat)  # every table must be rebuilt from the new input
         else:
-            for path in site.workdir.glob("goodreads.duckdb*"):
-                path.unlink()
+            for path in site.workdir.glob("goodreads.duckdb*"):  # the file, its WAL and holders/
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         results = _finish([site.start("prep", f"race{repeat}-{i}") for i in range(runs)])
         _assert_no_silent_success(site, results)
         _assert_one_consistent_load(site)
