@@ -79,12 +79,7 @@ def test_two_queued_fine_tuning_runs_never_overlap(dagster_dev: int, workdir: Pa
     launched = [_graphql(dagster_dev, LAUNCH, {"params": params})["launchRun"] for _ in range(2)]
     assert all(item["__typename"] == "LaunchRunSuccess" for item in launched), launched
 
-    deadline = time.monotonic() + RUNS_LIMIT_SECONDS
-    while True:
-        runs = _graphql(dagster_dev, RUNS)["runsOrError"]["results"]
-        if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    runs = _runs_once_finished(dagster_dev)
 
     assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"], runs
     first, second = sorted(runs, key=lambda run: run["startTime"])
@@ -92,6 +87,16 @@ def test_two_queued_fine_tuning_runs_never_overlap(dagster_dev: int, workdir: Pa
     # The second run found the first run's job by fingerprint: one job paid for, not two.
     client = local_client(str(workdir / "local_openai"))
     assert len(list(client.fine_tuning.jobs.list())) == 1
+
+
+def _runs_once_finished(port: int) -> list[dict]:
+    """The instance's runs, once every one has ended (or RUNS_LIMIT_SECONDS passed)."""
+    deadline = time.monotonic() + RUNS_LIMIT_SECONDS
+    while True:
+        runs = _graphql(port, RUNS)["runsOrError"]["results"]
+        if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(1)
 
 
 def test_a_ui_asset_run_waits_for_the_job_through_the_tables_pool(dagster_dev: int, workdir: Path) -> None:
@@ -112,12 +117,7 @@ def test_a_ui_asset_run_waits_for_the_job_through_the_tables_pool(dagster_dev: i
     launched.append(_graphql(dagster_dev, LAUNCH, {"params": assets})["launchRun"])
     assert all(item["__typename"] == "LaunchRunSuccess" for item in launched), launched
 
-    deadline = time.monotonic() + RUNS_LIMIT_SECONDS
-    while True:
-        runs = _graphql(dagster_dev, RUNS)["runsOrError"]["results"]
-        if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    runs = _runs_once_finished(dagster_dev)
     assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"], runs
     first, second = sorted(runs, key=lambda run: run["startTime"])
     assert first["endTime"] <= second["startTime"], "the goodreads_tables pool let the asset run overlap the job"
