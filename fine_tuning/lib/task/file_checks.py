@@ -35,8 +35,9 @@ from fine_tuning.core.chat_files import (
     validate_written_file,
 )
 from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.example_files import SplitError
 from fine_tuning.core.tokens import token_counter, token_method
-from fine_tuning.lib.builds import published_fingerprint
+from fine_tuning.lib.builds import build_fingerprint, published_fingerprint
 from fine_tuning.lib.facts import RecordedEvaluation, latest_check_evaluation, latest_materialization
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.keys import TRAINING_FILE_NAME, VALIDATION_FILE_NAME, TaskKeys
@@ -384,9 +385,17 @@ def _with_inputs(result: dg.AssetCheckResult, fingerprint: str | None) -> dg.Ass
 
 
 def _split_fingerprint(task: "FineTuningTask", context: dg.AssetCheckExecutionContext) -> str | None:
-    """What the published splits table and files were written from (None: nothing says)."""
+    """What the splits check compares: what the published splits table and files were written from,
+    and the source as it is now (its test examples are rendered from it). None: nothing says."""
     with connection(task.duckdb(context)) as conn:
-        return published_fingerprint(conn, task.build_target(FILES_BUILD_TARGET))
+        written_from = published_fingerprint(conn, task.build_target(FILES_BUILD_TARGET))
+        if written_from is None:
+            return None
+        try:
+            task.open_examples(conn)
+        except (SourceError, SplitError):
+            return None
+        return build_fingerprint("splits_check", written_from, task.source_fingerprint(conn))
 
 
 def check_descriptions(task: "FineTuningTask") -> dict[str, str]:
