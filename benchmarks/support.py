@@ -99,7 +99,7 @@ def dataset(books: int = GOODREADS_BOOKS, authors: int = GOODREADS_AUTHORS, seed
         subprocess.run(
             [sys.executable, "-m", "fine_tuning.sample_data", "--out", str(partial), "--books", str(books),
              "--authors", str(authors), "--seed", str(seed)],
-            cwd=ROOT, check=True,
+            cwd=ROOT, check=True, stdout=sys.stderr,  # stdout is the benchmark's JSON alone
         )
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)  # a generation cut short never passes for a complete dataset
@@ -138,7 +138,7 @@ def tickets_dataset(tickets: int = GOODREADS_BOOKS, seed: int = 42) -> TicketsDa
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=".generating-", dir=CACHE_DIR))
         subprocess.run([sys.executable, "-m", "fine_tuning.sample_tickets", "--out", str(partial), "--tickets",
-                        str(tickets), "--seed", str(seed)], cwd=ROOT, check=True)
+                        str(tickets), "--seed", str(seed)], cwd=ROOT, check=True, stdout=sys.stderr)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
     return data
