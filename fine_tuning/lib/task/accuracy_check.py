@@ -156,7 +156,7 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
                     f"(McNemar p = {format_p(pairs.p_value)})")
     summary = (
         f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion} "
-        f"on {challenger.examples} test books; {test.failed_requests} failed requests (counted as wrong)"
+        f"on {challenger.examples} test examples; {test.failed_requests} failed requests (counted as wrong)"
     )
     if not test.asked:
         summary = f"Reused the evaluation of these models on these test prompts: {summary}"
