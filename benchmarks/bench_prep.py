@@ -20,8 +20,9 @@ process against a real instance:
 
 The prep assets are, for Goodreads, graphic_novels, authors, book_category,
 enriched_graphic_novels, training_file and validation_file; for support_tickets, tickets and its
-two files; with the file checks (blocking: a run passes only when they pass). The same run also gives the tokenization reference: one process reading each line
-of both written files, parsing it and counting its tokens, once. Each path is compared with
+two files; with the file checks (blocking: a run passes only when they pass). The same run
+also gives the tokenization reference: one process reading each line of both written files,
+parsing it and counting its tokens, once. Each path is compared with
 the bare load, and with the bare load plus that pass; the check steps with that pass alone.
 `--executors` adds `asset_materialize` with Dagster's multiprocess executor (spawned, and with a
 forkserver preloading the definitions) to show why the default is in-process.

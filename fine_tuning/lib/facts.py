@@ -28,7 +28,8 @@ from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_C
 __all__ = [
     "DATA_VERSION_TAG", "EVENT_TYPE_TO_DISPLAY_STRING", "LOG_RECORD_METADATA_ATTR", "DagsterHomeNotSetError",
     "CheckResult", "Materialization", "RecordedEvaluation", "all_check_results", "built_from_version", "check_results",
-    "latest_check_evaluation", "latest_materialization", "latest_metadata", "materializations", "plain_metadata", "project_instance",
+    "latest_check_evaluation", "latest_materialization", "latest_metadata", "materializations", "plain_metadata",
+    "project_instance",
     "recorded_data_version", "run_check_results", "run_materializations",
 ]
 
