@@ -370,10 +370,12 @@ def _reportable_again(recorded: RecordedEvaluation | None, fingerprint: str | No
 
 
 def _again(key: dg.AssetKey, name: str, recorded: RecordedEvaluation) -> dg.AssetCheckResult:
-    """The recorded result of `name`, reported again with the run it comes from."""
+    """The recorded result of `name`, reported again with the run that judged it (a result reported
+    again keeps naming the run that read the files)."""
+    judged_in = getattr(recorded.metadata.get(REUSED_FROM_RUN), "value", None) or recorded.run_id
     return dg.AssetCheckResult(
         asset_key=key, check_name=name, passed=recorded.passed, severity=recorded.severity,
-        description=recorded.description, metadata={**recorded.metadata, REUSED_FROM_RUN: recorded.run_id},
+        description=recorded.description, metadata={**recorded.metadata, REUSED_FROM_RUN: judged_in},
     )
 
 

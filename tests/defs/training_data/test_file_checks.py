@@ -89,6 +89,8 @@ def test_unchanged_files_report_their_recorded_results_and_a_changed_setting_is_
     assert {name: c.metadata[REUSED_FROM_RUN].value for name, c in reported.items()} == dict.fromkeys(judged, first.run_id)
     verdicts = lambda checks: {n: (c.passed, c.description) for n, c in checks.items()}  # noqa: E731
     assert verdicts(reported) == verdicts(judged)
+    third = check_results(run_pipeline(instance=instance))  # still the first run's judgement, not the second's
+    assert {c.metadata[REUSED_FROM_RUN].value for c in third.values()} == {first.run_id}
     # Another budget is another judgement: every check reads the files again, and the cost check fails.
     tighter = run_pipeline(TuningSettings(max_cost_usd=0.0001), instance=instance,
                            selection=dg.AssetSelection.checks_for_assets("training_file", "validation_file"))
