@@ -444,12 +444,12 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
 
     def tuning_settings(self) -> TuningSettings:
         """The task's `TuningSettings` resource, its YAML values as defaults."""
-        cls = tuning_settings_class(f"resources.{self.keys.tuning_resource}.config")
-        return cls(
+        values = dict(
             base_model=self.base_model, suffix=self.suffix or self.name, max_cost_usd=self.max_cost_usd,
             min_runway_days=self.min_runway_days, method=self.method, grader=self.grader,
             integrations=self.integrations, job_metadata=self.metadata,
         )
+        return tuning_settings_class(f"resources.{self.keys.tuning_resource}.config", values)(**values)
 
     def job_name_or_default(self) -> str:
         """The task's job name."""

@@ -136,12 +136,13 @@ def _result(read: _ReadFile, aspect: str, passed: bool, description: str, metada
 
 def _time_billed(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Reinforcement fine-tuning is billed by training time, which no file predicts: reported as a
-    warning with the hourly rate, so the budget is a decision the user sees, not a number made up."""
+    warning with the hourly rate, so the budget is a decision the user sees, not a number made up.
+    The budget binds while the job trains (`fine_tuned_model` cancels it when its billed time reaches it)."""
     rate = f"${report.price_per_hour:.2f} per training hour" if report.price_per_hour is not None else "an unknown hourly rate"
     description = (
         f"reinforcement fine-tuning of {tuning.base_model} is billed by training time at {rate} (prices as of "
-        f"{PRICING_AS_OF}) plus the grader's tokens: the file cannot be priced against the "
-        f"${tuning.max_cost_usd:.2f} budget"
+        f"{PRICING_AS_OF}) plus the grader's tokens: the file cannot be priced in advance; the job is cancelled "
+        f"when its billed training time reaches the ${tuning.max_cost_usd:.2f} budget"
     )
     return dg.AssetCheckResult(
         asset_key=read.split.key, check_name=f"{read.split.label}_file_cost_check", passed=False,

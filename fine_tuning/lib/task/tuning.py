@@ -8,9 +8,11 @@ A resource rather than per-asset config because the cost check on the training f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from fine_tuning.core.catalog import supported_methods
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
@@ -25,7 +27,7 @@ from fine_tuning.core.methods import (
 )
 from fine_tuning.core.provider_jobs import job_metadata
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL
-from fine_tuning.lib.run_settings import CheckedResource, SettingProblem, SettingsError
+from fine_tuning.lib.run_settings import CheckedResource, SettingProblem, SettingsError, register_section
 
 SUPERVISED_FIELDS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
@@ -137,9 +139,22 @@ def _value_at(settings: TuningSettings, path: str) -> Any:
     return value
 
 
-def tuning_settings_class(run_config_path: str) -> type[TuningSettings]:
-    """`TuningSettings` checked under another run-config path (a task's own `resources.<key>.config`)."""
-    if run_config_path == TuningSettings.run_config_path:
+def tuning_settings_class(run_config_path: str, defaults: Mapping[str, Any] | None = None) -> type[TuningSettings]:
+    """`TuningSettings` checked under a task's run-config path (`resources.<key>.config`), with the task's
+    own values (its defs.yaml) as the defaults run config falls back to.
+
+    Dagster builds a resource configured at run time from the run config and the schema's defaults,
+    not from the instance's values: without this, a run that overrides only `method` would train
+    with the class defaults' suffix and budget instead of the task's.
+    """
+    changed = {name: value for name, value in (defaults or {}).items() if TuningSettings.model_fields[name].default != value}
+    if run_config_path == TuningSettings.run_config_path and not changed:
         return TuningSettings
     name = "TuningSettings_" + "".join(char if char.isalnum() else "_" for char in run_config_path.split(".")[1])
-    return type(name, (TuningSettings,), {"run_config_path": run_config_path, "__doc__": TuningSettings.__doc__})
+    fields: dict[str, Any] = {
+        field: (TuningSettings.model_fields[field].annotation, FieldInfo.merge_field_infos(TuningSettings.model_fields[field], default=value))
+        for field, value in changed.items()
+    }
+    cls = create_model(name, __base__=TuningSettings, __doc__=TuningSettings.__doc__, **fields)
+    register_section(cls, run_config_path)  # the preflight checks this path with these defaults
+    return cls
