@@ -55,8 +55,8 @@ class TuningSettings(CheckedResource):
     n_epochs: int | None = Field(default=None, ge=1, le=50, description="Epochs (1-50); null means 'auto'.")
     batch_size: int | None = Field(default=None, ge=1, le=256, description="Batch size (1-256); null means 'auto'.")
     learning_rate_multiplier: float | None = Field(
-        default=None, gt=0, le=10,
-        description="Learning-rate multiplier (> 0; above 10 training diverges); null means 'auto'.",
+        default=None, gt=0,
+        description="Learning-rate multiplier (> 0, the API's only bound); null means 'auto'.",
     )
     max_cost_usd: float = Field(
         default=5.0, gt=0,
