@@ -171,7 +171,8 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     )
     suffix: str | None = Field(default=None, description="Suffix of the fine-tuned model's name. Default: the name.")
     max_cost_usd: float = Field(default=5.0, description="Training files whose estimated training cost "
-                                "exceeds this (USD) are blocked before anything is uploaded.")
+                                "exceeds this (USD) are blocked before anything is uploaded; a reinforcement job "
+                                "(billed by training time) is cancelled when its billed time reaches it.")
     min_runway_days: int = Field(
         default=DEFAULT_MIN_RUNWAY_DAYS, description="Refuse, before anything is uploaded, a base model whose "
         "training is retired or that shuts down within this many days (model catalog, or the provider's own "

@@ -60,7 +60,8 @@ class TuningSettings(CheckedResource):
     )
     max_cost_usd: float = Field(
         default=5.0, gt=0,
-        description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked.",
+        description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked; a job billed "
+        "by training time (reinforcement) is cancelled when its billed time reaches it.",
     )
     min_runway_days: int = Field(
         default=DEFAULT_MIN_RUNWAY_DAYS, ge=0, le=3650,

@@ -134,11 +134,27 @@ def test_reinforcement_then_dpo_each_reach_production_by_the_same_rule(instance:
     promoted_by_the_rule(dpo, task)  # promoted only if it beats the reinforcement model (the same rule)
 
 
+def cost_check(result: dg.ExecuteInProcessResult) -> Any:
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "training_file_cost_check"]
+    return evaluation
+
+
 def test_a_reinforcement_job_is_cancelled_at_its_budget_and_a_rerun_starts_none(instance: dg.DagsterInstance) -> None:
-    """Billed by training time ($100/h): a job that would train for 8 s on a $0.05 budget (1 billed second)
-    is cancelled while it runs; the failure says what it spent; the next run with that budget creates no job."""
-    settings = {"base_model": O4_MINI, "method": {"type": "reinforcement"}, "max_cost_usd": 0.05}
+    """Billed by training time ($100/h, by the second): a $0.02 budget buys no second, so nothing is uploaded;
+    a job that would train for 8 s on a $0.05 budget (1 billed second) is cancelled while it runs, the failure
+    says what it spent, and the next run with that budget creates no job."""
+    settings = {"base_model": O4_MINI, "method": {"type": "reinforcement"}}
+    provider = local_client(local_openai_dir())  # the backend's store the runs use
+    blocked = run_job(instance, TICKETS, job_seconds=10, **settings, max_cost_usd=0.02)
+    assert not blocked.success
+    check = cost_check(blocked)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "does not pay for one second" in check.description
+    assert not [e for e in blocked.get_asset_materialization_events() if "upload" in e.asset_key.path[-1]]
+    assert provider.files.list().data == [] and provider.fine_tuning.jobs.list().data == []
+    settings["max_cost_usd"] = 0.05
     stopped = run_job(instance, TICKETS, job_seconds=10, **settings)
+    assert cost_check(stopped).severity == dg.AssetCheckSeverity.WARN  # billed by time: cannot be priced ahead
     assert not stopped.success
     [failure] = stopped.get_step_failure_events()
     data = failure.step_failure_data.user_failure_data
@@ -146,7 +162,6 @@ def test_a_reinforcement_job_is_cancelled_at_its_budget_and_a_rerun_starts_none(
     spent = {key: value.value for key, value in data.metadata.items()}
     assert spent["status"] == "cancelled" and 1 <= spent["billed_training_seconds"] < 8  # stopped long before its end
     assert spent["spent_usd"] == pytest.approx(spent["billed_training_seconds"] * 100 / 3600, abs=1e-6)
-    provider = local_client(local_openai_dir())  # the backend's store the runs used
     [job] = provider.fine_tuning.jobs.list().data
     assert job.id == spent["job_id"] and job.status == "cancelled"
     again = run_job(instance, TICKETS, job_seconds=10, **settings)
