@@ -37,6 +37,18 @@ def test_another_task_lives_under_its_prefix() -> None:
     assert task.duckdb_resource_key() == "support_tickets_duckdb"
 
 
+def test_a_run_time_method_keeps_the_tasks_own_settings() -> None:
+    """Dagster builds a resource configured at run time from the run config and the schema's defaults:
+    those are the task's defs.yaml values, not the class defaults (suffix goodreads, budget $5)."""
+    task = task_named("support_tickets")
+    key = task.keys.tuning_resource
+    dpo = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}
+    with dg.build_resources({key: task.tuning_settings()}, resource_config={key: {"config": {"method": dpo}}}) as built:
+        tuning = getattr(built, key)
+    assert (tuning.suffix, tuning.max_cost_usd, tuning.method_type()) == ("support_tickets", 1.0, "dpo")
+    assert tuning.run_config_path == f"resources.{key}.config"
+
+
 def test_the_scaffold_has_every_attribute_and_loads_once_filled_in() -> None:
     text = task_yaml("orders")
     attributes = yaml.safe_load(text)["attributes"]
