@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -29,7 +29,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
-from fine_tuning.core.graders import GraderError, validate_grader
+from fine_tuning.core.graders import LOCAL_SIMILARITY_METRICS, GraderError, validate_grader
+from fine_tuning.core.grading import DEFAULT_PASS_THRESHOLD, Grading, default_free_form_grader, local_grading_problem
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.promotion import DEFAULT_MAX_P_VALUE, DEFAULT_MIN_IMPROVEMENT
 from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
@@ -91,7 +92,8 @@ class PromptText(dg.Resolvable, dg.Model):
 
     system: str = Field(
         description="The system message: what the model is to do, e.g. `Route each support ticket to the "
-        "department that should handle it.`. The pipeline appends the answer format naming every label.",
+        "department that should handle it.`. With a label set the pipeline appends the answer format naming "
+        "every label; free-form answers get the system text alone.",
     )
     user_template: str = Field(
         description="The user message, a template over the row's columns: `{column}` is replaced by its value "
@@ -99,7 +101,7 @@ class PromptText(dg.Resolvable, dg.Model):
     )
     answer_key: str | None = Field(
         default=None, description="The JSON key the model answers under (`{\"<answer_key>\": <label>}`). "
-        "Default: the label column's name.",
+        "Default: the label column's name. Unused by free-form answers (plain text).",
     )
 
 
@@ -135,7 +137,15 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     description: str | None = Field(default=None, description="What the task is for (shown on its job).")
     source: Source = Field(description="Where the examples come from: `table` or `sql`, `deps`, `database`.")
     id_column: str = Field(description="The column that identifies an example (unique per row).")
-    label_column: str = Field(description="The column holding each example's correct answer (its label).")
+    label_column: str = Field(description="The column holding each example's correct answer: its label, or with "
+                              "`answers: free_form` the reference answer text the model learns to write.")
+    answers: Literal["labels", "free_form"] = Field(
+        default="labels", description="`labels`: every answer is one of a label set (`labels`, `labels_sql` or the "
+        "data's), asked for through a strict json_schema enum and scored by exact match. `free_form`: the model "
+        "writes text; the training answer is the label column's text, splits are seeded but not stratified, and "
+        "the accuracy check scores each answer with `grader`: an answer passes when its grade is at least "
+        "`pass_threshold`, accuracy is the share passing (`labels` and `labels_sql` must then be left out).",
+    )
     labels: list[str] | None = Field(
         default=None, description="The label set, in the order the prompt lists it. Rows with another label are "
         "left out. Null: every distinct label of the source, sorted (or `labels_sql`).",
@@ -160,8 +170,17 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     )
     grader: dict[str, Any] | None = Field(
         default=None, description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
-        "score_model, multi): the reinforcement method's grader when it names none. Null: an exact-match "
-        "string_check of the answer against `{{item.reference_answer}}` (the label's answer).",
+        "score_model, multi), reading `{{sample.output_text}}` (the answer) and `{{item.reference_answer}}` (the "
+        "label column's answer): the reinforcement method's grader when it names none and, for `answers: "
+        "free_form`, the accuracy check's metric (computed like /v1/fine_tuning/alpha/graders/run: string_check, "
+        f"text_similarity ({', '.join(LOCAL_SIMILARITY_METRICS)}) and multi over them). Null: with labels an "
+        "exact-match string_check against the reference answer; free-form a text_similarity fuzzy_match (1.0 "
+        "identical text).",
+    )
+    pass_threshold: float | None = Field(
+        default=None, description="`answers: free_form` only: an answer passes (counts as right for accuracy, "
+        f"the paired test and min_improvement) when its grade is at least this. Null: {DEFAULT_PASS_THRESHOLD} "
+        "(fuzzy_match: the answer says nearly what the reference says).",
     )
     integrations: list[dict[str, Any]] | None = Field(
         default=None, description="The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
@@ -290,10 +309,28 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         """The user message of one example from its template columns (in template order)."""
         return self.template.render(dict(zip(self.template.columns(), fields)))
 
+    @property
+    def free_form(self) -> bool:
+        """Whether the task's answers are free text graded by its grader (not one of a label set)."""
+        return self.answers == "free_form"
+
+    def task_grader(self) -> dict[str, Any] | None:
+        """The task's grader: its own, else (free-form) fuzzy_match; None for a labelled task naming none
+        (the reinforcement method's default is then an exact match)."""
+        return self.grader or (default_free_form_grader() if self.free_form else None)
+
+    def grading(self) -> Grading | None:
+        """A free-form task's accuracy metric (None with a label set: exact match)."""
+        if not self.free_form:
+            return None
+        threshold = DEFAULT_PASS_THRESHOLD if self.pass_threshold is None else self.pass_threshold
+        return Grading(self.task_grader() or default_free_form_grader(), threshold)
+
     def build_prompt(self, labels: list[str]) -> Prompt:
-        """The task's prompt with its label set."""
+        """The task's prompt with its label set (free-form: none, and the grading)."""
         return Prompt(tuple(labels), self.prompt.system, self.prompt.answer_key or self.label_column,
-                      f"{self.name}_{self.label_column}"[:64] if self.keys.prefix else "book_category")
+                      f"{self.name}_{self.label_column}"[:64] if self.keys.prefix else "book_category",
+                      grading=self.grading())
 
     def open_examples(self, conn: duckdb_lib.DuckDBPyConnection) -> Prompt:
         """Create the `task_examples` view on this connection and return the prompt with its labels.
@@ -307,6 +344,8 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         query.create_view(conn)
         if self.source.one_load:
             self._require_one_load(conn)
+        if self.free_form:
+            return self.build_prompt([])
         labels = self._labels(conn)
         if not labels:
             raise SplitError(f"no label: {self._labels_origin()} gives an empty label set")
@@ -382,6 +421,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
             raise self._problem("model", f"{self.base_model} cannot be fine-tuned: pick one of {', '.join(fine_tunable_names())}")
         if self.labels is not None and (not self.labels or len(set(self.labels)) != len(self.labels)):
             raise self._problem("labels", "give at least one label, each once (or leave it out to take them from the data)")
+        self._check_answers()
         self._check_with("splits", lambda: SplitConfig(**self.splits.model_dump()))
         self._check_method()
         self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd, min_runway_days=self.min_runway_days))
@@ -408,6 +448,29 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
                 validate_grader(self.grader, "grader")
             except GraderError as error:
                 raise self._problem(error.param, error.message) from None
+
+    def _check_answers(self) -> None:
+        """Free-form answers take no label set; their pass threshold and grader must make a metric."""
+        if not self.free_form:
+            if self.pass_threshold is not None:
+                raise self._problem("pass_threshold", "only `answers: free_form` has a pass threshold (a label "
+                                    "set is scored by exact match); leave it out or set `answers: free_form`")
+            return
+        for attribute in ("labels", "labels_sql"):
+            if getattr(self, attribute) is not None:
+                raise self._problem(attribute, "`answers: free_form` takes no label set: its answers are the "
+                                    f"{self.label_column} column's text, graded by `grader`; leave {attribute} out")
+        if self.pass_threshold is not None and not (-1e9 < self.pass_threshold < 1e9):
+            raise self._problem("pass_threshold", f"{self.pass_threshold!r}: a finite number")
+        if self.grader is not None:
+            try:
+                validate_grader(self.grader, "grader")
+            except GraderError as error:
+                raise self._problem(error.param, error.message) from None
+            problem = local_grading_problem(self.grader)
+            if problem is not None:
+                raise self._problem(problem.param, f"{problem.message} A free-form task's grader is its accuracy "
+                                    "metric, computed by the pipeline itself: pick one it can compute.")
 
     def check_source_if_readable(self) -> None:
         """The columns the task names, against the source, when the database and the source exist already.
@@ -447,7 +510,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         cls = tuning_settings_class(f"resources.{self.keys.tuning_resource}.config")
         return cls(
             base_model=self.base_model, suffix=self.suffix or self.name, max_cost_usd=self.max_cost_usd,
-            min_runway_days=self.min_runway_days, method=self.method, grader=self.grader,
+            min_runway_days=self.min_runway_days, method=self.method, grader=self.task_grader(),
             integrations=self.integrations, job_metadata=self.metadata,
         )
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from fine_tuning.core.catalog import supported_methods
+from fine_tuning.core.graders import GraderError, validate_grader
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.method_examples import default_grader
 from fine_tuning.core.methods import (
@@ -75,7 +76,8 @@ class TuningSettings(CheckedResource):
     )
     grader: dict[str, Any] | None = Field(
         default=None, description="The task's grader (OpenAI's JSON shape) for a reinforcement method that names "
-        "none; null: an exact-match string_check of the answer against the example's reference answer.",
+        "none (a free-form task's defaults to its `grader` attribute, its accuracy metric); null: an exact-match "
+        "string_check of the answer against the example's reference answer.",
     )
     integrations: list[dict[str, Any]] | None = Field(
         default=None, description="The job's `integrations` (Weights & Biases: [{type: wandb, wandb: {project, "
@@ -97,6 +99,12 @@ class TuningSettings(CheckedResource):
                 SettingProblem(f"{self.run_config_path}.{problem.field}", _value_at(self, problem.field), problem.message)
                 for problem in found
             ])
+        if self.grader is not None:  # a supervised task's grader is checked too (a free-form task's metric)
+            try:
+                validate_grader(self.grader, "grader")
+            except GraderError as error:
+                raise SettingsError([SettingProblem(f"{self.run_config_path}.{error.param}", self.grader,
+                                                    error.message)]) from None
         return self
 
     def hyperparameters(self) -> dict[str, Any]:
