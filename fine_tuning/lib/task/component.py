@@ -47,6 +47,7 @@ from fine_tuning.lib.task.tuning import TuningSettings, tuning_settings_class
 from fine_tuning.lib.warehouse import missing_tables
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
 # DuckDB's own default is 80% of the machine's memory; capped, it spills to disk instead.
 DUCKDB_CONNECTION_CONFIG = {"memory_limit": "1GB"}
 
@@ -139,13 +140,18 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     id_column: str = Field(description="The column that identifies an example (unique per row).")
     label_column: str = Field(description="The column holding each example's correct answer: its label, or with "
                               "`answers: free_form` the reference answer text the model learns to write.")
-    answers: Literal["labels", "free_form"] = Field(
-        default="labels", description="`labels`: every answer is one of a label set (`labels`, `labels_sql` or the "
+    # Descriptions of defaulted attributes go in their Resolver: Dagster's derived model (the UI's Docs
+    # tab) takes a defaulted field's description from there only. `grader` and `method` (which may hold
+    # a grader) resolve to their value as written: `{{ sample.output_text }}` / `{{ item.field }}` are
+    # OpenAI's grader templates, which Dagster's own template rendering would reject.
+    answers: Annotated[Literal["labels", "free_form"], dg.Resolver(
+        lambda _context, value: value, model_field_type=Literal["labels", "free_form"],
+        description="`labels`: every answer is one of a label set (`labels`, `labels_sql` or the "
         "data's), asked for through a strict json_schema enum and scored by exact match. `free_form`: the model "
         "writes text; the training answer is the label column's text, splits are seeded but not stratified, and "
         "the accuracy check scores each answer with `grader`: an answer passes when its grade is at least "
         "`pass_threshold`, accuracy is the share passing (`labels` and `labels_sql` must then be left out).",
-    )
+    )] = "labels"
     labels: list[str] | None = Field(
         default=None, description="The label set, in the order the prompt lists it. Rows with another label are "
         "left out. Null: every distinct label of the source, sorted (or `labels_sql`).",
@@ -161,27 +167,30 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         lambda _context, value: value, model_field_name="model", model_field_type=str, description="The base model to fine-tune: a fine-tunable model of the catalog "
         "(fine_tuning/core/catalog.py), or an `ft:` model to continue training.",
     )] = DEFAULT_BASE_MODEL
-    method: dict[str, Any] | None = Field(
-        default=None, description="The API's `method` object, e.g. `{type: dpo, dpo: {hyperparameters: {beta: 0.1}}}` "
+    method: Annotated[dict[str, Any] | None, dg.Resolver(
+        lambda _context, value: value, model_field_type=dict[str, Any] | None,  # its grader's {templates}, as written
+        description="The API's `method` object, e.g. `{type: dpo, dpo: {hyperparameters: {beta: 0.1}}}` "
         "or `{type: reinforcement, reinforcement: {hyperparameters: {...}}}` (supervised, auto hyperparameters, by "
         "default). Checked against the documented bounds and the model's methods when the definitions load. "
         "DPO files pair each training example's true answer with the production (or base) model's own wrong "
         "answer; reinforcement files carry the reference answer for the grader.",
-    )
-    grader: dict[str, Any] | None = Field(
-        default=None, description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
+    )] = None
+    grader: Annotated[dict[str, Any] | None, dg.Resolver(
+        lambda _context, value: value, model_field_type=dict[str, Any] | None,  # OpenAI's {{templates}}, as written
+        description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
         "score_model, multi), reading `{{sample.output_text}}` (the answer) and `{{item.reference_answer}}` (the "
         "label column's answer): the reinforcement method's grader when it names none and, for `answers: "
         "free_form`, the accuracy check's metric (computed like /v1/fine_tuning/alpha/graders/run: string_check, "
         f"text_similarity ({', '.join(LOCAL_SIMILARITY_METRICS)}) and multi over them). Null: with labels an "
         "exact-match string_check against the reference answer; free-form a text_similarity fuzzy_match (1.0 "
         "identical text).",
-    )
-    pass_threshold: float | None = Field(
-        default=None, description="`answers: free_form` only: an answer passes (counts as right for accuracy, "
+    )] = None
+    pass_threshold: Annotated[float | None, dg.Resolver(
+        lambda _context, value: value, model_field_type=float | None,
+        description="`answers: free_form` only: an answer passes (counts as right for accuracy, "
         f"the paired test and min_improvement) when its grade is at least this. Null: {DEFAULT_PASS_THRESHOLD} "
         "(fuzzy_match: the answer says nearly what the reference says).",
-    )
+    )] = None
     integrations: list[dict[str, Any]] | None = Field(
         default=None, description="The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
     )
