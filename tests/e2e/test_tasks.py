@@ -135,7 +135,10 @@ def test_a_scaffolded_task_reaches_a_promoted_production_model_with_no_python(
     reviews_table(workdir)
     env = env_for(dagster_home, workdir)
     config = tmp_path / "fast.yaml"
-    config.write_text(FAST.format(op="messages"))
+    # The free-form run asks its models through the Batch API (the labelled tasks' runs ask online).
+    batch = ("  messages__fine_tuned_model_fine_tuned_model_accuracy:\n"
+             "    config: {mode: batch, poll_interval_seconds: 0.1}\n") if free_form else ""
+    config.write_text(FAST.format(op="messages") + batch)
     launch = run_in(project, "dg", "launch", "--job", "messages_fine_tuning_job", "-c", str(config), env=env)
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     current = run_in(project, "python", "-m", "fine_tuning.current_model", "--task", "messages", "--json", env=env)
@@ -167,6 +170,7 @@ def check_free_form_evaluation(dagster_home: Path, record: dict[str, object]) ->
     assert record["challenger_accuracy"] == metadata["fine_tuned_accuracy"]
     assert metadata["pass_threshold"] == 0.8 and "pass rate" in metadata["grade_distribution"]
     assert "confusion_matrix" not in metadata and "macro_f1_fine_tuned" not in metadata
+    assert metadata["details"]["mode"] == "batch" and metadata["details"]["batches_submitted"] == 2
 
 
 def test_both_shipped_tasks_run_at_once_without_blocking_each_other(
