@@ -123,6 +123,20 @@ def test_a_free_form_task_trains_on_its_answer_text_split_unstratified_and_grade
     assert "(free-form answers)" in metadata["label_distribution"].value
     grading = task.grading()
     assert grading is not None and grading.grader["evaluation_metric"] == "fuzzy_match" and grading.pass_threshold == 0.8
+    # DPO: the base model's own answers that failed the grader are the non-preferred ones.
+    dpo = load_task(write_task(tmp_path / "dpo", name="dpo", source={"table": "orders"}, answers="free_form",
+                               label_column="reply", method={"type": "dpo"}))
+    dpo_files = next(a for a in dpo.definitions().assets if a.node_def.name == "dpo__training_files")
+    asked = dg.materialize([dpo_files], resources={**pipeline_resources(), "dpo_tuning": dpo.tuning_settings()})
+    assert asked.success
+    pairs = [json.loads(line) for line in dpo.keys.files_dir().joinpath("training.jsonl").read_text().splitlines()]
+    answered = asked.asset_materializations_for_node("dpo__training_files")[0].metadata["dpo_answers"].value
+    base = answered["scores"]["gpt-4o-mini-2024-07-18"]
+    assert len(pairs) == 35 and base["correct"] == 0 and len(base["grades"]) == 35
+    for pair in pairs:
+        preferred, rejected = pair["preferred_output"][0]["content"], pair["non_preferred_output"][0]["content"]
+        assert preferred.startswith(REPLIES) and rejected in base["answers"].values()
+        assert grading.grade(rejected, preferred) < 0.8
     reinforcement = load_task(write_task(tmp_path / "rl", answers="free_form", label_column="reply", pass_threshold=0.5,
                                          model="o4-mini-2025-04-16", method={"type": "reinforcement"}))
     assert reinforcement.tuning_settings().job_method()["reinforcement"]["grader"] == grading.grader
