@@ -55,7 +55,8 @@ def hyperparameter_problem(name: str, value: Any, limits: tuple[type, float, flo
     number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     # Range first: float() of a huge int would overflow.
     if not number_ok or not low <= value <= high or (kind is int and not float(value).is_integer()):
-        return f"{name} must be 'auto' or a{'n integer' if kind is int else ' number'} between {low:g} and {high:g} (got {value!r})"
+        kind_name = "an integer" if kind is int else "a number"
+        return f"{name} must be 'auto' or {kind_name} between {low:g} and {high:g} (got {value!r})"
     return None
 
 
@@ -167,5 +168,6 @@ def metadata_problems(metadata: Any, reserved: int = 0) -> list[MethodProblem]:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_METADATA_KEY_CHARS:
             problems.append(MethodProblem(f"metadata.{key}", f"keys are 1-{MAX_METADATA_KEY_CHARS} characters"))
         if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_CHARS:
-            problems.append(MethodProblem(f"metadata.{key}", f"values are strings of at most {MAX_METADATA_VALUE_CHARS} characters"))
+            problems.append(MethodProblem(
+                f"metadata.{key}", f"values are strings of at most {MAX_METADATA_VALUE_CHARS} characters"))
     return problems

@@ -201,6 +201,13 @@ def test_both_shipped_tasks_run_at_once_without_blocking_each_other(
         current = run_in(REPO, "python", "-m", "fine_tuning.current_model", "--task", task, env=env)
         assert current.returncode == 0, current.stderr
         assert current.stdout.strip().startswith("ft:")
+    summary = run_in(REPO, "python", "-m", "fine_tuning.summary", "--task", "support_tickets", env=env)
+    assert summary.returncode == 0, summary.stderr
+    lines = summary.stdout.splitlines()
+    assert lines[0].startswith("run:") and "(SUCCESS)" in lines[0]
+    assert "fine-tuned model:    ft:gpt-4o-mini-2024-07-18:" in summary.stdout
+    assert any(line.startswith("accuracy:") and "fine-tuned" in line and "held-out examples" in line for line in lines)
+    assert "production model:    ft:" in summary.stdout
     assert instance.get_latest_materialization_event(dg.AssetKey(["support_tickets", "tickets"])) is not None
     records = {record.dagster_run.job_name: record for record in instance.get_run_records()}
     assert set(records) == {"fine_tuning_job", "support_tickets_fine_tuning_job"}

@@ -159,7 +159,7 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
         graded = f" (answers passing the grader; mean grade {challenger.mean_grade:.3f} vs {base.mean_grade:.3f})"
     summary = (
         f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion}{graded} "
-        f"on {challenger.examples} test books; {test.failed_requests} failed requests (counted as wrong)"
+        f"on {challenger.examples} test examples; {test.failed_requests} failed requests (counted as wrong)"
     )
     if not test.asked:
         summary = f"Reused the evaluation of these models on these test prompts: {summary}"

@@ -164,7 +164,8 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
     splits: Splits = Field(default_factory=Splits, description="Split fractions, caps and seed.")
     # `model` in YAML; a field of that name would hide Resolvable.model().
     base_model: Annotated[str, dg.Resolver(
-        lambda _context, value: value, model_field_name="model", model_field_type=str, description="The base model to fine-tune: a fine-tunable model of the catalog "
+        lambda _context, value: value, model_field_name="model", model_field_type=str,
+        description="The base model to fine-tune: a fine-tunable model of the catalog "
         "(fine_tuning/core/catalog.py), or an `ft:` model to continue training.",
     )] = DEFAULT_BASE_MODEL
     method: Annotated[dict[str, Any] | None, dg.Resolver(

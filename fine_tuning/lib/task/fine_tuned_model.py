@@ -1,13 +1,17 @@
 """`fine_tuned_model`: a resumable fine-tuning job that is never paid for twice.
 
 The job logic (fingerprint, choice among existing jobs, creating once, waiting) is Dagster-free
-in `core.provider_jobs` and `core.job_polling`; this module adds the run configuration, the
+in `core.provider_jobs` and `core.job_polling`; the choice and the creation happen under the
+fingerprint's lease (`core.job_lease`), so runs racing outside the run queue create one job and
+the others attach to it. This module adds the run configuration, the
 upstream hand-off, the metadata, and the Dagster specifics: a terminated run cancels the
 provider job it was waiting for, and errors become `dg.Failure`s.
 
 No `from __future__ import annotations` here: Dagster inspects the real `context` annotation.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
@@ -18,9 +22,11 @@ from pydantic import Field
 
 from fine_tuning.core import job_polling
 from fine_tuning.core.costs import training_cost
+from fine_tuning.core.job_lease import LeaseWaitExpired, creation_lease, holder_description, lease_path
 from fine_tuning.core.job_polling import JobProgress
 from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.core.provider_jobs import (
+    JobChoice,
     Log,
     choose_job,
     create_job_once,
@@ -32,6 +38,7 @@ from fine_tuning.core.provider_jobs import (
     settle_concurrent_jobs,
     training_fingerprint,
 )
+from fine_tuning.core.settings import workdir
 from fine_tuning.lib.facts import check_results, latest_materialization, latest_metadata
 from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
 from fine_tuning.lib.lifecycle import (
@@ -160,6 +167,54 @@ def _upload_ids(context: dg.AssetExecutionContext, keys: TaskKeys) -> tuple[dict
     return found[keys.upload_training_file], found[keys.upload_validation_file]
 
 
+@contextmanager
+def exclusive_creation(context: dg.AssetExecutionContext, keys: TaskKeys, fingerprint: str) -> Iterator[None]:
+    """Hold the lease that makes looking up and creating the job with `fingerprint` one run's at a
+    time (`core.job_lease`, shared by every run of the project through FINE_TUNING_WORKDIR); a
+    wait that runs out is a `dg.Failure`."""
+    holder = holder_description(context.run.run_id, keys.name)
+    try:
+        with creation_lease(lease_path(workdir(), fingerprint), holder, context.log):
+            yield
+    except LeaseWaitExpired as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+
+
+def choose_job_in_run(
+    client: openai_sdk.OpenAI, fingerprint: str, force_retrain: bool, log: Log
+) -> JobChoice:
+    """`core.provider_jobs.choose_job` among the provider's jobs with `fingerprint`, reported in the run's log."""
+    with api_errors("listing fine-tuning jobs", client):
+        choice = choose_job(find_jobs(client, fingerprint), force_retrain)
+    for old in choice.replaced:
+        reason = f"[{old.error.code}] {old.error.message}" if old.error else "no error reported"
+        log.warning(f"Earlier job {old.id} with this fingerprint ended {old.status} ({reason}); replacing it.")
+    if choice.job is not None:
+        verb = "Reusing succeeded" if choice.job.status == "succeeded" else "Attaching to in-flight"
+        log.info(f"{verb} fine-tuning job {choice.job.id} ({choice.job.status}).")
+    return choice
+
+
+def _create_kwargs(
+    tuning: TuningSettings, training: dict[str, Any], validation: dict[str, Any], method: dict[str, Any],
+    fingerprint: str,
+) -> dict[str, Any]:
+    """The arguments of `client.fine_tuning.jobs.create` for this task and these files."""
+    create_kwargs = {
+        "model": tuning.base_model,
+        "training_file": str(training["file_id"]),
+        "validation_file": str(validation["file_id"]),
+        "method": method,
+        "suffix": tuning.suffix,
+        "seed": tuning.seed,
+        # The task's metadata, then the pipeline's own keys (which find the job again).
+        "metadata": {**(tuning.job_metadata or {}), **job_metadata(fingerprint)},
+    }
+    if tuning.integrations:
+        create_kwargs["integrations"] = tuning.integrations
+    return create_kwargs
+
+
 def _create_job(
     client: openai_sdk.OpenAI, create_kwargs: dict[str, Any], fingerprint: str, log: Log, provider: str
 ) -> tuple[FineTuningJob, bool]:
@@ -211,29 +266,13 @@ def train(
     )
     context.log.info(f"Training fingerprint {fingerprint}")
     with openai.get_client(context) as client:
-        with api_errors("listing fine-tuning jobs", client):
-            choice = choose_job(find_jobs(client, fingerprint), config.force_retrain)
-        for old in choice.replaced:
-            reason = f"[{old.error.code}] {old.error.message}" if old.error else "no error reported"
-            context.log.warning(f"Earlier job {old.id} with this fingerprint ended {old.status} ({reason}); replacing it.")
-        if choice.job is not None:
-            job, reused = choice.job, True
-            verb = "Reusing succeeded" if job.status == "succeeded" else "Attaching to in-flight"
-            context.log.info(f"{verb} fine-tuning job {job.id} ({job.status}).")
-        else:
-            create_kwargs = {
-                "model": tuning.base_model,
-                "training_file": str(training["file_id"]),
-                "validation_file": str(validation["file_id"]),
-                "method": method,
-                "suffix": tuning.suffix,
-                "seed": tuning.seed,
-                # The task's metadata, then the pipeline's own keys (which find the job again).
-                "metadata": {**(tuning.job_metadata or {}), **job_metadata(fingerprint)},
-            }
-            if tuning.integrations:
-                create_kwargs["integrations"] = tuning.integrations
-            job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
+        with exclusive_creation(context, keys, fingerprint):
+            choice = choose_job_in_run(client, fingerprint, config.force_retrain, context.log)
+            if choice.job is not None:
+                job, reused = choice.job, True
+            else:
+                create_kwargs = _create_kwargs(tuning, training, validation, method, fingerprint)
+                job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:

@@ -66,7 +66,8 @@ class SplitConfig(CheckedConfig):
 
     seed: int = Field(default=42, description="Seed of the deterministic example-id hash that assigns splits.")
     validation_fraction: float = Field(
-        default=0.1, gt=0.0, le=MAX_HELD_OUT, description="Share of each category for validation (0 < x <= 0.5; with test_fraction at most 0.5)."
+        default=0.1, gt=0.0, le=MAX_HELD_OUT,
+        description="Share of each category for validation (0 < x <= 0.5; with test_fraction at most 0.5).",
     )
     test_fraction: float = Field(
         default=0.2, gt=0.0, le=MAX_HELD_OUT, description="Share of each category held out for evaluation (0 < x <= 0.5)."
