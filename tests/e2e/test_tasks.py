@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from fine_tuning.lib.facts import check_results
+
 from tests.support.project import REPO, VENV_BIN
 from tests.support.project_copy import copy_project, run_in
 
