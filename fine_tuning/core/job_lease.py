@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -51,7 +51,7 @@ def lease_path(workdir: Path, fingerprint: str) -> Path:
 
 def holder_description(run_id: str, task: str) -> str:
     """Who holds a lease, as a waiter names it: run, task, process, host and since when (UTC)."""
-    since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"run {run_id} of task {task}, PID {os.getpid()} on {socket.gethostname()}, since {since}"
 
 

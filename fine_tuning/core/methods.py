@@ -198,5 +198,6 @@ def metadata_problems(metadata: Any, reserved: int = 0) -> list[MethodProblem]:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_METADATA_KEY_CHARS:
             problems.append(MethodProblem(f"metadata.{key}", f"keys are 1-{MAX_METADATA_KEY_CHARS} characters"))
         if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_CHARS:
-            problems.append(MethodProblem(f"metadata.{key}", f"values are strings of at most {MAX_METADATA_VALUE_CHARS} characters"))
+            problems.append(MethodProblem(
+                f"metadata.{key}", f"values are strings of at most {MAX_METADATA_VALUE_CHARS} characters"))
     return problems

@@ -1,7 +1,9 @@
 """Scoring models on held-out examples (no Dagster here).
 
 Every model sees exactly the prompt the training files were built with (`prompts.Prompt`) and
-must answer through a strict json_schema enum. `chat_request` is the one request body, sent
+must answer through a strict json_schema enum; an answer is right when it names the true label.
+A free-form prompt asks for plain text instead, and its grading (`core.grading`) grades each
+answer: it is right (passes) when its grade reaches the pass threshold. `chat_request` is the one request body, sent
 online (`ask_models`: concurrent but bounded) or in a Batch API file (`core.batch_scoring`); both
 turn what came back into `Answer`s and `tally` them, so the two modes score alike. Requests that
 still fail after the client's retries are counted as wrong answers, never dropped.
@@ -21,6 +23,7 @@ from typing import Any
 import openai as openai_sdk
 
 from fine_tuning.core.catalog import is_reasoning_model
+from fine_tuning.core.grading import Grading
 from fine_tuning.core.openai_errors import describe_api_error
 from fine_tuning.core.prompts import Prompt
 
@@ -67,11 +70,17 @@ class ModelScore:
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (true, predicted)
     outcomes: dict[str, bool] = field(default_factory=dict)  # example id -> answered right
     answers: dict[str, str] = field(default_factory=dict)  # example id -> what it answered (wrong answers: DPO pairs)
+    grades: dict[str, float] = field(default_factory=dict)  # free-form: example id -> its answer's grade
 
     @property
     def accuracy(self) -> float:
         """Share of all examples answered correctly (failed requests count as wrong)."""
         return self.correct / self.examples if self.examples else 0.0
+
+    @property
+    def mean_grade(self) -> float | None:
+        """Free-form: the mean grade over all examples (failed requests grade 0); None for a label set."""
+        return sum(self.grades.values()) / len(self.grades) if self.grades else None
 
     def record(self, example_id: str, truth: str, predicted: str | None) -> None:
         """Count one answer to example `example_id` (None: failed request or unparseable answer)."""
@@ -87,9 +96,23 @@ class ModelScore:
         else:
             self.confusions[(truth, predicted or NO_ANSWER)] += 1
 
-    def add(self, example_id: str, truth: str, answer: Answer) -> None:
-        """Count one answer with its tokens and whether its request failed."""
-        self.record(example_id, truth, answer.predicted)
+    def record_graded(self, example_id: str, reference: str, predicted: str | None, grading: Grading) -> None:
+        """Count one free-form answer: graded against `reference`, right when it passes (no answer: grade 0,
+        the floor of every local grader's range)."""
+        self.examples += 1
+        grade = grading.grade(predicted, reference) if predicted is not None else 0.0
+        right = predicted is not None and grading.passes(grade)
+        self.grades[example_id] = grade
+        self.outcomes[example_id] = right
+        self.answers[example_id] = predicted if predicted is not None else NO_ANSWER
+        self.correct += int(right)
+
+    def add(self, example_id: str, truth: str, answer: Answer, grading: Grading | None = None) -> None:
+        """Count one answer with its tokens and whether its request failed (graded when `grading` is given)."""
+        if grading is None:
+            self.record(example_id, truth, answer.predicted)
+        else:
+            self.record_graded(example_id, truth, answer.predicted, grading)
         self.prompt_tokens += answer.prompt_tokens
         self.completion_tokens += answer.completion_tokens
         if answer.failed:
@@ -107,6 +130,7 @@ class ModelScore:
             "confusions": [[truth, predicted, count] for (truth, predicted), count in self.confusions.items()],
             "outcomes": self.outcomes,
             "answers": self.answers,
+            **({"grades": self.grades} if self.grades else {}),
         }
 
     @classmethod
@@ -120,6 +144,7 @@ class ModelScore:
             confusions=Counter({(str(t), str(p)): int(n) for t, p, n in data["confusions"]}),
             outcomes={str(k): bool(v) for k, v in dict(data.get("outcomes") or {}).items()},
             answers={str(k): str(v) for k, v in dict(data.get("answers") or {}).items()},
+            grades={str(k): float(v) for k, v in dict(data.get("grades") or {}).items()},
         )
 
 
@@ -165,8 +190,10 @@ def chat_request(model: str, example: Example, prompt: Prompt) -> dict[str, Any]
         "model": model,
         "messages": prompt.messages(example.user_content),
         "temperature": 0,
-        "response_format": prompt.response_format(),
     }
+    response_format = prompt.response_format()
+    if response_format is not None:  # free-form answers are plain text
+        body["response_format"] = response_format
     if is_reasoning_model(model):
         del body["temperature"]
     return body
@@ -186,15 +213,17 @@ def answer_from_completion(completion: Mapping[str, Any], prompt: Prompt) -> Ans
 
 
 def tally(
-    models: Sequence[str], examples: Sequence[Example], answer: Callable[[str, int], Answer]
+    models: Sequence[str], examples: Sequence[Example], answer: Callable[[str, int], Answer],
+    grading: Grading | None = None,
 ) -> tuple[dict[str, ModelScore], list[str]]:
-    """Every model's score from `answer(model, example_index)`, and a few failure messages."""
+    """Every model's score from `answer(model, example_index)`, and a few failure messages (free-form:
+    each answer graded by `grading`)."""
     scores = {model: ModelScore(model) for model in models}
     failures: list[str] = []
     for index, example in enumerate(examples):
         for model in models:
             reply = answer(model, index)
-            scores[model].add(example.example_id, example.label, reply)
+            scores[model].add(example.example_id, example.label, reply, grading)
             if reply.failed and reply.error and len(failures) < MAX_FAILURE_SAMPLES:
                 failures.append(reply.error)
     return scores, failures
@@ -257,7 +286,7 @@ def ask_models(
             for index, example in enumerate(examples)
             for model in models
         }
-        scores, failures = tally(models, examples, lambda model, index: futures[(model, index)].result())
+        scores, failures = tally(models, examples, lambda model, index: futures[(model, index)].result(), prompt.grading)
     result = Scores(scores, len(examples), concurrency, gate.peak, failures)
     if log is not None and failures:
         log(f"{result.failed_requests} requests failed after retries, e.g. {failures[0]}")
@@ -287,9 +316,10 @@ def evaluate_models(
 
 
 def prompts_fingerprint(examples: Sequence[Example], prompt: Prompt) -> str:
-    """sha256 of every prompt and its true answer (what any model is asked and scored against) and the
-    format scores on them are stored in."""
-    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(prompt.labels)]).encode())
+    """sha256 of every prompt and its true answer (what any model is asked and scored against), the
+    format scores on them are stored in and, free-form, the grader and pass threshold that score them."""
+    grading = [prompt.grading.fingerprint()] if prompt.grading is not None else []
+    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(prompt.labels), *grading]).encode())
     for example in examples:
         messages = prompt.messages(example.user_content)
         digest.update(json.dumps([example.example_id, example.label, messages], ensure_ascii=False).encode())

@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from dagster_duckdb import DuckDBResource
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster_duckdb import DuckDBResource
 
 import fine_tuning.definitions
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE

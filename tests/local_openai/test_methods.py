@@ -177,7 +177,8 @@ def test_graders_validate_and_run_through_the_client(fast: openai.OpenAI) -> Non
     with pytest.raises(openai.BadRequestError) as error:
         fast.fine_tuning.alpha.graders.validate(grader={**grader, "operation": "contains"})
     assert error.value.body["param"] == "grader.operation"
-    judge = {"type": "score_model", "name": "judge", "model": GPT, "input": [{"role": "user", "content": "{{sample.output_text}}"}]}
+    judge = {"type": "score_model", "name": "judge", "model": GPT,
+             "input": [{"role": "user", "content": "{{sample.output_text}}"}]}
     assert fast.fine_tuning.alpha.graders.validate(grader=judge).grader.type == "score_model"
     with pytest.raises(openai.BadRequestError) as error:
         fast.fine_tuning.alpha.graders.run(grader=judge, model_sample="x")

@@ -154,9 +154,12 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
     if roles.champion and pairs is not None:
         champion = (f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%} "
                     f"(McNemar p = {format_p(pairs.p_value)})")
+    graded = ""
+    if challenger.mean_grade is not None and base.mean_grade is not None:
+        graded = f" (answers passing the grader; mean grade {challenger.mean_grade:.3f} vs {base.mean_grade:.3f})"
     summary = (
-        f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion} "
-        f"on {challenger.examples} test books; {test.failed_requests} failed requests (counted as wrong)"
+        f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion}{graded} "
+        f"on {challenger.examples} test examples; {test.failed_requests} failed requests (counted as wrong)"
     )
     if not test.asked:
         summary = f"Reused the evaluation of these models on these test prompts: {summary}"
@@ -231,5 +234,5 @@ def evaluate(
     context.log.info(description)
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description,
-        metadata=check_metadata(roles, test, prompt.labels, selection),
+        metadata=check_metadata(roles, test, prompt.labels, selection, prompt.grading),
     )

@@ -210,7 +210,8 @@ def build_sensor(task: FineTuningTask, job: dg.UnresolvedAssetJobDefinition, int
             if unversioned and not stale:
                 return dg.SensorResult(skip_reason=(
                     f"{', '.join(unversioned)} has no data version yet (never materialized): nothing to re-tune from"))
-        versions = ";".join(f"{key.to_user_string()}={value}" for key, value in sorted(current.items(), key=lambda kv: kv[0].to_user_string()))
+        by_key = sorted(current.items(), key=lambda kv: kv[0].to_user_string())
+        versions = ";".join(f"{key.to_user_string()}={value}" for key, value in by_key)
         if not current:
             return dg.SensorResult(skip_reason=f"{task.name} has no source data version to watch (no deps)")
         if not stale:

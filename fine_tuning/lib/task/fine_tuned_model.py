@@ -25,8 +25,6 @@ from fine_tuning.core.costs import training_cost
 from fine_tuning.core.job_lease import LeaseWaitExpired, creation_lease, holder_description, lease_path
 from fine_tuning.core.job_polling import JobProgress
 from fine_tuning.core.lifecycle import utc_today
-from fine_tuning.core.settings import workdir
-from fine_tuning.core.time_billing import TimeBudget, billed_seconds, price_per_hour, started_at, time_cost
 from fine_tuning.core.provider_jobs import (
     JobChoice,
     Log,
@@ -40,6 +38,8 @@ from fine_tuning.core.provider_jobs import (
     settle_concurrent_jobs,
     training_fingerprint,
 )
+from fine_tuning.core.settings import workdir
+from fine_tuning.core.time_billing import TimeBudget, billed_seconds, price_per_hour, started_at, time_cost
 from fine_tuning.lib.facts import check_results, latest_materialization, latest_metadata
 from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
 from fine_tuning.lib.lifecycle import (

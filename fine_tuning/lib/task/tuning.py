@@ -15,6 +15,7 @@ from pydantic import Field, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from fine_tuning.core.catalog import supported_methods
+from fine_tuning.core.graders import GraderError, validate_grader
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.method_examples import default_grader
 from fine_tuning.core.methods import (
@@ -78,7 +79,8 @@ class TuningSettings(CheckedResource):
     )
     grader: dict[str, Any] | None = Field(
         default=None, description="The task's grader (OpenAI's JSON shape) for a reinforcement method that names "
-        "none; null: an exact-match string_check of the answer against the example's reference answer.",
+        "none (a free-form task's defaults to its `grader` attribute, its accuracy metric); null: an exact-match "
+        "string_check of the answer against the example's reference answer.",
     )
     integrations: list[dict[str, Any]] | None = Field(
         default=None, description="The job's `integrations` (Weights & Biases: [{type: wandb, wandb: {project, "
@@ -100,6 +102,12 @@ class TuningSettings(CheckedResource):
                 SettingProblem(f"{self.run_config_path}.{problem.field}", _value_at(self, problem.field), problem.message)
                 for problem in found
             ])
+        if self.grader is not None:  # a supervised task's grader is checked too (a free-form task's metric)
+            try:
+                validate_grader(self.grader, "grader")
+            except GraderError as error:
+                raise SettingsError([SettingProblem(f"{self.run_config_path}.{error.param}", self.grader,
+                                                    error.message)]) from None
         return self
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -152,10 +160,10 @@ def tuning_settings_class(run_config_path: str, defaults: Mapping[str, Any] | No
     if run_config_path == TuningSettings.run_config_path and not changed:
         return TuningSettings
     name = "TuningSettings_" + "".join(char if char.isalnum() else "_" for char in run_config_path.split(".")[1])
-    fields: dict[str, Any] = {
-        field: (TuningSettings.model_fields[field].annotation, FieldInfo.merge_field_infos(TuningSettings.model_fields[field], default=value))
-        for field, value in changed.items()
-    }
+    fields: dict[str, Any] = {}
+    for field, value in changed.items():
+        base = TuningSettings.model_fields[field]
+        fields[field] = (base.annotation, FieldInfo.merge_field_infos(base, default=value))
     cls = create_model(name, __base__=TuningSettings, __doc__=TuningSettings.__doc__, **fields)
     register_section(cls, run_config_path)  # the preflight checks this path with these defaults
     return cls
