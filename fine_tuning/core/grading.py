@@ -9,17 +9,28 @@ paired test on per-example pass/fail and `min_improvement` work as they do for l
 
 The grader reads the example as a reinforcement file's line carries it (`core.method_examples`):
 `{{item.reference_answer}}` is the answer column's text (`{{item.label}}` the same), and
-`{{sample.output_text}}` the model's answer. No Dagster here.
+`{{sample.output_text}}` the model's answer.
+
+A grader that needs a model (`score_model`, `text_similarity` `cosine` / `meteor`) is not computed
+here: each grade is asked of the provider's `/graders/run` through the same client the answers
+came from (`ProviderGrader`), and the grader model's tokens are counted and priced. The local
+backend has no grader model and refuses such graders with a 400: `check_grader_runs` asks once
+before anything is trained or asked, so that refusal stops the run first. No Dagster here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import openai as openai_sdk
+
 from fine_tuning.core.graders import GraderError, UnsupportedGrader, run_grader, validate_grader
+from fine_tuning.core.openai_errors import describe_api_error
 
 # The default metric of a free-form task: how close the answer's characters are to the reference
 # (rapidfuzz's ratio: 1.0 identical, about 0.5 for half the text in common), passing at 0.8, so
@@ -49,6 +60,10 @@ def grade_range(grader: dict[str, Any]) -> tuple[float, float]:
     return (float(score_range[0]), float(score_range[1])) if score_range else (0.0, 1.0)
 
 
+# Grades a model's answer for an item with a grader this process cannot compute (a provider's /graders/run).
+RemoteGrader = Callable[[dict[str, Any], str, Mapping[str, Any]], float]
+
+
 @dataclass(frozen=True)
 class Grading:
     """A free-form task's metric: a validated grader and the grade at or above which an answer passes."""
@@ -59,9 +74,20 @@ class Grading:
     def __post_init__(self) -> None:
         validate_grader(self.grader)
 
-    def grade(self, answer: str, reference_answer: str) -> float:
-        """The grader's reward for `answer` on an example whose reference answer is `reference_answer`."""
-        return run_grader(self.grader, answer, grading_item(reference_answer, reference_answer)).reward
+    @property
+    def needs_model(self) -> bool:
+        """Whether grading asks a grader model (the provider's /graders/run) instead of computing here."""
+        return local_grading_problem(self.grader) is not None
+
+    def grade(self, answer: str, reference_answer: str, remote: RemoteGrader | None = None) -> float:
+        """The grader's reward for `answer` on an example whose reference answer is `reference_answer`
+        (computed here, or by `remote` when the grader needs a model; UnsupportedGrader without one)."""
+        item = grading_item(reference_answer, reference_answer)
+        if self.needs_model:
+            if remote is None:
+                raise UnsupportedGrader("this grader needs a grader model: grade through the provider", "grader")
+            return remote(self.grader, answer, item)
+        return run_grader(self.grader, answer, item).reward
 
     def passes(self, grade: float) -> bool:
         """Whether a grade reaches the pass threshold."""
@@ -81,3 +107,41 @@ def local_grading_problem(grader: dict[str, Any]) -> GraderError | None:
     except UnsupportedGrader as error:
         return error
     return None
+
+
+@dataclass
+class ProviderGrader:
+    """Grades through the provider's `POST /v1/fine_tuning/alpha/graders/run` on the client the models
+    were asked with, counting the grader model's tokens per model (what the grades cost)."""
+
+    client: openai_sdk.OpenAI
+    tokens: dict[str, list[int]] = field(default_factory=dict)  # grader model -> [prompt, completion]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, grader: dict[str, Any], sample: str, item: Mapping[str, Any]) -> float:
+        """The provider's reward for `sample` (openai.APIError when it refuses or fails)."""
+        graders = self.client.fine_tuning.alpha.graders
+        response = graders.run(grader=grader, model_sample=sample, item=dict(item))  # type: ignore[arg-type]
+        usage = response.api_model_grader_token_usage_per_model or {}
+        with self._lock:
+            for model, used in usage.items():
+                counted = self.tokens.setdefault(str(model), [0, 0])
+                counted[0] += int((used or {}).get("prompt_tokens") or 0) if isinstance(used, dict) else 0
+                counted[1] += int((used or {}).get("completion_tokens") or 0) if isinstance(used, dict) else 0
+        return float(response.reward)
+
+
+def check_grader_runs(client: openai_sdk.OpenAI, grading: Grading) -> None:
+    """GraderError when the provider cannot run a grader that needs a model (the local backend has
+    none): asked once, on an empty answer, before anything is trained or any model is asked."""
+    if not grading.needs_model:
+        return
+    try:
+        ProviderGrader(client)(grading.grader, "", grading_item("", ""))
+    except openai_sdk.APIError as error:
+        reason = describe_api_error(error, "running the task's grader (/v1/fine_tuning/alpha/graders/run)", client)
+        raise GraderError(
+            f"the task's grader {grading.grader.get('name')!r} needs a grader model, which the provider cannot run: "
+            f"{reason}. Pick a grader the pipeline computes itself (string_check, text_similarity but cosine and "
+            "meteor, multi over them) or a provider that runs it.", "grader",
+        ) from None

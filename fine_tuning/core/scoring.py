@@ -23,7 +23,7 @@ from typing import Any
 import openai as openai_sdk
 
 from fine_tuning.core.catalog import is_reasoning_model
-from fine_tuning.core.grading import Grading
+from fine_tuning.core.grading import Grading, ProviderGrader, RemoteGrader
 from fine_tuning.core.openai_errors import describe_api_error
 from fine_tuning.core.prompts import Prompt
 
@@ -96,29 +96,46 @@ class ModelScore:
         else:
             self.confusions[(truth, predicted or NO_ANSWER)] += 1
 
-    def record_graded(self, example_id: str, reference: str, predicted: str | None, grading: Grading) -> None:
+    def record_graded(
+        self, example_id: str, reference: str, predicted: str | None, grading: Grading,
+        remote: RemoteGrader | None = None,
+    ) -> str | None:
         """Count one free-form answer: graded against `reference`, right when it passes (no answer: grade 0,
-        the floor of every local grader's range)."""
+        the floor of every local grader's range). A grade the provider failed to give (a grader that needs
+        a model, graded by `remote`) counts as a failed request, graded 0; its reason is returned."""
         self.examples += 1
-        grade = grading.grade(predicted, reference) if predicted is not None else 0.0
-        right = predicted is not None and grading.passes(grade)
+        grade, problem = 0.0, None
+        if predicted is not None:
+            try:
+                grade = grading.grade(predicted, reference, remote)
+            except openai_sdk.APIError as error:
+                problem = describe_api_error(error, f"grading the answer to {example_id}")
+                self.failed_requests += 1
+        right = predicted is not None and problem is None and grading.passes(grade)
         self.grades[example_id] = grade
         self.outcomes[example_id] = right
         self.answers[example_id] = predicted if predicted is not None else NO_ANSWER
         self.correct += int(right)
+        return problem
 
-    def add(self, example_id: str, truth: str, answer: Answer, grading: Grading | None = None) -> None:
-        """Count one answer with its tokens and whether its request failed (graded when `grading` is given)."""
+    def add(
+        self, example_id: str, truth: str, answer: Answer, grading: Grading | None = None,
+        remote: RemoteGrader | None = None,
+    ) -> str | None:
+        """Count one answer with its tokens and whether its request failed (graded when `grading` is given);
+        the reason a grade could not be had, if any."""
+        problem = None
         if grading is None:
             self.record(example_id, truth, answer.predicted)
         else:
-            self.record_graded(example_id, truth, answer.predicted, grading)
+            problem = self.record_graded(example_id, truth, answer.predicted, grading, remote)
         self.prompt_tokens += answer.prompt_tokens
         self.completion_tokens += answer.completion_tokens
         if answer.failed:
             self.failed_requests += 1
         elif answer.predicted is None:
             self.unparseable += 1
+        return problem
 
     def to_json(self) -> dict[str, Any]:
         """Everything needed to rebuild this score later (reusing an evaluation asks nothing)."""
@@ -157,6 +174,7 @@ class Scores:
     concurrency: int = 0
     max_in_flight: int = 0
     failure_samples: list[str] = field(default_factory=list)
+    grader_tokens: dict[str, list[int]] = field(default_factory=dict)  # grader model -> [prompt, completion]
 
     @property
     def failed_requests(self) -> int:
@@ -214,19 +232,25 @@ def answer_from_completion(completion: Mapping[str, Any], prompt: Prompt) -> Ans
 
 def tally(
     models: Sequence[str], examples: Sequence[Example], answer: Callable[[str, int], Answer],
-    grading: Grading | None = None,
+    grading: Grading | None = None, remote: RemoteGrader | None = None,
 ) -> tuple[dict[str, ModelScore], list[str]]:
     """Every model's score from `answer(model, example_index)`, and a few failure messages (free-form:
-    each answer graded by `grading`)."""
+    each answer graded by `grading`, through `remote` when its grader needs a model)."""
     scores = {model: ModelScore(model) for model in models}
     failures: list[str] = []
     for index, example in enumerate(examples):
         for model in models:
             reply = answer(model, index)
-            scores[model].add(example.example_id, example.label, reply, grading)
-            if reply.failed and reply.error and len(failures) < MAX_FAILURE_SAMPLES:
-                failures.append(reply.error)
+            problem = scores[model].add(example.example_id, example.label, reply, grading, remote)
+            error = reply.error if reply.failed else problem
+            if error and len(failures) < MAX_FAILURE_SAMPLES:
+                failures.append(f"{model} / {example.example_id}: {error}" if problem else error)
     return scores, failures
+
+
+def provider_grader(client: openai_sdk.OpenAI, prompt: Prompt) -> ProviderGrader | None:
+    """What grades a free-form prompt's answers through the provider, when its grader needs a model."""
+    return ProviderGrader(client) if prompt.grading is not None and prompt.grading.needs_model else None
 
 
 class _InFlight:
@@ -286,8 +310,11 @@ def ask_models(
             for index, example in enumerate(examples)
             for model in models
         }
-        scores, failures = tally(models, examples, lambda model, index: futures[(model, index)].result(), prompt.grading)
-    result = Scores(scores, len(examples), concurrency, gate.peak, failures)
+        remote = provider_grader(retrying, prompt)
+        scores, failures = tally(
+            models, examples, lambda model, index: futures[(model, index)].result(), prompt.grading, remote
+        )
+    result = Scores(scores, len(examples), concurrency, gate.peak, failures, remote.tokens if remote else {})
     if log is not None and failures:
         log(f"{result.failed_requests} requests failed after retries, e.g. {failures[0]}")
     return result

@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from fine_tuning.core.batch_scoring import score_batches
-from fine_tuning.core.graders import exact_match_grader
-from fine_tuning.core.grading import Grading, default_free_form_grader, local_grading_problem
+from fine_tuning.core.graders import GraderError, exact_match_grader
+from fine_tuning.core.grading import (
+    Grading,
+    ProviderGrader,
+    check_grader_runs,
+    default_free_form_grader,
+    grading_item,
+    local_grading_problem,
+)
 from fine_tuning.core.method_examples import failed_answers
 from fine_tuning.core.prompts import Prompt, TrainingExampleLines
 from fine_tuning.core.scoring import NO_ANSWER, Answer, Example, ModelScore, ask_models, chat_request, prompts_fingerprint
@@ -71,6 +78,26 @@ def test_a_model_s_failed_answers_are_its_dpo_mistakes() -> None:
     answers = {"m1": REPLY, "m2": "parcel", "m3": NO_ANSWER, "m4": REPLY}
     outcomes = {"m1": True, "m2": False, "m3": False, "m4": False}  # m4: a strict grader failed the reference itself
     assert failed_answers("base", answers, outcomes, truths, NO_ANSWER).wrong == {"m2": "parcel"}
+
+
+def test_graders_that_need_a_model_are_asked_of_the_provider_and_refused_where_it_has_none(tmp_path: Path) -> None:
+    """Through the same client: a grader the pipeline computes gives the same reward from the local
+    backend's /graders/run; a score_model is refused by it with a 400, named before anything runs."""
+    client = local_client(tmp_path / "store", max_retries=0)
+    provider = ProviderGrader(client)
+    near = REPLY.replace("email", "inbox")
+    assert provider(default_free_form_grader(), near, grading_item(REPLY, REPLY)) == GRADING.grade(near, REPLY)
+    assert provider.tokens == {}  # no grader model asked
+    judge = Grading({"type": "score_model", "name": "judge", "model": "gpt-4o-mini-2024-07-18",
+                     "input": [{"role": "user", "content": "{{sample.output_text}}"}]})
+    assert judge.needs_model and not GRADING.needs_model
+    check_grader_runs(client, GRADING)  # nothing to ask
+    with pytest.raises(GraderError, match="grader 'judge' needs a grader model.*HTTP 400"):
+        check_grader_runs(client, judge)
+    # Graded through whatever runs it (here a grader standing in for the provider's grader model).
+    graded = score_batches(["m"], EXAMPLES[:2], {"m": {"e0": Answer(REPLY, False), "e1": Answer("x", False)}},
+                           grading=judge, remote=lambda grader, sample, item: 0.9 if sample == item["reference_answer"] else 0.1)
+    assert graded.models["m"].grades == {"m1": 0.9, "m2": 0.1} and graded.models["m"].correct == 1
 
 
 def test_graders_that_need_a_model_are_refused_as_a_metric_by_name() -> None:

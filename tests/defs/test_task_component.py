@@ -82,9 +82,6 @@ def write_task(folder: Path, **attributes: object) -> Path:
     ({"answers": "free_form", "labels_sql": "SELECT 'a'"}, "attributes.labels_sql"),
     ({"pass_threshold": 0.5}, "attributes.pass_threshold"),
     ({"answers": "free_form", "grader": {"type": "nope"}}, "attributes.grader.type"),
-    ({"answers": "free_form", "grader": {"type": "score_model", "name": "judge", "model": "gpt-4o-mini-2024-07-18",
-                                          "input": [{"role": "user", "content": "{{sample.output_text}}"}]}},
-     "attributes.grader"),
 ])
 def test_bad_attributes_name_the_attribute_and_the_file(tmp_path: Path, attributes: dict, named: str) -> None:
     path = write_task(tmp_path / "orders", **attributes)
@@ -153,6 +150,27 @@ def test_a_free_form_task_trains_on_its_answer_text_split_unstratified_and_grade
                                          model="o4-mini-2025-04-16", method={"type": "reinforcement"}))
     assert reinforcement.tuning_settings().job_method()["reinforcement"]["grader"] == grading.grader
     assert reinforcement.grading() == type(grading)(grading.grader, 0.5)
+
+
+JUDGE = {"type": "score_model", "name": "judge", "model": "gpt-4o-mini-2024-07-18",
+         "input": [{"role": "user", "content": "Grade {{sample.output_text}} against {{item.reference_answer}}."}]}
+
+
+def test_a_grader_needing_a_model_the_local_backend_lacks_stops_the_first_step_before_any_file(tmp_path: Path) -> None:
+    """score_model loads (OpenAI runs it through /graders/run), but the local backend has no grader model:
+    the first step asks once, gets the backend's 400, and fails naming it; nothing is written."""
+    task = load_task(write_task(tmp_path / "orders", answers="free_form", label_column="team", grader=JUDGE))
+    assert task.grader == JUDGE  # OpenAI's {{templates}} as written, not rendered by Dagster
+    definitions = task.definitions()
+    with duckdb.connect(str(duckdb_path())) as conn:
+        conn.execute("CREATE TABLE orders AS SELECT i AS order_id, 'order ' || i AS note, 'team' AS team FROM range(30) t(i)")
+    training_files = next(a for a in definitions.assets if a.node_def.name == "orders__training_files")
+    result = dg.materialize([training_files], resources={**pipeline_resources(), "orders_tuning": task.tuning_settings()},
+                            raise_on_error=False)
+    assert not result.success
+    text = failure_text(result)
+    assert "grader 'judge' needs a grader model" in text and "graders/run" in text and "HTTP 400" in text
+    assert not task.keys.files_dir().joinpath("training.jsonl").exists()
 
 
 def test_a_free_form_check_records_mean_grades_and_grade_tables_not_a_confusion_matrix() -> None:

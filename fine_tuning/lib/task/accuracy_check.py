@@ -21,6 +21,8 @@ from pydantic import Field
 
 from fine_tuning.core.evaluation_rounds import AskSettings, Round, best_model, job_checkpoints, run_round
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.graders import GraderError
+from fine_tuning.core.grading import check_grader_runs
 from fine_tuning.core.promotion import format_p
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.provider_jobs import Log
@@ -221,6 +223,11 @@ def evaluate(
     settings = config.ask_settings()
     history = [] if config.force_evaluation else past_evaluations(context.instance, keys)
     with openai.get_client(context) as client, provider_job_failures():
+        if prompt.grading is not None:
+            try:
+                check_grader_runs(client, prompt.grading)
+            except GraderError as error:
+                raise dg.Failure(description=f"Cannot grade the answers: {error}") from None
         challenger, selection = trained, None
         if config.evaluate_checkpoints:
             job_id = str(produced.get("job_id") or "")

@@ -30,7 +30,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
 from fine_tuning.core.graders import LOCAL_SIMILARITY_METRICS, GraderError, validate_grader
-from fine_tuning.core.grading import DEFAULT_PASS_THRESHOLD, Grading, default_free_form_grader, local_grading_problem
+from fine_tuning.core.grading import DEFAULT_PASS_THRESHOLD, Grading, default_free_form_grader
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.promotion import DEFAULT_MAX_P_VALUE, DEFAULT_MIN_IMPROVEMENT
 from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
@@ -181,8 +181,11 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
         "score_model, multi), reading `{{sample.output_text}}` (the answer) and `{{item.reference_answer}}` (the "
         "label column's answer): the reinforcement method's grader when it names none and, for `answers: "
-        "free_form`, the accuracy check's metric (computed like /v1/fine_tuning/alpha/graders/run: string_check, "
-        f"text_similarity ({', '.join(LOCAL_SIMILARITY_METRICS)}) and multi over them). Null: with labels an "
+        "free_form`, the accuracy check's metric (string_check, text_similarity "
+        f"({', '.join(LOCAL_SIMILARITY_METRICS)}) and multi over them computed in-process like "
+        "/v1/fine_tuning/alpha/graders/run; a grader needing a model is asked of the provider's /graders/run, its "
+        "tokens counted, and refused before any file is written where the provider has no grader model, as the "
+        "local backend). Null: with labels an "
         "exact-match string_check against the reference answer; free-form a text_similarity fuzzy_match (1.0 "
         "identical text).",
     )] = None
@@ -478,10 +481,6 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
                 validate_grader(self.grader, "grader")
             except GraderError as error:
                 raise self._problem(error.param, error.message) from None
-            problem = local_grading_problem(self.grader)
-            if problem is not None:
-                raise self._problem(problem.param, f"{problem.message} A free-form task's grader is its accuracy "
-                                    "metric, computed by the pipeline itself: pick one it can compute.")
 
     def check_source_if_readable(self) -> None:
         """The columns the task names, against the source, when the database and the source exist already.

@@ -95,6 +95,8 @@ def _details(roles: Roles, test: Round, pairs: DiscordantPairs | None) -> dict[s
         "completion_tokens": int(sum(score.completion_tokens for score in distinct)),
         **_role_details(roles, test),
         "test_cost_usd": float(test.total_cost_usd),
+        **({"grader_tokens": test.grader_tokens, "grader_cost_usd": round(test.grader_cost_usd, 6)}
+           if test.grader_tokens else {}),
         "unpriced_models": test.unpriced,
         "mode": test.mode,
         "batch_ids": {run.model: run.batch_id for run in test.batches},
@@ -184,7 +186,8 @@ def check_metadata(
         "eval_examples": int(challenger.examples),
         "fine_tuned_accuracy": float(challenger.accuracy),
         **{key: value for key, value in quality.items() if key.startswith(("macro_f1", "mean_grade"))},
-        SPENT_TOKENS_KEY: int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)),
+        SPENT_TOKENS_KEY: int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)
+                              + sum(sum(tokens) for tokens in test.grader_tokens.values())),
         SPENT_USD_KEY: round(spent, 6),
         "fine_tuned_model": roles.challenger,
         "champion_model": roles.champion,

@@ -30,6 +30,8 @@ from fine_tuning.core.example_files import (
     write_examples,
 )
 from fine_tuning.core.method_files import IdentifiedRow, write_method_examples
+from fine_tuning.core.graders import GraderError
+from fine_tuning.core.grading import check_grader_runs
 from fine_tuning.core.prompts import Prompt, TrainingExampleLines
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
 from fine_tuning.lib.builds import (
@@ -316,6 +318,13 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
                 return preference_pairs(context, task, client, answering, prompt, train, validation,
                                         AskSettings(mode=config.answers_mode))
 
+        grading = task.grading()
+        if grading is not None and grading.needs_model:  # refused by the provider: stop before any file or job
+            with context.resources.openai.get_client_for_asset(context, keys.training_file) as client:
+                try:
+                    check_grader_runs(client, grading)
+                except GraderError as error:
+                    raise dg.Failure(description=f"Cannot grade the task's answers: {error}") from None
         with connection(task.duckdb(context)) as conn:
             fingerprint = files_fingerprint(conn, task, config, method, answering)
             metadata = kept_files(conn, task, fingerprint, out_dir)
