@@ -101,7 +101,8 @@ def child_long_line(kind: str, chars: int) -> dict:
         encoding = o200k_encoding()  # the packaged, sha256-checked ranks, offline
         assert encoding is not None, "o200k_base ranks unavailable"
         tokens = len(encoding.encode_ordinary("a" * chars))
-        return {"tokens": tokens, "exact": True, "seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": _peak_rss_mb()}
+        seconds = round(time.perf_counter() - started, 2)
+        return {"tokens": tokens, "exact": True, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
     from fine_tuning.core.chat_files import validate_chat_file
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -2,8 +2,11 @@
 
 The table is rendered from `fine_tuning_job`'s own run-config schema (the one the launchpad
 shows), so it names every field of every op and of the `tuning` resource wherever the code
-defines them, with the type, default and description the config classes declare. It is
-written into README.md between two markers; `--check` exits 1 when the README is stale.
+defines them, with the type, default and description the config classes declare. A second
+table gives every other task's sections, read from that task's own job: the same config classes
+under the op names its key prefix gives (`ops.<name>__fine_tuned_model.config`) and its own
+tuning resource (`resources.<name>_tuning.config`). Both are written into README.md between two
+markers; `--check` exits 1 when the README is stale.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def _config_shape(section: ConfigType, name: str) -> ConfigType | None:
     return config_field.config_type
 
 
-def config_rows(job: dg.JobDefinition) -> list[ConfigRow]:
+def config_rows(job: dg.JobDefinition, documented_resources: tuple[str, ...] = DOCUMENTED_RESOURCES) -> list[ConfigRow]:
     """Every configurable field of the job's ops and documented resources, sorted by path."""
     root = job.run_config_schema.config_type
     rows: list[ConfigRow] = []
@@ -141,7 +144,7 @@ def config_rows(job: dg.JobDefinition) -> list[ConfigRow]:
             facts = ClassFacts.of(_op_config_class(job.graph.node_named(op_name).definition))
             rows.extend(_leaf_rows(f"ops.{op_name}.config", shape, facts))
     resources = root.fields["resources"].config_type  # type: ignore[attr-defined]
-    for resource_name in DOCUMENTED_RESOURCES:
+    for resource_name in documented_resources:
         shape = _config_shape(resources, resource_name)
         if shape is not None:
             resource_class = getattr(job.resource_defs[resource_name], "configurable_resource_cls", None)
@@ -160,11 +163,32 @@ def render_table(rows: list[ConfigRow]) -> str:
     return "\n".join(lines)
 
 
+def task_sections(job: dg.JobDefinition, tuning_resource: str) -> list[str]:
+    """The run-config sections (`ops.<op>.config`, `resources.<key>.config`) of a task's job, in table order."""
+    return list(dict.fromkeys(row.path.rsplit(".", 1)[0] for row in config_rows(job, (tuning_resource,))))
+
+
+def render_task_table(defs: dg.Definitions) -> str:
+    """One row per task other than Goodreads: its job and where its settings go."""
+    from fine_tuning.lib.task.instances import GOODREADS, project_tasks
+
+    lines = [
+        "| task | job | run config sections (the fields of the Goodreads rows above; defaults from the task's `defs.yaml`) |",
+        "|---|---|---|",
+    ]
+    for name, task in sorted(project_tasks().items()):
+        if name != GOODREADS:
+            job_name = task.job_name_or_default()
+            sections = task_sections(defs.resolve_job_def(job_name), task.keys.tuning_resource)
+            lines.append(f"| `{name}` | `{job_name}` | {', '.join(f'`{section}`' for section in sections)} |")
+    return "\n".join(lines)
+
+
 def rendered_reference() -> str:
-    """The reference for the code location as it is loaded now."""
+    """The reference for the code location as it is loaded now: the Goodreads job's fields, then every other task's sections."""
     from fine_tuning.definitions import defs
 
-    return render_table(config_rows(defs.resolve_job_def(JOB_NAME)))
+    return render_table(config_rows(defs.resolve_job_def(JOB_NAME))) + "\n\n" + render_task_table(defs)
 
 
 def replace_between_markers(text: str, body: str) -> str:

@@ -1,32 +1,41 @@
-"""`python -m fine_tuning.summary`: what the latest fine_tuning_job run produced, in a few lines."""
+"""`python -m fine_tuning.summary [--task NAME]`: what the latest run of a task's job produced, in a few lines.
+
+The task defaults to Goodreads (`fine_tuning_job`, what `make run` prints last); another task's
+job is `<name>_fine_tuning_job`.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Sequence
 
 import dagster as dg
 
 from fine_tuning.lib.facts import DagsterHomeNotSetError, project_instance, run_check_results, run_materializations
+from fine_tuning.lib.task.instances import GOODREADS, task_named
 
-JOB_NAME = "fine_tuning_job"
 
-
-def latest_run_summary(instance: dg.DagsterInstance) -> dict[str, object] | None:
-    """Run id, status, model name and both accuracies of the newest fine_tuning_job run."""
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME), limit=1)
+def latest_run_summary(instance: dg.DagsterInstance, task_name: str = GOODREADS) -> dict[str, object] | None:
+    """Run id, status, model name and both accuracies of the newest run of the task's job."""
+    task = task_named(task_name)
+    keys = task.keys
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=task.job_name_or_default()), limit=1)
     if not runs:
         return None
     run = runs[0]
-    summary: dict[str, object] = {"run_id": run.run_id, "status": run.status.value}
+    # What the held-out examples are, in the summary's words (the Goodreads task's are books).
+    summary: dict[str, object] = {"run_id": run.run_id, "status": run.status.value,
+                                  "examples_noun": "books" if task_name == GOODREADS else "examples"}
     for key, metadata in run_materializations(instance, run.run_id):
-        if key == dg.AssetKey("fine_tuned_model"):
+        if key == keys.fine_tuned_model:
             summary.update(metadata)
-        elif key == dg.AssetKey("production_model"):
+        elif key == keys.production_model:
             summary["production_model"] = metadata.get("model_name")
             summary["promoted"] = metadata.get("promoted")
             summary["production_reason"] = metadata.get("reason")
     for check_key, result in run_check_results(instance, run.run_id):
-        if check_key.name == "fine_tuned_model_accuracy":
+        if check_key == keys.accuracy_check:
             summary.update(result.metadata)
             summary["check_passed"] = result.passed
     return summary
@@ -55,13 +64,20 @@ def training_lines(summary: dict[str, object]) -> list[str]:
 
 
 def accuracy_lines(summary: dict[str, object]) -> list[str]:
-    """Both accuracies on the held-out books, and how many books they were measured on, in one line."""
+    """Both accuracies on the held-out examples, and how many they were measured on, in one line (free-form:
+    and both mean grades in a second)."""
     fine_tuned, base = summary.get("fine_tuned_accuracy"), summary.get("base_accuracy")
     if not isinstance(fine_tuned, float) or not isinstance(base, float):
         return [_value_line("accuracy", None)]
-    books = f" on {summary['eval_examples']} held-out books" if "eval_examples" in summary else ""
+    noun = summary.get("examples_noun", "books")
+    books = f" on {summary['eval_examples']} held-out {noun}" if "eval_examples" in summary else ""
     reused = " (evaluation reused: same models and prompts)" if summary.get("reused_evaluation") else ""
-    return [f"{'accuracy:':<21}{fine_tuned:.3f} fine-tuned, {base:.3f} base,{books}{reused}"]
+    lines = [f"{'accuracy:':<21}{fine_tuned:.3f} fine-tuned, {base:.3f} base,{books}{reused}"]
+    graded, base_graded = summary.get("mean_grade_fine_tuned"), summary.get("mean_grade_base")
+    if isinstance(graded, float) and isinstance(base_graded, float):  # free-form: accuracy is the share passing
+        lines.append(f"{'mean grade:':<21}{graded:.3f} fine-tuned, {base_graded:.3f} base "
+                     f"(an answer passes at {summary.get('pass_threshold')})")
+    return lines
 
 
 def production_lines(summary: dict[str, object]) -> list[str]:
@@ -85,17 +101,25 @@ def summary_lines(summary: dict[str, object]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Print the summary; exit 1 when there is no successful run to report."""
+    parser = argparse.ArgumentParser(prog="python -m fine_tuning.summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default=GOODREADS, help=f"the task (default: {GOODREADS})")
+    args = parser.parse_args(argv)
+    try:
+        job_name = task_named(args.task).job_name_or_default()
+    except KeyError as error:
+        print(error.args[0], file=sys.stderr)
+        return 1
     try:
         with project_instance() as instance:
-            summary = latest_run_summary(instance)
+            summary = latest_run_summary(instance, args.task)
     except DagsterHomeNotSetError:
         print("DAGSTER_HOME is not set and no .env here names it: run this from the checkout after `make setup`.",
               file=sys.stderr)
         return 1
     if summary is None:
-        print(f"No {JOB_NAME} run found in this Dagster instance.", file=sys.stderr)
+        print(f"No {job_name} run found in this Dagster instance.", file=sys.stderr)
         return 1
     print("\n".join(summary_lines(summary)))
     return 0 if summary["status"] == "SUCCESS" else 1

@@ -104,11 +104,13 @@ class Deployments:
     def put(self, scope: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Create (201) or update (200) a deployment of a model this account has."""
         if not _NAME_RE.match(name):
-            raise AzureError(400, "InvalidResourceName", f"Deployment name '{name}' is invalid: 2-64 letters, digits, '.', '-' or '_'.")
+            raise AzureError(400, "InvalidResourceName",
+                             f"Deployment name '{name}' is invalid: 2-64 letters, digits, '.', '-' or '_'.")
         sku = body.get("sku") if isinstance(body.get("sku"), dict) else None
         model = ((body.get("properties") or {}).get("model") or {}) if isinstance(body.get("properties"), dict) else {}
         if not sku or not isinstance(sku.get("name"), str):
-            raise AzureError(400, "InvalidRequestContent", "The request must name a sku: {\"sku\": {\"name\": ..., \"capacity\": ...}}.")
+            raise AzureError(400, "InvalidRequestContent",
+                             "The request must name a sku: {\"sku\": {\"name\": ..., \"capacity\": ...}}.")
         if not isinstance(model, dict) or not isinstance(model.get("name"), str) or model.get("format") != "OpenAI":
             raise AzureError(400, "InvalidRequestContent", "properties.model needs format 'OpenAI' and the model's name.")
         if not self.model_exists(model["name"]):

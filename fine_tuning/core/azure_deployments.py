@@ -139,7 +139,8 @@ class AzureDeployments:
 
     def _call(self, method: str, name: str, body: dict[str, Any] | None = None) -> httpx2.Response:
         try:  # relative to the client's base URL: the management endpoint
-            return self.http.request(method, self.account.deployment_path(name), params={"api-version": API_VERSION}, headers=self._headers, json=body)
+            return self.http.request(method, self.account.deployment_path(name), params={"api-version": API_VERSION},
+                                     headers=self._headers, json=body)
         except httpx2.HTTPError as error:
             raise AzureDeploymentError(f"Azure management API unreachable ({type(error).__name__}): {error}") from None
 
@@ -170,7 +171,9 @@ class AzureDeployments:
             raise self._refusal(response, f"deploy {model} as {name}")
         return response.json()
 
-    def ensure(self, name: str, model: str, *, existed_before: bool = False, timeout_seconds: float = 3600.0) -> DeploymentOutcome:
+    def ensure(
+        self, name: str, model: str, *, existed_before: bool = False, timeout_seconds: float = 3600.0
+    ) -> DeploymentOutcome:
         """Make `name` serve `model` and wait until Azure reports it Succeeded."""
         current = self.get(name)
         serving = (current or {}).get("properties", {}).get("model", {}).get("name")

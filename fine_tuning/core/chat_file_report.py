@@ -60,14 +60,16 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "missing_messages_list": "no non-empty 'messages' list",
     "message_data_type": "a message is not a JSON object",
     "message_missing_key": "a message lacks `role`, or `content` (without a tool or function call)",
-    "message_unrecognized_key": "a message has a key its role does not take (role/content/name/weight/tool_calls/tool_call_id/function_call)",
+    "message_unrecognized_key": "a message has a key its role does not take "
+                                "(role/content/name/weight/tool_calls/tool_call_id/function_call)",
     "unrecognized_role": "a role other than system/developer/user/assistant/tool/function (or not a string)",
     "missing_content": "a message has no content (content is a non-empty string or list of parts)",
     "empty_content": "a message's content is only whitespace",
     "invalid_name": "`name` is not 1-64 letters, digits, '_' or '-'",
     "invalid_weight": "`weight` not 0/1 or not on an assistant message",
     "invalid_content_part": "a content part is not {type: text, text} or {type: image_url, image_url: {url, detail?}}",
-    "image_not_supported": "an image where none is taken (model without vision fine-tuning, assistant message, DPO or reinforcement)",
+    "image_not_supported": "an image where none is taken "
+                           "(model without vision fine-tuning, assistant message, DPO or reinforcement)",
     "invalid_image": "an image breaks the vision limits (JPEG/PNG/WEBP, <= 10 MB, <= 10 per example, detail auto/low/high)",
     "invalid_tool_calls": "assistant `tool_calls` not a list of {id, type: function, function: {name, arguments}}",
     "invalid_tool_arguments": "function-call `arguments` are not a string of valid JSON text",
@@ -77,9 +79,11 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "invalid_functions": "legacy `functions` not a list of {name, description?, parameters?}",
     "invalid_parallel_tool_calls": "`parallel_tool_calls` is not a boolean",
     "missing_input": "DPO: no `input` object with a non-empty `messages` list (and only tools/parallel_tool_calls beside it)",
-    "invalid_preference_output": "DPO: `preferred_output` / `non_preferred_output` not exactly one assistant message each, or both the same",
+    "invalid_preference_output": "DPO: `preferred_output` / `non_preferred_output` not exactly one assistant message "
+                                 "each, or both the same",
     "reinforcement_last_message": "reinforcement: the last message is not a user or developer message",
-    "roles_order": "roles not: system/developer first, then user and assistant turns (tool results after calls), ending as the method requires",
+    "roles_order": "roles not: system/developer first, then user and assistant turns (tool results after calls), "
+                   "ending as the method requires",
     "example_missing_assistant_message": "no assistant message",
     "too_few_examples": "fewer examples than the minimum",
     "too_many_tokens": "example longer than the model's per-example token limit (would be truncated)",
@@ -223,7 +227,8 @@ class FileReport:
                 f"  {len(self.approximate_token_lines)} example(s) too long to encode exactly were ESTIMATED "
                 f"(lines {shown})"
             )
-        lines += [f"  line {line}: {tokens} tokens, would be truncated to {self.token_limit}" for line, tokens in self.over_limit[:20]]
+        lines += [f"  line {line}: {tokens} tokens, would be truncated to {self.token_limit}"
+                  for line, tokens in self.over_limit[:20]]
         return lines
 
     def _cost_text(self) -> list[str]:
@@ -234,7 +239,8 @@ class FileReport:
                 f"  reinforcement fine-tuning of {self.model} is billed by training time at {rate} "
                 f"(prices as of {self.pricing_as_of}), plus the grader model's tokens: not predictable from the file",
             ]
-        lines = ["Estimated training cost:", f"  billing tokens {self.billing_tokens} x {self.n_epochs} epochs ({self.epochs_rule})"]
+        lines = ["Estimated training cost:",
+                 f"  billing tokens {self.billing_tokens} x {self.n_epochs} epochs ({self.epochs_rule})"]
         if self.method == "dpo":
             lines.append("  (DPO: the prompt and both outputs, preferred and non-preferred, are billed)")
         if self.price_per_million is None:

@@ -361,7 +361,8 @@ def tool_answer_problems(messages: Sequence[Any]) -> Iterator[Problem]:
         elif message.get("role") == "tool":
             call_id = message.get("tool_call_id")
             if isinstance(call_id, str) and call_id and call_id not in open_ids:
-                yield "tool_call_id_unknown", f"messages[{index}]: tool_call_id {call_id!r} answers no call of the assistant message before it"
+                yield "tool_call_id_unknown", (
+                    f"messages[{index}]: tool_call_id {call_id!r} answers no call of the assistant message before it")
             open_ids.discard(call_id)
 
 

@@ -85,8 +85,7 @@ def copy_verified(path: Path, target: BinaryIO) -> int:
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with _open(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            yield number, raw
+        yield from enumerate(handle, start=1)
 
 
 def line_problem(raw: bytes, key: str) -> str | None:

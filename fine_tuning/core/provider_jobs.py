@@ -5,7 +5,8 @@
 * Among existing jobs with the fingerprint a succeeded one is reused and one in flight attached
   to; failed and cancelled ones are replaced.
 * Creating a job is never blindly retried: after an ambiguous failure the job is looked up by
-  fingerprint first; racing creators keep the oldest job and cancel their own before it trains.
+  fingerprint first. Runs of one project look up and create under a lease (`job_lease`);
+  creators that raced without sharing it keep the oldest job and cancel their own before it trains.
 
 Waiting for a job (polling, its events, cancelling on interrupt) is `job_polling`.
 """
@@ -186,7 +187,8 @@ def create_job_once(
 def settle_concurrent_jobs(
     client: openai_sdk.OpenAI, fingerprint: str, ours: FineTuningJob, log: Log
 ) -> tuple[FineTuningJob, bool]:
-    """Keep one job when runs outside the run queue (say, two ad-hoc materializations) raced.
+    """Keep one job when runs that do not share the creation lease (`job_lease`: another host or
+    workdir, same provider account) raced.
 
     Every racer lists the in-flight jobs with this fingerprint and keeps the oldest (ties broken by
     id, so all racers agree); a racer whose own job lost cancels it at once, before it trains,

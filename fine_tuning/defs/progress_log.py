@@ -111,7 +111,8 @@ class ProgressHandler(logging.Handler):
             self._print(self.format(record))
         elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
             last = self.last_message.pop(source, None)
-            self._print(self.format(last) if last is not None else f"{self.formatter.formatTime(record, TIME_FORMAT)} [{source}] done")
+            done = f"{self.formatter.formatTime(record, TIME_FORMAT)} [{source}] done"
+            self._print(self.format(last) if last is not None else done)
         elif event.event_type == dg.DagsterEventType.STEP_START:
             self._show_live(f"{self.formatter.formatTime(record, TIME_FORMAT)} [{source}] started")
 

@@ -147,10 +147,14 @@ CASES: list[FileCase] = [
               messages({**USER, "name": "a_reader"}, ASSISTANT)),
     line_case("name-too-long", "invalid_name", messages({**USER, "name": "n" * 65}, ASSISTANT),
               messages({**USER, "name": "n" * 64}, ASSISTANT)),
-    line_case("weight-2", "invalid_weight", messages(USER, {**ASSISTANT, "weight": 2}), messages(USER, {**ASSISTANT, "weight": 1})),
-    line_case("weight-true", "invalid_weight", messages(USER, {**ASSISTANT, "weight": True}), messages(USER, {**ASSISTANT, "weight": 1})),
-    line_case("weight-string", "invalid_weight", messages(USER, {**ASSISTANT, "weight": "1"}), messages(USER, {**ASSISTANT, "weight": 1})),
-    line_case("weight-half", "invalid_weight", messages(USER, {**ASSISTANT, "weight": 0.5}), messages(USER, {**ASSISTANT, "weight": 0})),
+    line_case("weight-2", "invalid_weight", messages(USER, {**ASSISTANT, "weight": 2}),
+              messages(USER, {**ASSISTANT, "weight": 1})),
+    line_case("weight-true", "invalid_weight", messages(USER, {**ASSISTANT, "weight": True}),
+              messages(USER, {**ASSISTANT, "weight": 1})),
+    line_case("weight-string", "invalid_weight", messages(USER, {**ASSISTANT, "weight": "1"}),
+              messages(USER, {**ASSISTANT, "weight": 1})),
+    line_case("weight-half", "invalid_weight", messages(USER, {**ASSISTANT, "weight": 0.5}),
+              messages(USER, {**ASSISTANT, "weight": 0})),
     line_case("weight-on-user", "invalid_weight", messages({**USER, "weight": 1}, ASSISTANT)),
     # --- order and completeness ---------------------------------------------------------------
     line_case("assistant-first", "roles_order", messages(ASSISTANT, USER, ASSISTANT), messages(USER, ASSISTANT, USER, ASSISTANT)),
@@ -186,7 +190,8 @@ def result(call_id: str = "call_1", **extra: Any) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call_id, "content": '{"ok": true}', **extra}
 
 
-PNG_1X1 = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+PNG_1X1 = ("data:image/png;base64,"
+           "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
 
 def image(url: str = PNG_1X1, **extra: Any) -> dict[str, Any]:
@@ -223,7 +228,8 @@ METHOD_CASES: list[FileCase] = [
     line_case("legacy-function-call-no-name", "invalid_function_call",
               messages(USER, {"role": "assistant", "function_call": {"arguments": "{}"}}),
               messages(USER, {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}})),
-    line_case("tools-not-a-list", "invalid_tools", messages(USER, ASSISTANT, tools=TOOLS[0]), messages(USER, ASSISTANT, tools=TOOLS)),
+    line_case("tools-not-a-list", "invalid_tools", messages(USER, ASSISTANT, tools=TOOLS[0]),
+              messages(USER, ASSISTANT, tools=TOOLS)),
     line_case("tool-type-code", "invalid_tools", messages(USER, ASSISTANT, tools=[{**TOOLS[0], "type": "code_interpreter"}]),
               messages(USER, ASSISTANT, tools=TOOLS)),
     line_case("tool-name-with-space", "invalid_tools",

@@ -70,7 +70,8 @@ def test_a_score_read_back_from_json_gives_the_same_tables() -> None:
 def test_the_per_label_table_puts_models_side_by_side_with_macro_f1_and_accuracy() -> None:
     challenger, champion = scored(ANSWERS, "new"), scored([(truth, truth) for truth, _ in ANSWERS], "old")
     lines = per_label_table([("challenger", challenger), ("production", champion)], LABELS).splitlines()
-    assert lines[0] == "| label | support | challenger P | challenger R | challenger F1 | production P | production R | production F1 |"
+    assert lines[0] == ("| label | support | challenger P | challenger R | challenger F1 "
+                        "| production P | production R | production F1 |")
     assert lines[2] == "| manga | 4 | 0.75 | 0.75 | 0.75 | 1.00 | 1.00 | 1.00 |"
     assert lines[-2].startswith("| **macro-F1** |") and lines[-2].endswith("| **1.000** |")
     assert lines[-1] == "| **accuracy** | 10 |  |  | **60.0%** |  |  | **100.0%** |"

@@ -75,3 +75,23 @@ def test_rows_follow_types_defaults_and_nesting_of_any_config_class() -> None:
     assert rows["resources.tuning.config.budget"].type_name == "float"
     table = render_table(list(rows.values()))
     assert table.splitlines()[0] == "| run config path | type | default | description |"
+
+
+def test_every_other_task_has_the_goodreads_fields_under_its_own_sections() -> None:
+    from fine_tuning.config_reference import render_task_table
+    from fine_tuning.definitions import defs
+    from fine_tuning.lib.task.instances import GOODREADS, project_tasks
+
+    goodreads = {row.path for row in config_rows(defs.resolve_job_def("fine_tuning_job"))}
+    table = render_task_table(defs)
+    others = {name: task for name, task in project_tasks().items() if name != GOODREADS}
+    assert others
+    for name, task in others.items():
+        rows = config_rows(defs.resolve_job_def(task.job_name_or_default()), (task.keys.tuning_resource,))
+        paths = {row.path for row in rows}
+        assert all(path.startswith((f"ops.{name}__", f"resources.{name}_tuning.config.")) for path in paths), paths
+        as_goodreads = {path.replace(f"ops.{name}__", "ops.").replace(f"resources.{name}_tuning.", "resources.tuning.")
+                        for path in paths}
+        assert as_goodreads == goodreads - {path for path in goodreads if path.startswith(
+            ("ops.book_category.", "ops.enriched_graphic_novels."))}  # the same fields, without Goodreads' prep
+        assert f"`ops.{name}__fine_tuned_model.config`" in table and f"`resources.{name}_tuning.config`" in table

@@ -69,8 +69,8 @@ def test_every_documented_form_switches_what_the_daemon_reads(dagster_home: Path
         schedule_action = "stop" if expected[SCHEDULE] else "start"
         sensor_action = "stop" if expected[SENSOR] else "start"
         with ThreadPoolExecutor(2) as pool:  # the two switches are independent: run them side by side
-            outputs = list(pool.map(lambda args: switch(*args, form), [
-                ("schedule", schedule_action, SCHEDULE), ("sensor", sensor_action, SENSOR)]))
+            outputs = list(pool.map(switch, ("schedule", "sensor"), (schedule_action, sensor_action),
+                                    (SCHEDULE, SENSOR), (form, form)))
         for output in outputs:
             assert "WARNING" not in output, f"{form_name}: {output[-2000:]}"
         expected = {SCHEDULE: not expected[SCHEDULE], SENSOR: not expected[SENSOR]}
@@ -83,3 +83,17 @@ def test_the_module_form_under_another_name_says_so_once(dagster_home: Path, ins
     assert output.count("does not match") == 0, output[-3000:]  # Dagster's repeated warning is replaced...
     assert output.count("loaded as 'fine_tuning.definitions', not 'fine_tuning'") == 1, output[-3000:]  # ...by one
     assert daemon_view(instance)[SENSOR] is False  # and indeed the daemon's sensor did not start
+
+
+def test_both_module_forms_load_the_same_definitions_without_a_warning() -> None:
+    """`-m fine_tuning` (README) and `-m fine_tuning.definitions` (the documented `dagster job execute`
+    form) load the same asset keys without a warning; both forms run whole jobs across the suite
+    (tests/concurrency: `-m fine_tuning.definitions`; tests/e2e/test_tasks.py: `-m fine_tuning`)."""
+    with ThreadPoolExecutor(2) as pool:
+        listed = list(pool.map(lambda module: dagster("asset", "list", "-m", module),
+                               ("fine_tuning", "fine_tuning.definitions")))
+    for result in listed:
+        assert result.returncode == 0 and "WARNING" not in result.stderr, result.stderr[-2000:]
+    package, module = (set(result.stdout.split()) for result in listed)
+    assert package == module
+    assert {"fine_tuned_model", "support_tickets/fine_tuned_model", "support_tickets/tickets"} <= package

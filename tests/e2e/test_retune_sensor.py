@@ -14,12 +14,19 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster_duckdb import DuckDBResource
 
 import fine_tuning.definitions
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
+from fine_tuning.lib.facts import DATA_VERSION_TAG
 from fine_tuning.lib.task.automation import PROVIDER_JOB_TAG, SOURCE_VERSION_TAG, TRIGGER_TAG
+from fine_tuning.lib.task.component import FineTuningTask
+from fine_tuning.lib.task.instances import load_task
+
+from tests.support.dagster_runs import pipeline_resources
 
 REPO = Path(__file__).resolve().parents[2]
 SENSOR = "retune_on_new_data"
@@ -142,3 +149,57 @@ def test_an_unreadable_source_skips_the_tick_with_the_reason(
     result = tick(defs, instance)
     assert not result.run_requests
     assert "books file not found" in result.skip_reason.skip_message
+
+
+def orders_task(folder: Path) -> tuple[FineTuningTask, dg.AssetsDefinition]:
+    """A small task whose source table is built by an ordinary asset (no observable source above it)."""
+
+    @dg.asset(name="orders_table")
+    def orders_table(duckdb: DuckDBResource) -> None:
+        """Rewrites the `orders` table: every materialization is new data."""
+        with duckdb.get_connection() as conn:
+            conn.execute("CREATE OR REPLACE TABLE orders AS SELECT i AS order_id, "
+                         "CASE i % 2 WHEN 0 THEN 'billing' ELSE 'shipping' END AS team, "
+                         "CASE i % 2 WHEN 0 THEN 'refund' ELSE 'parcel' END || ' ' || i AS note FROM range(40) t(i)")
+
+    folder.mkdir()
+    (folder / "defs.yaml").write_text(yaml.safe_dump({"type": "fine_tuning.FineTuningTask", "attributes": {
+        "name": "orders", "source": {"table": "orders", "deps": ["orders_table"]}, "id_column": "order_id",
+        "label_column": "team", "prompt": {"system": "Route orders.", "user_template": "{note}"}}}))
+    return load_task(folder / "defs.yaml"), orders_table
+
+
+def test_a_task_without_an_observable_source_retunes_when_its_deps_change(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    task, orders_table = orders_task(tmp_path / "orders")
+    defs = dg.Definitions.merge(task.definitions(), dg.Definitions(assets=[orders_table], resources=pipeline_resources()))
+    sensor_name, assets = "orders_retune_on_new_data", defs.resolve_implicit_global_asset_job_def()
+
+    def materialize(*keys: dg.AssetKey) -> None:
+        assert assets.execute_in_process(instance=instance, asset_selection=list(keys)).success
+
+    def orders_tick() -> dg.SensorResult:
+        result = defs.resolve_sensor_def(sensor_name)(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    never_built = orders_tick()
+    assert not never_built.run_requests
+    assert "orders_table has no data version yet" in never_built.skip_reason.skip_message
+
+    # The dep and the training files from it: nothing to re-tune.
+    materialize(orders_table.key, task.keys.training_file, task.keys.validation_file)
+    built = instance.get_latest_data_version_record(dg.AssetKey("orders_table")).event_log_entry.tags[DATA_VERSION_TAG]
+    unchanged = orders_tick()
+    assert not unchanged.run_requests and built in unchanged.skip_reason.skip_message
+
+    # The dep materialized again is a new data version: one request for the task's job, keyed by it.
+    materialize(orders_table.key)
+    new = instance.get_latest_data_version_record(dg.AssetKey("orders_table")).event_log_entry.tags[DATA_VERSION_TAG]
+    assert new != built
+    [request] = orders_tick().run_requests
+    assert request.run_key == f"orders_table:{new}" and request.tags[SOURCE_VERSION_TAG] == new
+    assert request.tags[TRIGGER_TAG] == sensor_name
+    assert defs.resolve_sensor_def(sensor_name).job_name == "orders_fine_tuning_job"
+    assert [again.run_key for again in orders_tick().run_requests] == [request.run_key]  # launched once

@@ -52,7 +52,8 @@ class BookCategoryConfig(CheckedConfig):
         bad = [name for name in self.categories if not name.strip() or len(name.strip()) > MAX_CATEGORY_CHARS]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if bad or duplicates:
-            reason = f"blank or longer than {MAX_CATEGORY_CHARS} characters: {bad}" if bad else f"duplicate categories (case-insensitive): {duplicates}"
+            reason = (f"blank or longer than {MAX_CATEGORY_CHARS} characters: {bad}" if bad
+                      else f"duplicate categories (case-insensitive): {duplicates}")
             raise SettingsError([SettingProblem(
                 self.setting("categories"), self.categories,
                 f"{reason}; allowed: non-blank names of at most {MAX_CATEGORY_CHARS} characters, each once (case-insensitive)",

@@ -47,7 +47,8 @@ class EnrichedConfig(CheckedConfig):
     run_config_path: ClassVar[str] = "ops.enriched_graphic_novels.config"
 
     min_description_chars: int = Field(
-        default=10, ge=1, le=MAX_DESCRIPTION_CHARS, description="Cleaned descriptions shorter than this are dropped (1-100000, at most max_description_chars)."
+        default=10, ge=1, le=MAX_DESCRIPTION_CHARS,
+        description="Cleaned descriptions shorter than this are dropped (1-100000, at most max_description_chars).",
     )
     max_description_chars: int = Field(
         default=4000, ge=1, le=MAX_DESCRIPTION_CHARS,

@@ -159,6 +159,19 @@ def _built_from(instance: dg.DagsterInstance, child: dg.AssetKey, source: dg.Ass
     return built_from_version(instance, child, source, run_id) if run_id else None
 
 
+def _deps_versions(instance: dg.DagsterInstance, task: FineTuningTask) -> tuple[dict[dg.AssetKey, str | None], list[str]]:
+    """For a source without an observable source asset: each dep's current data version (None: never
+    recorded), and the deps whose version differs from the one the training files were written from."""
+    current: dict[dg.AssetKey, str | None] = {}
+    stale: list[str] = []
+    for dep in task.dep_keys():
+        version = recorded_data_version(instance, dep)
+        current[dep] = version
+        if version is not None and built_from_version(instance, task.keys.training_file, dep) != version:
+            stale.append(dep.to_user_string())
+    return current, stale
+
+
 def build_sensor(task: FineTuningTask, job: dg.UnresolvedAssetJobDefinition, interval_seconds: int) -> dg.SensorDefinition:
     """The task's data-change sensor (stopped by default).
 
@@ -192,12 +205,13 @@ def build_sensor(task: FineTuningTask, job: dg.UnresolvedAssetJobDefinition, int
             if {_built_from(context.instance, child, source, published) for child in children} != {version}:
                 stale.append(source.to_user_string())
         if not sources:
-            for dep in task.dep_keys():
-                version = recorded_data_version(context.instance, dep)
-                current[dep] = version
-                if version is not None and built_from_version(context.instance, task.keys.training_file, dep) != version:
-                    stale.append(dep.to_user_string())
-        versions = ";".join(f"{key.to_user_string()}={value}" for key, value in sorted(current.items(), key=lambda kv: kv[0].to_user_string()))
+            current, stale = _deps_versions(context.instance, task)
+            unversioned = [key.to_user_string() for key, version in current.items() if version is None]
+            if unversioned and not stale:
+                return dg.SensorResult(skip_reason=(
+                    f"{', '.join(unversioned)} has no data version yet (never materialized): nothing to re-tune from"))
+        by_key = sorted(current.items(), key=lambda kv: kv[0].to_user_string())
+        versions = ";".join(f"{key.to_user_string()}={value}" for key, value in by_key)
         if not current:
             return dg.SensorResult(skip_reason=f"{task.name} has no source data version to watch (no deps)")
         if not stale:
