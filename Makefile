@@ -56,7 +56,8 @@ run: setup home
 
 # The suite and the UI name their provider: the local backend unless you choose another one.
 test: setup
-	# Independent tests run side by side, one worker per core (pytest-xdist).
+	# Independent tests run side by side, one worker per core (pytest-xdist; pyproject.toml picks
+	# --dist=worksteal so no worker idles while the other still has a queue of long tests).
 	FINE_TUNING_PROVIDER=local $(BIN)/python -m pytest -q -n auto
 
 dev: export FINE_TUNING_PROVIDER ?= local

@@ -54,24 +54,33 @@ def model_lines(summary: dict[str, object]) -> list[str]:
 
 
 def training_lines(summary: dict[str, object]) -> list[str]:
-    """The trained tokens the provider billed (exact or estimated) and what the training cost."""
-    tokens, cost = summary.get("trained_tokens"), summary.get("cost_usd")
+    """The trained tokens the provider billed (exact or estimated), or the training time of a job billed by time
+    (reinforcement), and what the training cost."""
+    tokens, cost, seconds = summary.get("trained_tokens"), summary.get("cost_usd"), summary.get("billed_training_seconds")
+    priced = f", cost ${cost:.2f}" if isinstance(cost, float | int) else ""
+    if isinstance(seconds, int):
+        return [f"{'training time:':<21}{seconds:,} s billed{priced}"]
     if not isinstance(tokens, int):
         return []
     counted = "estimated" if summary.get("trained_tokens_estimated") else "exact"
-    priced = f", cost ${cost:.2f}" if isinstance(cost, float | int) else ""
     return [f"{'trained tokens:':<21}{tokens:,} ({counted}){priced}"]
 
 
 def accuracy_lines(summary: dict[str, object]) -> list[str]:
-    """Both accuracies on the held-out examples, and how many they were measured on, in one line."""
+    """Both accuracies on the held-out examples, and how many they were measured on, in one line (free-form:
+    and both mean grades in a second)."""
     fine_tuned, base = summary.get("fine_tuned_accuracy"), summary.get("base_accuracy")
     if not isinstance(fine_tuned, float) or not isinstance(base, float):
         return [_value_line("accuracy", None)]
     noun = summary.get("examples_noun", "books")
     books = f" on {summary['eval_examples']} held-out {noun}" if "eval_examples" in summary else ""
     reused = " (evaluation reused: same models and prompts)" if summary.get("reused_evaluation") else ""
-    return [f"{'accuracy:':<21}{fine_tuned:.3f} fine-tuned, {base:.3f} base,{books}{reused}"]
+    lines = [f"{'accuracy:':<21}{fine_tuned:.3f} fine-tuned, {base:.3f} base,{books}{reused}"]
+    graded, base_graded = summary.get("mean_grade_fine_tuned"), summary.get("mean_grade_base")
+    if isinstance(graded, float) and isinstance(base_graded, float):  # free-form: accuracy is the share passing
+        lines.append(f"{'mean grade:':<21}{graded:.3f} fine-tuned, {base_graded:.3f} base "
+                     f"(an answer passes at {summary.get('pass_threshold')})")
+    return lines
 
 
 def production_lines(summary: dict[str, object]) -> list[str]:

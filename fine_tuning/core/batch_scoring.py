@@ -25,11 +25,20 @@ from dataclasses import dataclass
 import openai as openai_sdk
 from openai.types import Batch
 
+from fine_tuning.core.grading import Grading, ProviderGrader, RemoteGrader
 from fine_tuning.core.job_polling import poll_until_final
 from fine_tuning.core.openai_errors import describe_api_error
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.provider_jobs import METADATA_FINGERPRINT_KEY, Log, ProviderJobError, create_once
-from fine_tuning.core.scoring import Answer, Example, Scores, answer_from_completion, chat_request, tally
+from fine_tuning.core.scoring import (
+    Answer,
+    Example,
+    Scores,
+    answer_from_completion,
+    chat_request,
+    provider_grader,
+    tally,
+)
 
 ENDPOINT = "/v1/chat/completions"
 COMPLETION_WINDOW = "24h"
@@ -240,10 +249,10 @@ def batch_problem(batch: Batch) -> str:
 
 def score_batches(
     models: Sequence[str], examples: Sequence[Example], answers: Mapping[str, Mapping[str, Answer]],
-    problems: Mapping[str, str] | None = None,
+    problems: Mapping[str, str] | None = None, grading: Grading | None = None, remote: RemoteGrader | None = None,
 ) -> Scores:
     """Every model's score from its answers by custom_id; a request without a line is a failure
-    (`problems[model]` says why its batch did not answer everything)."""
+    (`problems[model]` says why its batch did not answer everything). Free-form: graded by `grading`."""
 
     def answer(model: str, index: int) -> Answer:
         key = custom_id(index)
@@ -251,8 +260,9 @@ def score_batches(
         why = (problems or {}).get(model) or "no result line in the batch"
         return found or Answer(None, failed=True, error=f"{model} / {key}: {why}")
 
-    scores, failures = tally(list(dict.fromkeys(models)), examples, answer)
-    return Scores(scores, len(examples), failure_samples=failures)
+    scores, failures = tally(list(dict.fromkeys(models)), examples, answer, grading, remote)
+    tokens = remote.tokens if isinstance(remote, ProviderGrader) else {}
+    return Scores(scores, len(examples), failure_samples=failures, grader_tokens=tokens)
 
 
 def _start(
@@ -314,4 +324,5 @@ def ask_models_in_batch(
             problems[model] = batch_problem(batch)
             log.warning(f"The {problems[model]}; its unanswered requests count as failed.")
         answers[model] = batch_answers(client, batch, prompt)
-    return score_batches(models, examples, answers, problems), runs
+    remote = provider_grader(client, prompt)
+    return score_batches(models, examples, answers, problems, prompt.grading, remote), runs

@@ -254,8 +254,18 @@ REASONING_SNAPSHOTS: frozenset[str] = frozenset({"o4-mini-2025-04-16"})
 VISION_SNAPSHOTS: frozenset[str] = frozenset({"gpt-4o-2024-08-06"})
 
 # Reinforcement fine-tuning is billed by training time, not tokens: USD per hour of training
-# (pricing page, as of PRICING_AS_OF; grader-model tokens are billed on top at their own rates).
+# (pricing page, as of PRICING_AS_OF). OpenAI's "Billing guide for the Reinforcement Fine Tuning
+# API" (help.openai.com/en/articles/11323177, read 2026-12-07): "$100 per hour of wall-clock time
+# spent in the core training loop for o4-mini-2025-04-16", "prorated to the second and rounded to
+# two decimal places on the invoice"; model graders' tokens are billed separately at inference
+# rates after training; only "captured forward progress" is billed (rollouts, grading, weight
+# updates, the configured validation steps). What it says of queueing, pauses and cancellations
+# could not be read here, so `core.time_billing` counts a job's whole running time, pauses
+# included (it over-counts rather than under-counts), and bills a cancelled job up to its end.
+# The guide names no minimum billable time, so no file is refused before upload for one.
 REINFORCEMENT_PRICE_PER_HOUR: dict[str, float] = {"o4-mini-2025-04-16": 100.00}
+# (The invoice rounds the hours to two decimals: a job's recorded cost, whole seconds x rate, may
+# differ from its invoice line by up to 18 s' worth.)
 # o4-mini as a base for reinforcement fine-tuning only (context 200k, output 100k tokens).
 REINFORCEMENT_MODELS: tuple[CatalogModel, ...] = (
     CatalogModel(

@@ -51,6 +51,9 @@ class Round:
     concurrency: int = 0
     max_in_flight: int = 0
     failure_samples: list[str] = field(default_factory=list)
+    # Free-form graders that need a model: its tokens per grader model ([prompt, completion]) and their price.
+    grader_tokens: dict[str, list[int]] = field(default_factory=dict)
+    grader_cost_usd: float = 0.0
 
     @property
     def failed_requests(self) -> int:
@@ -59,8 +62,8 @@ class Round:
 
     @property
     def total_cost_usd(self) -> float:
-        """What this round paid, all models together."""
-        return round(sum(self.cost_usd.values()), 6)
+        """What this round paid, all models together (the grader model's tokens included)."""
+        return round(sum(self.cost_usd.values()) + self.grader_cost_usd, 6)
 
 
 def run_round(
@@ -111,6 +114,12 @@ def run_round(
         if cost is None:
             result.unpriced.append(model)
         result.cost_usd[model] = cost or 0.0
+    result.grader_tokens = scores.grader_tokens
+    for model, (prompt_tokens, completion_tokens) in scores.grader_tokens.items():
+        cost = inference_cost(model, prompt_tokens, completion_tokens)
+        if cost is None:
+            result.unpriced.append(model)
+        result.grader_cost_usd += cost or 0.0
     return result
 
 

@@ -87,11 +87,15 @@ def write_examples(
         digest.update(data)
         written.examples += 1
         written.bytes += len(data)
-        if category not in shared_tokens:
-            shared_tokens[category] = count_example_tokens(lines.messages("", category), counter)
+        # A free-form answer is as much its own as the user message: counted like it (the cookbook's
+        # count adds up per message, so the shared part is the example with an empty answer).
+        shared = "" if prompt.free_form else category
+        if shared not in shared_tokens:
+            shared_tokens[shared] = count_example_tokens(lines.messages("", shared), counter)
         counted = counter.measure_unique(content)  # every book's message is its own
-        written.token_counts.append(shared_tokens[category] + counted.tokens)
-        if counter.exact and not counted.exact:
+        answer = counter.measure_unique(category) if prompt.free_form else None
+        written.token_counts.append(shared_tokens[shared] + counted.tokens + (answer.tokens if answer else 0))
+        if counter.exact and not (counted.exact and (answer is None or answer.exact)):
             written.approximate_lines.append(written.examples)
     written.sha256 = digest.hexdigest()
 

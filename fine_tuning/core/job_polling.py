@@ -15,6 +15,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
 from fine_tuning.core.openai_errors import describe_api_error, is_transient
 from fine_tuning.core.provider_jobs import TERMINAL_STATUSES, Log, ProviderJobError
+from fine_tuning.core.time_billing import TimeBudget, billed_seconds, started_at, time_cost
 
 MIN_POLL_SECONDS = 0.2
 MAX_EVENTS_PER_POLL = 1000  # bounds the first fetch when attaching to a long job
@@ -61,6 +62,7 @@ class JobProgress:
     last_event_id: str | None = None
     last_metrics: dict[str, Any] = field(default_factory=dict)
     last_report: tuple[Any, ...] | None = None
+    started_at: int | None = None  # the job's "started" event, once seen (time-billed jobs)
 
 
 def stream_new_events(
@@ -73,6 +75,8 @@ def stream_new_events(
             break
         fresh.append(event)
     fresh.reverse()
+    if progress.started_at is None:
+        progress.started_at = started_at(fresh)
     metrics = [event for event in fresh if event.type == "metrics"]
     for event in fresh:
         if event.type == "metrics":
@@ -182,6 +186,10 @@ def poll_until_final(
         raise
 
 
+class _BudgetReached(Exception):
+    """Raised from inside the poll loop when a time-billed job has used up its budget."""
+
+
 def wait_for_job(
     client: openai_sdk.OpenAI,
     job_id: str,
@@ -192,6 +200,7 @@ def wait_for_job(
     clock: Callable[[], float] = time.time,
     interrupts: tuple[type[BaseException], ...] = (KeyboardInterrupt,),
     current: FineTuningJob | None = None,
+    budget: TimeBudget | None = None,
 ) -> tuple[FineTuningJob, JobProgress]:
     """Poll until the job is final, streaming its events; cancel it when one of `interrupts` arrives.
 
@@ -199,7 +208,8 @@ def wait_for_job(
     stands for the first poll, so the first status request waits one poll delay instead of
     asking again at once. Raises ProviderJobError when polling keeps failing or
     `timeout_seconds` pass; the job keeps running at the provider either way, so the next
-    attempt attaches to it.
+    attempt attaches to it. A time-billed job with a `budget` is polled again the moment it would
+    reach it, and cancelled when it has (ProviderJobError saying what it spent).
     """
     progress = JobProgress()
     known = [current] if current is not None else []
@@ -211,16 +221,54 @@ def wait_for_job(
         stream_new_events(client, job_id, progress, log)
         return job
 
+    def on_poll(job: FineTuningJob, now: float) -> None:
+        report_progress(job, progress, log, now)
+        if budget is not None and budget.reached(job, progress.started_at, now):
+            raise _BudgetReached
+
+    def next_event(job: FineTuningJob) -> int | None:
+        finishes = [job.estimated_finish, budget.deadline(job, progress.started_at) if budget else None]
+        return min((at for at in finishes if at), default=None)
+
     try:
         job = poll_until_final(
             fetch, lambda job: job.status, TERMINAL_STATUSES, f"fine-tuning job {job_id}", client, log,
             poll_interval_seconds,
-            on_poll=lambda job, now: report_progress(job, progress, log, now),
-            estimated_finish=lambda job: job.estimated_finish,
+            on_poll=on_poll, estimated_finish=next_event,
             cancel=lambda: cancel_quietly(client, job_id, log),
             timeout_seconds=timeout_seconds, sleep=sleep, clock=clock, interrupts=interrupts,
         )
     except ProviderJobError as error:
         error.metadata.setdefault("job_id", job_id)
         raise
+    except _BudgetReached:
+        assert budget is not None
+        raise stop_at_budget(client, job_id, budget, progress, log, clock) from None
     return job, progress
+
+
+def stop_at_budget(
+    client: openai_sdk.OpenAI, job_id: str, budget: TimeBudget, progress: JobProgress, log: Log,
+    clock: Callable[[], float] = time.time,
+) -> ProviderJobError:
+    """Cancel a time-billed job that reached its budget; the error says what it spent and what is kept."""
+    try:
+        job = client.fine_tuning.jobs.cancel(job_id)
+    except openai_sdk.APIError as error:
+        return ProviderJobError(
+            f"Fine-tuning job {job_id} reached {budget.describe()} but could not be cancelled: "
+            f"{describe_api_error(error, f'cancelling job {job_id}', client)}. It is still running and billed: "
+            "cancel it at the provider now.", {"job_id": job_id, "max_cost_usd": budget.max_cost_usd},
+        )
+    seconds = billed_seconds(job, progress.started_at, clock())
+    spent = time_cost(seconds, budget.rate)
+    log.warning(f"Cancelled fine-tuning job {job_id}: {seconds} s of training (${spent:.4f}) reached the budget.")
+    return ProviderJobError(
+        f"Fine-tuning job {job_id} was cancelled: its {seconds} s of billed training time (${spent:.4f}) reached "
+        f"{budget.describe()}. Nothing more is billed and no other job was started; any checkpoint it reached stays "
+        f"at the provider. To train further, raise {budget.setting}: a run with these files and settings counts what "
+        "this job spent.",
+        {"job_id": job_id, "status": job.status, "billed_training_seconds": seconds, "spent_usd": spent,
+         "earlier_jobs_spent_usd": budget.spent_before_usd, "max_cost_usd": budget.max_cost_usd,
+         "price_per_training_hour_usd": budget.rate},
+    )

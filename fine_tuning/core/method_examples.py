@@ -1,5 +1,8 @@
 """Training lines of each fine-tuning method, from one labelled example (prompt, true answer).
 
+A free-form task's "label" is its reference answer text: DPO rejects the model's own answer that
+failed the task's grader (`failed_answers`), and the reinforcement grader is the task's grader.
+
 - supervised: the prompt and the true answer (`prompts`' chat example);
 - DPO: the prompt, the true answer preferred and a wrong answer not preferred. By default the
   wrong answer is a model's own mistake on that very example (the production model's, or the
@@ -66,6 +69,18 @@ def mistakes_of(model: str, answers: Mapping[str, str], truths: Mapping[str, str
         if answer in known and example_id in truths and answer != truths[example_id]
     }
     return Mistakes(model, wrong, Counter((truths[i], label) for i, label in wrong.items()))
+
+
+def failed_answers(model: str, answers: Mapping[str, str], outcomes: Mapping[str, bool],
+                   truths: Mapping[str, str], unanswered: str) -> Mistakes:
+    """A free-form model's answers that failed the task's grader: each is a DPO pair's non-preferred
+    answer (a failed request, `unanswered`, or the reference itself is no usable mistake)."""
+    wrong = {
+        example_id: answer for example_id, answer in answers.items()
+        if example_id in truths and not outcomes.get(example_id, False) and answer != unanswered
+        and answer != truths[example_id]
+    }
+    return Mistakes(model, wrong, Counter())
 
 
 def fallback_label(truth: str, mistakes: Mistakes, labels: Sequence[str], index: int) -> str:

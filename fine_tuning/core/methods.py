@@ -3,36 +3,69 @@
 The same object the API takes (`{"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}`):
 its type, the model's support for it (catalog), each hyperparameter ("auto" or a number in its
 documented range) and, for reinforcement, the grader (`core.graders`). Used by the pipeline's
-settings and by the local backend's job creation, so both refuse the same objects. Ranges
-(OpenAI's API reference types SupervisedHyperparameters, DpoHyperparameters and
-ReinforcementHyperparameters, with the bounds OpenAI's fine-tuning form enforces, as of
-2025-06): n_epochs 1-50, batch_size 1-256, learning_rate_multiplier (0, 10], DPO beta (0, 2],
-reinforcement compute_multiplier [0.00001, 10], eval_interval >= 1, eval_samples 1-10,
-reasoning_effort default | low | medium | high.
+settings and by the local backend's job creation, so both refuse the same objects.
+
+Ranges: OpenAI's OpenAPI description of the API (github.com/openai/openai-openapi, openapi.yaml,
+schemas FineTuneSupervisedHyperparameters, FineTuneDPOHyperparameters and
+FineTuneReinforcementHyperparameters, as of METHOD_BOUNDS_AS_OF): n_epochs an integer 1-50,
+batch_size an integer 1-256, learning_rate_multiplier a number > 0 (no maximum), DPO beta a
+number in (0, 2], reinforcement compute_multiplier a number in (0.00001, 10], eval_interval and
+eval_samples integers >= 1 (no maximum), reasoning_effort default | low | medium | high. The API
+reference pages type them only as "auto" or a number; the bounds are the OpenAPI description's,
+none is our own reading.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from fine_tuning.core.catalog import FINE_TUNING_METHODS, method_problem
 from fine_tuning.core.graders import GraderError, validate_grader
 
-# name: (type, lowest, highest) of each hyperparameter a supervised job takes.
-SUPERVISED_LIMITS: dict[str, tuple[type, float, float]] = {
-    "n_epochs": (int, 1, 50),
-    "batch_size": (int, 1, 256),
-    "learning_rate_multiplier": (float, 1e-6, 10.0),
+METHOD_BOUNDS_AS_OF = "2026-08-21"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The numbers a hyperparameter takes besides "auto": integers or numbers, low (open or closed) to high."""
+
+    kind: type
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+
+    def admits(self, value: Any) -> bool:
+        """Whether `value` (already known to be a non-bool number) lies in the bound."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return False  # JSON's 1e400 parses as inf: no documented bound admits it
+        above = value > self.low if self.low_open else value >= self.low
+        whole = self.kind is float or isinstance(value, int) or value.is_integer()
+        return above and value <= self.high and whole
+
+    def describe(self) -> str:
+        """The bound in words, e.g. "a number > 0 and <= 2", "an integer >= 1"."""
+        words = ["an integer" if self.kind is int else "a number", f"{'>' if self.low_open else '>='} {self.low:g}"]
+        if self.high != math.inf:
+            words.append(f"and <= {self.high:g}")
+        return " ".join(words)
+
+
+# name: bound of each hyperparameter a supervised job takes.
+SUPERVISED_LIMITS: dict[str, Bound] = {
+    "n_epochs": Bound(int, 1, 50),
+    "batch_size": Bound(int, 1, 256),
+    "learning_rate_multiplier": Bound(float, 0, low_open=True),
 }
-HYPERPARAMETER_LIMITS: dict[str, dict[str, tuple[type, float, float]]] = {
+HYPERPARAMETER_LIMITS: dict[str, dict[str, Bound]] = {
     "supervised": SUPERVISED_LIMITS,
-    "dpo": {**SUPERVISED_LIMITS, "beta": (float, 1e-6, 2.0)},
+    "dpo": {**SUPERVISED_LIMITS, "beta": Bound(float, 0, 2.0, low_open=True)},
     "reinforcement": {
         **SUPERVISED_LIMITS,
-        "compute_multiplier": (float, 0.00001, 10.0),
-        "eval_interval": (int, 1, 1_000_000),
-        "eval_samples": (int, 1, 10),
+        "compute_multiplier": Bound(float, 0.00001, 10.0, low_open=True),
+        "eval_interval": Bound(int, 1),
+        "eval_samples": Bound(int, 1),
     },
 }
 REASONING_EFFORTS = ("default", "low", "medium", "high")
@@ -47,16 +80,13 @@ class MethodProblem:
     message: str
 
 
-def hyperparameter_problem(name: str, value: Any, limits: tuple[type, float, float]) -> str | None:
+def hyperparameter_problem(name: str, value: Any, bound: Bound) -> str | None:
     """Why a hyperparameter value is refused, or None ("auto" and numbers in range pass)."""
     if value is None or value == "auto":
         return None
-    kind, low, high = limits
     number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    # Range first: float() of a huge int would overflow.
-    if not number_ok or not low <= value <= high or (kind is int and not float(value).is_integer()):
-        kind_name = "an integer" if kind is int else "a number"
-        return f"{name} must be 'auto' or {kind_name} between {low:g} and {high:g} (got {value!r})"
+    if not number_ok or not bound.admits(value):
+        return f"{name} must be 'auto' or {bound.describe()} (got {value!r})"
     return None
 
 

@@ -12,7 +12,10 @@ import json
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fine_tuning.core.grading import Grading
 
 Message = dict[str, str]
 
@@ -65,18 +68,34 @@ class UserTemplate:
 
 @dataclass(frozen=True)
 class Prompt:
-    """What every example of a task shares: the system message, the labels and the answer's shape."""
+    """What every example of a task shares: the system message, the labels and the answer's shape.
+
+    A free-form prompt (`grading` set, no labels) asks for plain text: no answer format in the
+    system message, no response_format, and the assistant's answer is the answer column's text
+    as it is; `grading` is the metric its answers are scored with (`core.grading`).
+    """
 
     labels: tuple[str, ...]
     system: str = GOODREADS_SYSTEM
     answer_key: str = GOODREADS_ANSWER_KEY
     schema_name: str = GOODREADS_SCHEMA_NAME
+    grading: Grading | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        if self.grading is not None and self.labels:
+            raise ValueError("a free-form prompt (with a grading) has no label set")
+
+    @property
+    def free_form(self) -> bool:
+        """Whether answers are free text graded by the task's grader (not one of a label set)."""
+        return self.grading is not None
 
     def system_message(self) -> Message:
-        """The task's system text followed by the answer format naming every allowed label."""
+        """The task's system text followed by the answer format naming every allowed label (free-form:
+        the system text alone)."""
+        if self.free_form:
+            return {"role": "system", "content": self.system.rstrip()}
         answer = (f"Answer with a JSON object {{\"{self.answer_key}\": <one of: {', '.join(self.labels)}>}} "
                   "and nothing else.")
         return {"role": "system", "content": f"{self.system.rstrip()} {answer}"}
@@ -86,7 +105,10 @@ class Prompt:
         return [self.system_message(), {"role": "user", "content": user_content}]
 
     def answer_text(self, label: str) -> str:
-        """The assistant's reply for a label, exactly as the strict json_schema would produce it."""
+        """The assistant's reply for a label, exactly as the strict json_schema would produce it (free-form:
+        the answer column's text itself)."""
+        if self.free_form:
+            return label
         return json.dumps({self.answer_key: label}, separators=(",", ":"))
 
     def training_example(self, user_content: str, label: str) -> dict[str, list[Message]]:
@@ -95,8 +117,11 @@ class Prompt:
         messages.append({"role": "assistant", "content": self.answer_text(label)})
         return {"messages": messages}
 
-    def response_format(self) -> dict[str, Any]:
-        """Strict json_schema response format that forces the answer into the label enum."""
+    def response_format(self) -> dict[str, Any] | None:
+        """Strict json_schema response format that forces the answer into the label enum (free-form: None,
+        the model answers plain text)."""
+        if self.free_form:
+            return None
         return {
             "type": "json_schema",
             "json_schema": {
@@ -112,9 +137,12 @@ class Prompt:
         }
 
     def parse_answer(self, text: str | None) -> str | None:
-        """The label a model answered, or None when the answer names no known label."""
+        """The label a model answered, or None when the answer names no known label (free-form: the text
+        itself, None when empty)."""
         if not text:
             return None
+        if self.free_form:
+            return text
         allowed = {label.lower(): label for label in self.labels}
         try:
             value = json.loads(text)
@@ -148,6 +176,8 @@ class TrainingExampleLines:
 
     def line(self, user_content: str, label: str) -> str:
         """`json.dumps(prompt.training_example(...), ensure_ascii=False)` for this user message and answer."""
+        if self.prompt.free_form:  # every answer is its own: nothing shared to encode once
+            return json.dumps(self.prompt.training_example(user_content, label), ensure_ascii=False)
         around = self._around.get(label)
         if around is None:
             template = json.dumps({"messages": self.messages(self._SLOT, label)}, ensure_ascii=False)

@@ -1,7 +1,9 @@
 """Scoring models on held-out examples (no Dagster here).
 
 Every model sees exactly the prompt the training files were built with (`prompts.Prompt`) and
-must answer through a strict json_schema enum. `chat_request` is the one request body, sent
+must answer through a strict json_schema enum; an answer is right when it names the true label.
+A free-form prompt asks for plain text instead, and its grading (`core.grading`) grades each
+answer: it is right (passes) when its grade reaches the pass threshold. `chat_request` is the one request body, sent
 online (`ask_models`: concurrent but bounded) or in a Batch API file (`core.batch_scoring`); both
 turn what came back into `Answer`s and `tally` them, so the two modes score alike. Requests that
 still fail after the client's retries are counted as wrong answers, never dropped.
@@ -21,6 +23,7 @@ from typing import Any
 import openai as openai_sdk
 
 from fine_tuning.core.catalog import is_reasoning_model
+from fine_tuning.core.grading import Grading, ProviderGrader, RemoteGrader
 from fine_tuning.core.openai_errors import describe_api_error
 from fine_tuning.core.prompts import Prompt
 
@@ -67,11 +70,17 @@ class ModelScore:
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (true, predicted)
     outcomes: dict[str, bool] = field(default_factory=dict)  # example id -> answered right
     answers: dict[str, str] = field(default_factory=dict)  # example id -> what it answered (wrong answers: DPO pairs)
+    grades: dict[str, float] = field(default_factory=dict)  # free-form: example id -> its answer's grade
 
     @property
     def accuracy(self) -> float:
         """Share of all examples answered correctly (failed requests count as wrong)."""
         return self.correct / self.examples if self.examples else 0.0
+
+    @property
+    def mean_grade(self) -> float | None:
+        """Free-form: the mean grade over all examples (failed requests grade 0); None for a label set."""
+        return sum(self.grades.values()) / len(self.grades) if self.grades else None
 
     def record(self, example_id: str, truth: str, predicted: str | None) -> None:
         """Count one answer to example `example_id` (None: failed request or unparseable answer)."""
@@ -87,15 +96,46 @@ class ModelScore:
         else:
             self.confusions[(truth, predicted or NO_ANSWER)] += 1
 
-    def add(self, example_id: str, truth: str, answer: Answer) -> None:
-        """Count one answer with its tokens and whether its request failed."""
-        self.record(example_id, truth, answer.predicted)
+    def record_graded(
+        self, example_id: str, reference: str, predicted: str | None, grading: Grading,
+        remote: RemoteGrader | None = None,
+    ) -> str | None:
+        """Count one free-form answer: graded against `reference`, right when it passes (no answer: grade 0,
+        the floor of every local grader's range). A grade the provider failed to give (a grader that needs
+        a model, graded by `remote`) counts as a failed request, graded 0; its reason is returned."""
+        self.examples += 1
+        grade, problem = 0.0, None
+        if predicted is not None:
+            try:
+                grade = grading.grade(predicted, reference, remote)
+            except openai_sdk.APIError as error:
+                problem = describe_api_error(error, f"grading the answer to {example_id}")
+                self.failed_requests += 1
+        right = predicted is not None and problem is None and grading.passes(grade)
+        self.grades[example_id] = grade
+        self.outcomes[example_id] = right
+        self.answers[example_id] = predicted if predicted is not None else NO_ANSWER
+        self.correct += int(right)
+        return problem
+
+    def add(
+        self, example_id: str, truth: str, answer: Answer, grading: Grading | None = None,
+        remote: RemoteGrader | None = None,
+    ) -> str | None:
+        """Count one answer with its tokens and whether its request failed (graded when `grading` is given);
+        the reason a grade could not be had, if any."""
+        problem = None
+        if grading is None:
+            self.record(example_id, truth, answer.predicted)
+        else:
+            problem = self.record_graded(example_id, truth, answer.predicted, grading, remote)
         self.prompt_tokens += answer.prompt_tokens
         self.completion_tokens += answer.completion_tokens
         if answer.failed:
             self.failed_requests += 1
         elif answer.predicted is None:
             self.unparseable += 1
+        return problem
 
     def to_json(self) -> dict[str, Any]:
         """Everything needed to rebuild this score later (reusing an evaluation asks nothing)."""
@@ -107,6 +147,7 @@ class ModelScore:
             "confusions": [[truth, predicted, count] for (truth, predicted), count in self.confusions.items()],
             "outcomes": self.outcomes,
             "answers": self.answers,
+            **({"grades": self.grades} if self.grades else {}),
         }
 
     @classmethod
@@ -120,6 +161,7 @@ class ModelScore:
             confusions=Counter({(str(t), str(p)): int(n) for t, p, n in data["confusions"]}),
             outcomes={str(k): bool(v) for k, v in dict(data.get("outcomes") or {}).items()},
             answers={str(k): str(v) for k, v in dict(data.get("answers") or {}).items()},
+            grades={str(k): float(v) for k, v in dict(data.get("grades") or {}).items()},
         )
 
 
@@ -132,6 +174,7 @@ class Scores:
     concurrency: int = 0
     max_in_flight: int = 0
     failure_samples: list[str] = field(default_factory=list)
+    grader_tokens: dict[str, list[int]] = field(default_factory=dict)  # grader model -> [prompt, completion]
 
     @property
     def failed_requests(self) -> int:
@@ -165,8 +208,10 @@ def chat_request(model: str, example: Example, prompt: Prompt) -> dict[str, Any]
         "model": model,
         "messages": prompt.messages(example.user_content),
         "temperature": 0,
-        "response_format": prompt.response_format(),
     }
+    response_format = prompt.response_format()
+    if response_format is not None:  # free-form answers are plain text
+        body["response_format"] = response_format
     if is_reasoning_model(model):
         del body["temperature"]
     return body
@@ -186,18 +231,26 @@ def answer_from_completion(completion: Mapping[str, Any], prompt: Prompt) -> Ans
 
 
 def tally(
-    models: Sequence[str], examples: Sequence[Example], answer: Callable[[str, int], Answer]
+    models: Sequence[str], examples: Sequence[Example], answer: Callable[[str, int], Answer],
+    grading: Grading | None = None, remote: RemoteGrader | None = None,
 ) -> tuple[dict[str, ModelScore], list[str]]:
-    """Every model's score from `answer(model, example_index)`, and a few failure messages."""
+    """Every model's score from `answer(model, example_index)`, and a few failure messages (free-form:
+    each answer graded by `grading`, through `remote` when its grader needs a model)."""
     scores = {model: ModelScore(model) for model in models}
     failures: list[str] = []
     for index, example in enumerate(examples):
         for model in models:
             reply = answer(model, index)
-            scores[model].add(example.example_id, example.label, reply)
-            if reply.failed and reply.error and len(failures) < MAX_FAILURE_SAMPLES:
-                failures.append(reply.error)
+            problem = scores[model].add(example.example_id, example.label, reply, grading, remote)
+            error = reply.error if reply.failed else problem
+            if error and len(failures) < MAX_FAILURE_SAMPLES:
+                failures.append(f"{model} / {example.example_id}: {error}" if problem else error)
     return scores, failures
+
+
+def provider_grader(client: openai_sdk.OpenAI, prompt: Prompt) -> ProviderGrader | None:
+    """What grades a free-form prompt's answers through the provider, when its grader needs a model."""
+    return ProviderGrader(client) if prompt.grading is not None and prompt.grading.needs_model else None
 
 
 class _InFlight:
@@ -257,8 +310,11 @@ def ask_models(
             for index, example in enumerate(examples)
             for model in models
         }
-        scores, failures = tally(models, examples, lambda model, index: futures[(model, index)].result())
-    result = Scores(scores, len(examples), concurrency, gate.peak, failures)
+        remote = provider_grader(retrying, prompt)
+        scores, failures = tally(
+            models, examples, lambda model, index: futures[(model, index)].result(), prompt.grading, remote
+        )
+    result = Scores(scores, len(examples), concurrency, gate.peak, failures, remote.tokens if remote else {})
     if log is not None and failures:
         log(f"{result.failed_requests} requests failed after retries, e.g. {failures[0]}")
     return result
@@ -287,9 +343,10 @@ def evaluate_models(
 
 
 def prompts_fingerprint(examples: Sequence[Example], prompt: Prompt) -> str:
-    """sha256 of every prompt and its true answer (what any model is asked and scored against) and the
-    format scores on them are stored in."""
-    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(prompt.labels)]).encode())
+    """sha256 of every prompt and its true answer (what any model is asked and scored against), the
+    format scores on them are stored in and, free-form, the grader and pass threshold that score them."""
+    grading = [prompt.grading.fingerprint()] if prompt.grading is not None else []
+    digest = hashlib.sha256(json.dumps([SCORE_FORMAT, list(prompt.labels), *grading]).encode())
     for example in examples:
         messages = prompt.messages(example.user_content)
         digest.update(json.dumps([example.example_id, example.label, messages], ensure_ascii=False).encode())

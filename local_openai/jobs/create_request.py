@@ -9,7 +9,7 @@ from typing import Any
 from fine_tuning.core.catalog import catalog_model, method_problem
 from fine_tuning.core.graders import GraderError, UnsupportedGrader, run_grader, validate_grader
 from fine_tuning.core.methods import HYPERPARAMETER_LIMITS as METHOD_LIMITS
-from fine_tuning.core.methods import REASONING_EFFORTS, SUPERVISED_LIMITS
+from fine_tuning.core.methods import REASONING_EFFORTS, SUPERVISED_LIMITS, hyperparameter_problem
 from local_openai.exceptions import (
     InvalidHyperparameters,
     InvalidMetadata,
@@ -36,6 +36,8 @@ MAX_METADATA_VALUE_CHARS = 512
 # The documented bounds, shared with the pipeline's own check of its method setting.
 HYPERPARAMETER_LIMITS = SUPERVISED_LIMITS
 METHOD_HYPERPARAMETER_LIMITS = METHOD_LIMITS
+# The most replies per validation prompt the local learner draws (the API documents no maximum).
+LOCAL_MAX_EVAL_SAMPLES = 1000
 
 
 def known_fields(body: dict[str, Any]) -> None:
@@ -206,19 +208,28 @@ def hyperparameters(hyper: Any, param: str, method_type: str = "supervised") -> 
     resolved: dict[str, Any] = {}
     if method_type == "reinforcement":
         resolved["reasoning_effort"] = _reasoning_effort(hyper.get("reasoning_effort"), f"{param}.reasoning_effort")
-    for name, (kind, low, high) in limits.items():
+    for name, bound in limits.items():
         value = hyper.get(name, "auto")
         if value is None or value == "auto":
             resolved[name] = "auto"
             continue
-        number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        # Range first: float() of a huge int would overflow instead of being a 400.
-        if not number_ok or not low <= value <= high or (kind is int and not float(value).is_integer()):
-            raise InvalidHyperparameters(
-                f"{name} must be 'auto' or a number between {low:g} and {high:g} (got {value!r}).", f"{param}.{name}"
-            )
-        resolved[name] = int(value) if kind is int else float(value)
+        problem = hyperparameter_problem(name, value, bound)
+        if problem is not None:
+            raise InvalidHyperparameters(f"{problem}.", f"{param}.{name}")
+        resolved[name] = int(value) if bound.kind is int else float(value)
+    _honourable(resolved, param)
     return resolved
+
+
+def _honourable(resolved: dict[str, Any], param: str) -> None:
+    """The API sets no maximum for eval_samples; the local learner draws that many replies per validation
+    prompt at once, so beyond LOCAL_MAX_EVAL_SAMPLES it refuses what it cannot honour rather than run out of memory."""
+    samples = resolved.get("eval_samples")
+    if isinstance(samples, int) and samples > LOCAL_MAX_EVAL_SAMPLES:
+        raise UnsupportedMethod(
+            f"eval_samples {samples} cannot be honoured by the local backend (at most {LOCAL_MAX_EVAL_SAMPLES}).",
+            f"{param}.eval_samples",
+        )
 
 
 def _reasoning_effort(value: Any, param: str) -> str:

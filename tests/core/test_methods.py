@@ -26,14 +26,22 @@ GRADER = default_grader()
     {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3, "batch_size": "auto"}}},
     {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1, "learning_rate_multiplier": 2}}},
     {"type": "dpo", "dpo": {"hyperparameters": {"beta": "auto"}}},
+    # The OpenAPI description's bounds themselves: beta (0, 2], learning_rate_multiplier > 0 with no maximum.
+    {"type": "dpo", "dpo": {"hyperparameters": {"beta": 2, "learning_rate_multiplier": 50}}},
+    {"type": "dpo", "dpo": {"hyperparameters": {"beta": 1e-9, "n_epochs": 50, "batch_size": 256}}},
 ])
 def test_documented_methods_pass(method: dict[str, Any]) -> None:
     assert method_problems(method, "gpt-4o-mini-2024-07-18") == []
 
 
-def test_reinforcement_with_a_grader_passes_on_o4_mini() -> None:
-    method = {"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {
-        "compute_multiplier": 2, "eval_interval": 5, "eval_samples": 3, "reasoning_effort": "medium"}}}
+@pytest.mark.parametrize("hyperparameters", [
+    {"compute_multiplier": 2, "eval_interval": 5, "eval_samples": 3, "reasoning_effort": "medium"},
+    # compute_multiplier (0.00001, 10]; eval_interval and eval_samples >= 1 with no maximum.
+    {"compute_multiplier": 10, "eval_interval": 10_000, "eval_samples": 11},
+    {"compute_multiplier": 0.000011, "eval_interval": 1, "eval_samples": 1},
+])
+def test_reinforcement_with_a_grader_passes_on_o4_mini(hyperparameters: dict[str, Any]) -> None:
+    method = {"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": hyperparameters}}
     assert method_problems(method, "o4-mini") == []
 
 
@@ -51,6 +59,13 @@ def test_reinforcement_with_a_grader_passes_on_o4_mini() -> None:
     ({"type": "reinforcement", "reinforcement": {}}, "o4-mini", "method.reinforcement.grader"),
     ({"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"eval_samples": 0}}}, "o4-mini",
      "method.reinforcement.hyperparameters.eval_samples"),
+    ({"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"compute_multiplier": 0.00001}}},
+     "o4-mini", "method.reinforcement.hyperparameters.compute_multiplier"),
+    ({"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"compute_multiplier": 10.5}}},
+     "o4-mini", "method.reinforcement.hyperparameters.compute_multiplier"),
+    ({"type": "dpo", "dpo": {"hyperparameters": {"learning_rate_multiplier": 0}}}, "gpt-4o-mini",
+     "method.dpo.hyperparameters.learning_rate_multiplier"),
+    ({"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 2.5}}}, "gpt-4o-mini", "method.dpo.hyperparameters.n_epochs"),
     ({"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {"reasoning_effort": "max"}}},
      "o4-mini", "method.reinforcement.hyperparameters.reasoning_effort"),
 ])

@@ -13,6 +13,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from fine_tuning.lib.facts import check_results
+
 from tests.support.project import REPO, VENV_BIN
 from tests.support.project_copy import copy_project, run_in
 
@@ -23,6 +25,10 @@ FAST = "ops:\n  {op}__fine_tuned_model:\n    config: {{poll_interval_seconds: 0.
 DEPARTMENTS = ("billing", "shipping", "technical")
 CUES = {"billing": "invoice refund charged card", "shipping": "parcel courier tracking delivery",
         "technical": "error crash login bug"}
+# A free-form task's reference answers: each team's reply, naming the message's case number.
+REPLIES = {"billing": "We have refunded the charge to your card; expect it within five days.",
+           "shipping": "Your parcel is on its way; the courier's tracking link is in your email.",
+           "technical": "Please update the app and sign in again; that fixes this crash."}
 
 
 @pytest.fixture
@@ -63,12 +69,15 @@ def write_defs(project: Path, folder: str, text: str) -> Path:
 
 
 def reviews_table(workdir: Path, rows: int = 90) -> None:
-    """A user's own table in the project's DuckDB file: short support messages and their department."""
+    """A user's own table in the project's DuckDB file: short support messages, their department and
+    the reply they got (a free-form answer: the team's reply naming the case number)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(workdir / "goodreads.duckdb")) as conn:
-        conn.execute("CREATE OR REPLACE TABLE messages (msg_id INTEGER, text VARCHAR, team VARCHAR, extra VARCHAR)")
-        conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?)", [
-            (i, f"{CUES[DEPARTMENTS[i % 3]]} number {i}", DEPARTMENTS[i % 3], "x") for i in range(rows)
+        conn.execute("CREATE OR REPLACE TABLE messages (msg_id INTEGER, text VARCHAR, team VARCHAR, extra VARCHAR, "
+                     "reply VARCHAR)")
+        conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?)", [
+            (i, f"{CUES[DEPARTMENTS[i % 3]]} number {i}", DEPARTMENTS[i % 3], "x",
+             f"Case {i}: {REPLIES[DEPARTMENTS[i % 3]]}") for i in range(rows)
         ])
 
 
@@ -77,6 +86,7 @@ BAD = {
     "missing column": ("", "label_column"),
     "template column": ("", "prompt.user_template"),
     "unknown model": ("", "model"),
+    "free-form with labels": ("  answers: free_form\n  labels: [billing, shipping]\n", "attributes.labels"),
 }
 
 
@@ -99,18 +109,25 @@ def test_bad_yaml_is_a_clear_error_from_dg_check_defs(project: Path, tmp_path: P
     assert str(path) in output or "messages_task/defs.yaml" in output, output[-3000:]
 
 
+@pytest.mark.parametrize("answers", ["labels", "free_form"])
 def test_a_scaffolded_task_reaches_a_promoted_production_model_with_no_python(
-    project: Path, tmp_path: Path, dagster_home: Path
+    project: Path, tmp_path: Path, dagster_home: Path, answers: str
 ) -> None:
+    """Labels: the team of each message. Free-form: the reply it got, graded by the default grader
+    (fuzzy_match, passing at 0.8): the fine-tuned model answers a seen reply of the right team (its
+    case number may differ), the base model one word of the system prompt."""
     scaffold = run_in(project, "dg", "scaffold", "defs", TASK, "messages")
     assert scaffold.returncode == 0, scaffold.stdout + scaffold.stderr
     defs_yaml = project / "fine_tuning" / "defs" / "messages" / "defs.yaml"
     text = defs_yaml.read_text()
     assert "# FILL IN" in text and "max_cost_usd: 5.0" in text and "model: \"gpt-4o-mini-2024-07-18\"" in text
-    # What the user fills in, as a user would: the marked lines of the YAML.
+    free_form = answers == "free_form"
+    # What the user fills in, as a user would: the marked lines of the YAML (free-form: and the answers line).
     for old, new in (('table: "messages"', 'table: "messages"'), ('id_column: "id"', 'id_column: "msg_id"'),
-                     ('label_column: "label"', 'label_column: "team"'),
-                     ('system: "Classify each row."', 'system: "Route each message to its team."'),
+                     ('label_column: "label"', f'label_column: "{"reply" if free_form else "team"}"'),
+                     ('answers: "labels"', f'answers: "{answers}"'),
+                     ('system: "Classify each row."', 'system: "Reply to each message."' if free_form
+                      else 'system: "Route each message to its team."'),
                      ('user_template: "{text}"', 'user_template: "Message: {text}"')):
         assert old in text, old
         text = text.replace(old, new)
@@ -119,7 +136,10 @@ def test_a_scaffolded_task_reaches_a_promoted_production_model_with_no_python(
     reviews_table(workdir)
     env = env_for(dagster_home, workdir)
     config = tmp_path / "fast.yaml"
-    config.write_text(FAST.format(op="messages"))
+    # The free-form run asks its models through the Batch API (the labelled tasks' runs ask online).
+    batch = ("  messages__fine_tuned_model_fine_tuned_model_accuracy:\n"
+             "    config: {mode: batch, poll_interval_seconds: 0.1}\n") if free_form else ""
+    config.write_text(FAST.format(op="messages") + batch)
     launch = run_in(project, "dg", "launch", "--job", "messages_fine_tuning_job", "-c", str(config), env=env)
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     current = run_in(project, "python", "-m", "fine_tuning.current_model", "--task", "messages", "--json", env=env)
@@ -127,6 +147,31 @@ def test_a_scaffolded_task_reaches_a_promoted_production_model_with_no_python(
     record = json.loads(current.stdout)
     assert record["promoted"] is True and record["model_name"].startswith("ft:gpt-4o-mini-2024-07-18:")
     assert record["challenger_accuracy"] > record["base_accuracy"]
+    if free_form:
+        check_free_form_evaluation(dagster_home, record)
+
+
+def check_free_form_evaluation(dagster_home: Path, record: dict[str, object]) -> None:
+    """The accuracy check of the free-form task: accuracy is the share of grades >= 0.8, the mean grades
+    and the grade tables are recorded, and there is no confusion matrix."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        [result] = check_results(instance, dg.AssetCheckKey(dg.AssetKey(["messages", "fine_tuned_model"]),
+                                                            "fine_tuned_model_accuracy"), 1)
+    metadata = result.metadata
+    scores = metadata["model_scores"]["scores"]
+    for role, model in (("fine_tuned", metadata["fine_tuned_model"]), ("base", metadata["base_model"])):
+        grades = scores[model]["grades"]
+        assert len(grades) == metadata["eval_examples"] > 0
+        assert metadata[f"{role}_accuracy"] == sum(grade >= 0.8 for grade in grades.values()) / len(grades)
+        assert metadata[f"mean_grade_{role}"] == round(sum(grades.values()) / len(grades), 6)
+    print(f"free-form: fine-tuned accuracy {metadata['fine_tuned_accuracy']:.3f}, mean grade "
+          f"{metadata['mean_grade_fine_tuned']:.3f}; base accuracy {metadata['base_accuracy']:.3f}, mean grade "
+          f"{metadata['mean_grade_base']:.3f}")
+    assert metadata["mean_grade_fine_tuned"] > metadata["mean_grade_base"]
+    assert record["challenger_accuracy"] == metadata["fine_tuned_accuracy"]
+    assert metadata["pass_threshold"] == 0.8 and "pass rate" in metadata["grade_distribution"]
+    assert "confusion_matrix" not in metadata and "macro_f1_fine_tuned" not in metadata
+    assert metadata["details"]["mode"] == "batch" and metadata["details"]["batches_submitted"] == 2
 
 
 def test_both_shipped_tasks_run_at_once_without_blocking_each_other(

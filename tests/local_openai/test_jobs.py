@@ -153,8 +153,15 @@ def test_explicit_hyperparameters_are_honoured_via_method_and_legacy_field(backe
             "grader": exact_match_grader(), "hyperparameters": {"reasoning_effort": "high"}}}},
          "method.reinforcement.hyperparameters.reasoning_effort"),
         ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {
-            "grader": exact_match_grader(), "hyperparameters": {"eval_samples": 11}}}},
+            "grader": exact_match_grader(), "hyperparameters": {"eval_samples": 0}}}},
          "method.reinforcement.hyperparameters.eval_samples"),
+        # The API sets no maximum; the local learner cannot draw this many replies per prompt: refused, not run.
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {
+            "grader": exact_match_grader(), "hyperparameters": {"eval_samples": 1001}}}},
+         "method.reinforcement.hyperparameters.eval_samples"),
+        ({"model": "o4-mini", "method": {"type": "reinforcement", "reinforcement": {
+            "grader": exact_match_grader(), "hyperparameters": {"compute_multiplier": 0.00001}}}},
+         "method.reinforcement.hyperparameters.compute_multiplier"),
         ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 0}}}},
          "method.supervised.hyperparameters.n_epochs"),
         ({"hyperparameters": {"batch_size": "big"}}, "hyperparameters.batch_size"),

@@ -74,7 +74,8 @@ def test_the_cookbook_function_calling_file_validates_and_trains(fast: openai.Op
     path.write_bytes(function_calling_file(120))
     report = validate_chat_file(path)
     assert report.ok, report.error_lines
-    job = wait_for(fast, fast.fine_tuning.jobs.create(model=GPT, training_file=upload(fast, path.read_bytes())).id)
+    job = wait_for(fast, fast.fine_tuning.jobs.create(model=GPT, training_file=upload(fast, path.read_bytes()),
+                                                      seed=1).id)
     assert job.status == "succeeded", job.error
     # Held-out requests: the model calls the function the request asks for, with JSON arguments.
     rng, right = random.Random(99), 0
@@ -109,8 +110,10 @@ def test_dpo_learns_from_preference_pairs_and_reports_its_metrics(fast: openai.O
     report = validate_chat_file(path, GPT, method="dpo")
     assert report.ok, report.error_lines
     method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 2, "learning_rate_multiplier": 5}}}
+    # A fixed training seed: without one the backend draws a random one (as OpenAI does), and a test
+    # must not depend on a draw.
     job = wait_for(fast, fast.fine_tuning.jobs.create(model=GPT, training_file=upload(fast, path.read_bytes()),
-                                                      method=method).id)
+                                                      method=method, seed=1).id)
     assert job.status == "succeeded", job.error
     assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.2
     assert job.trained_tokens == report.billing_tokens * 2  # both outputs of every pair, as the validator counts
@@ -133,7 +136,7 @@ def test_reinforcement_learns_from_grader_rewards_and_reports_them(fast: openai.
                                                   "reference": "{{item.reference_answer}}"}}}
     validation = upload(fast, jsonl(reinforcement_lines(toy_examples(30, seed=3))))
     job = wait_for(fast, fast.fine_tuning.jobs.create(
-        model=O4, training_file=upload(fast, path.read_bytes()), validation_file=validation,
+        model=O4, training_file=upload(fast, path.read_bytes()), validation_file=validation, seed=1,
         method={"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {"eval_interval": 50}}},
     ).id)
     assert job.status == "succeeded", job.error

@@ -141,12 +141,19 @@ def upload(client: openai.OpenAI, data: bytes, name: str = "train.jsonl") -> str
 
 
 def wait_for(client: openai.OpenAI, job_id: str, statuses: Sequence[str] = FINAL, timeout: float = 60) -> FineTuningJob:
-    """Poll a job until it reaches one of `statuses` (the timeout only guards against hangs)."""
-    deadline = time.monotonic() + timeout
+    """Poll a job until it reaches one of `statuses`; fail when it stays in one status `timeout` seconds.
+
+    The timeout only guards against hangs: it runs from the last status change, so the retrieve that
+    trains the model (the local backend trains on the move to `running`, however long a loaded
+    machine makes that) never counts against it.
+    """
+    deadline, last = time.monotonic() + timeout, None
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
         if job.status in statuses:
             return job
+        if job.status != last:
+            deadline, last = time.monotonic() + timeout, job.status
         assert time.monotonic() < deadline, f"job {job_id} stuck in {job.status}"
         time.sleep(0.05)
 

@@ -21,6 +21,8 @@ from pydantic import Field
 
 from fine_tuning.core.evaluation_rounds import AskSettings, Round, best_model, job_checkpoints, run_round
 from fine_tuning.core.example_files import SplitError
+from fine_tuning.core.graders import GraderError
+from fine_tuning.core.grading import check_grader_runs
 from fine_tuning.core.promotion import format_p
 from fine_tuning.core.prompts import Prompt
 from fine_tuning.core.provider_jobs import Log
@@ -154,8 +156,11 @@ def _verdict(roles: Roles, test: Round) -> tuple[bool, str]:
     if roles.champion and pairs is not None:
         champion = (f", production model {roles.champion} {test.scores[roles.champion].accuracy:.1%} "
                     f"(McNemar p = {format_p(pairs.p_value)})")
+    graded = ""
+    if challenger.mean_grade is not None and base.mean_grade is not None:
+        graded = f" (answers passing the grader; mean grade {challenger.mean_grade:.3f} vs {base.mean_grade:.3f})"
     summary = (
-        f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion} "
+        f"challenger {roles.challenger} {challenger.accuracy:.1%} vs base {base.accuracy:.1%}{champion}{graded} "
         f"on {challenger.examples} test examples; {test.failed_requests} failed requests (counted as wrong)"
     )
     if not test.asked:
@@ -218,6 +223,11 @@ def evaluate(
     settings = config.ask_settings()
     history = [] if config.force_evaluation else past_evaluations(context.instance, keys)
     with openai.get_client(context) as client, provider_job_failures():
+        if prompt.grading is not None:
+            try:
+                check_grader_runs(client, prompt.grading)
+            except GraderError as error:
+                raise dg.Failure(description=f"Cannot grade the answers: {error}") from None
         challenger, selection = trained, None
         if config.evaluate_checkpoints:
             job_id = str(produced.get("job_id") or "")
@@ -231,5 +241,5 @@ def evaluate(
     context.log.info(description)
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description,
-        metadata=check_metadata(roles, test, prompt.labels, selection),
+        metadata=check_metadata(roles, test, prompt.labels, selection, prompt.grading),
     )

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import dagster as dg
 import duckdb as duckdb_lib
@@ -29,7 +29,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from fine_tuning.core.catalog import DEFAULT_BASE_MODEL, catalog_model, fine_tunable_names
 from fine_tuning.core.example_files import SplitError
-from fine_tuning.core.graders import GraderError, validate_grader
+from fine_tuning.core.graders import LOCAL_SIMILARITY_METRICS, GraderError, validate_grader
+from fine_tuning.core.grading import DEFAULT_PASS_THRESHOLD, Grading, default_free_form_grader
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.promotion import DEFAULT_MAX_P_VALUE, DEFAULT_MIN_IMPROVEMENT
 from fine_tuning.core.prompts import Prompt, TemplateError, UserTemplate
@@ -46,8 +47,18 @@ from fine_tuning.lib.task.tuning import TuningSettings, tuning_settings_class
 from fine_tuning.lib.warehouse import missing_tables
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
 # DuckDB's own default is 80% of the machine's memory; capped, it spills to disk instead.
 DUCKDB_CONNECTION_CONFIG = {"memory_limit": "1GB"}
+
+
+def documented(description: str) -> dg.Resolver:
+    """A defaulted attribute's description, where the UI's Docs tab and `dg` read it.
+
+    Dagster's derived schema keeps a defaulted field's description only from its Resolver (it
+    drops a pydantic `Field(description=...)` there), so every defaulted attribute carries one.
+    """
+    return dg.Resolver.default(description=description)
 
 
 class TaskDefinitionError(ValueError):
@@ -57,27 +68,27 @@ class TaskDefinitionError(ValueError):
 class Source(dg.Resolvable, dg.Model):
     """Where the task's examples come from in DuckDB."""
 
-    table: str | None = Field(
-        default=None, description="A DuckDB table (or view) holding one example per row, e.g. `support_tickets` or "
+    table: Annotated[str | None, documented(
+        "A DuckDB table (or view) holding one example per row, e.g. `support_tickets` or "
         "`main.support_tickets`. Exactly one of `table` and `sql`.",
-    )
-    sql: str | None = Field(
-        default=None, description="One read-only SELECT giving one example per row, instead of `table`. Name the "
+    )] = None
+    sql: Annotated[str | None, documented(
+        "One read-only SELECT giving one example per row, instead of `table`. Name the "
         "assets it reads in `deps`.",
-    )
-    deps: list[str] = Field(
-        default_factory=list, description="Asset keys the source is built by (`a/b` for a prefixed key): the "
+    )] = None
+    deps: Annotated[list[str], documented(
+        "Asset keys the source is built by (`a/b` for a prefixed key): the "
         "training files depend on them, the job runs them first, and the sensor watches their data version.",
-    )
-    database: str | None = Field(
-        default=None, description="The task's own DuckDB database: a file under FINE_TUNING_WORKDIR (or an "
+    )] = Field(default_factory=list)
+    database: Annotated[str | None, documented(
+        "The task's own DuckDB database: a file under FINE_TUNING_WORKDIR (or an "
         "absolute path), or `md:<name>`. Its splits live there too, so tasks with their own file run side "
         "by side. Null: the project's `duckdb` resource (the Goodreads database). Resource key: `<name>_duckdb`.",
-    )
-    one_load: bool = Field(
-        default=False, description="The source table is built by this project's staged prep, which records "
+    )] = None
+    one_load: Annotated[bool, documented(
+        "The source table is built by this project's staged prep, which records "
         "loads (`table_loads`): refuse to split it unless it and every table it was built from come from one load.",
-    )
+    )] = False
 
     @model_validator(mode="after")
     def _one_of_table_or_sql(self) -> Source:
@@ -91,29 +102,28 @@ class PromptText(dg.Resolvable, dg.Model):
 
     system: str = Field(
         description="The system message: what the model is to do, e.g. `Route each support ticket to the "
-        "department that should handle it.`. The pipeline appends the answer format naming every label.",
+        "department that should handle it.`. With a label set the pipeline appends the answer format naming "
+        "every label; free-form answers get the system text alone.",
     )
     user_template: str = Field(
         description="The user message, a template over the row's columns: `{column}` is replaced by its value "
         "(NULL as empty), e.g. `Subject: {subject}\\n\\n{body}`. Write a literal brace as `{{` or `}}`.",
     )
-    answer_key: str | None = Field(
-        default=None, description="The JSON key the model answers under (`{\"<answer_key>\": <label>}`). "
-        "Default: the label column's name.",
-    )
+    answer_key: Annotated[str | None, documented(
+        "The JSON key the model answers under (`{\"<answer_key>\": <label>}`). "
+        "Default: the label column's name. Unused by free-form answers (plain text).",
+    )] = None
 
 
 class Splits(dg.Resolvable, dg.Model):
     """How examples are split (the defaults of run config `ops.<prefix>training_files.config`)."""
 
-    seed: int = Field(default=42, description="Seed of the deterministic id hash that assigns splits.")
-    validation_fraction: float = Field(default=0.1, description="Share of each label for validation.")
-    test_fraction: float = Field(default=0.2, description="Share of each label held out for evaluation.")
-    max_train_examples: int | None = Field(
-        default=None, description="Cap on training examples (null: no cap)."
-    )
-    max_validation_examples: int | None = Field(default=500, description="Cap on validation examples.")
-    max_test_examples: int | None = Field(default=500, description="Cap on test examples.")
+    seed: Annotated[int, documented("Seed of the deterministic id hash that assigns splits.")] = 42
+    validation_fraction: Annotated[float, documented("Share of each label for validation.")] = 0.1
+    test_fraction: Annotated[float, documented("Share of each label held out for evaluation.")] = 0.2
+    max_train_examples: Annotated[int | None, documented("Cap on training examples (null: no cap).")] = None
+    max_validation_examples: Annotated[int | None, documented("Cap on validation examples.")] = 500
+    max_test_examples: Annotated[int | None, documented("Cap on test examples.")] = 500
 
 
 @dg.scaffold_with(FineTuningTaskScaffolder)
@@ -132,79 +142,112 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         description="The task's name: its key prefix, group, job (`<name>_fine_tuning_job`), schedule "
         "(`<name>_retune_schedule`), resources and files are named after it. Lowercase letters, digits, `_`.",
     )
-    description: str | None = Field(default=None, description="What the task is for (shown on its job).")
+    description: Annotated[str | None, documented("What the task is for (shown on its job).")] = None
     source: Source = Field(description="Where the examples come from: `table` or `sql`, `deps`, `database`.")
     id_column: str = Field(description="The column that identifies an example (unique per row).")
-    label_column: str = Field(description="The column holding each example's correct answer (its label).")
-    labels: list[str] | None = Field(
-        default=None, description="The label set, in the order the prompt lists it. Rows with another label are "
+    label_column: str = Field(description="The column holding each example's correct answer: its label, or with "
+                              "`answers: free_form` the reference answer text the model learns to write.")
+    # Descriptions of defaulted attributes go in their Resolver: Dagster's derived model (the UI's Docs
+    # tab) takes a defaulted field's description from there only. `grader` and `method` (which may hold
+    # a grader) resolve to their value as written: `{{ sample.output_text }}` / `{{ item.field }}` are
+    # OpenAI's grader templates, which Dagster's own template rendering would reject.
+    answers: Annotated[Literal["labels", "free_form"], dg.Resolver(
+        lambda _context, value: value, model_field_type=Literal["labels", "free_form"],
+        description="`labels`: every answer is one of a label set (`labels`, `labels_sql` or the "
+        "data's), asked for through a strict json_schema enum and scored by exact match. `free_form`: the model "
+        "writes text; the training answer is the label column's text, splits are seeded but not stratified, and "
+        "the accuracy check scores each answer with `grader`: an answer passes when its grade is at least "
+        "`pass_threshold`, accuracy is the share passing (`labels` and `labels_sql` must then be left out).",
+    )] = "labels"
+    labels: Annotated[list[str] | None, documented(
+        "The label set, in the order the prompt lists it. Rows with another label are "
         "left out. Null: every distinct label of the source, sorted (or `labels_sql`).",
-    )
-    labels_sql: str | None = Field(
-        default=None, description="One SELECT returning the label set in prompt order (first column), read at "
+    )] = None
+    labels_sql: Annotated[str | None, documented(
+        "One SELECT returning the label set in prompt order (first column), read at "
         "run time; used when `labels` is null.",
-    )
+    )] = None
     prompt: PromptText = Field(description="The system text and the user template.")
-    splits: Splits = Field(default_factory=Splits, description="Split fractions, caps and seed.")
+    splits: Annotated[Splits, documented("Split fractions, caps and seed.")] = Field(default_factory=Splits)
     # `model` in YAML; a field of that name would hide Resolvable.model().
     base_model: Annotated[str, dg.Resolver(
         lambda _context, value: value, model_field_name="model", model_field_type=str,
         description="The base model to fine-tune: a fine-tunable model of the catalog "
         "(fine_tuning/core/catalog.py), or an `ft:` model to continue training.",
     )] = DEFAULT_BASE_MODEL
-    method: dict[str, Any] | None = Field(
-        default=None, description="The API's `method` object, e.g. `{type: dpo, dpo: {hyperparameters: {beta: 0.1}}}` "
+    method: Annotated[dict[str, Any] | None, dg.Resolver(
+        lambda _context, value: value, model_field_type=dict[str, Any] | None,  # its grader's {templates}, as written
+        description="The API's `method` object, e.g. `{type: dpo, dpo: {hyperparameters: {beta: 0.1}}}` "
         "or `{type: reinforcement, reinforcement: {hyperparameters: {...}}}` (supervised, auto hyperparameters, by "
         "default). Checked against the documented bounds and the model's methods when the definitions load. "
         "DPO files pair each training example's true answer with the production (or base) model's own wrong "
         "answer; reinforcement files carry the reference answer for the grader.",
-    )
-    grader: dict[str, Any] | None = Field(
-        default=None, description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
-        "score_model, multi): the reinforcement method's grader when it names none. Null: an exact-match "
-        "string_check of the answer against `{{item.reference_answer}}` (the label's answer).",
-    )
-    integrations: list[dict[str, Any]] | None = Field(
-        default=None, description="The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
-    )
-    metadata: dict[str, str] | None = Field(
-        default=None, description="Metadata of the provider job (at most 14 string pairs; the pipeline adds two).",
-    )
-    suffix: str | None = Field(default=None, description="Suffix of the fine-tuned model's name. Default: the name.")
-    max_cost_usd: float = Field(default=5.0, description="Training files whose estimated training cost "
-                                "exceeds this (USD) are blocked before anything is uploaded.")
-    min_runway_days: int = Field(
-        default=DEFAULT_MIN_RUNWAY_DAYS, description="Refuse, before anything is uploaded, a base model whose "
+    )] = None
+    grader: Annotated[dict[str, Any] | None, dg.Resolver(
+        lambda _context, value: value, model_field_type=dict[str, Any] | None,  # OpenAI's {{templates}}, as written
+        description="The task's grader in OpenAI's JSON shape (string_check, text_similarity, "
+        "score_model, multi), reading `{{sample.output_text}}` (the answer) and `{{item.reference_answer}}` (the "
+        "label column's answer): the reinforcement method's grader when it names none and, for `answers: "
+        "free_form`, the accuracy check's metric (string_check, text_similarity "
+        f"({', '.join(LOCAL_SIMILARITY_METRICS)}) and multi over them computed in-process like "
+        "/v1/fine_tuning/alpha/graders/run; a grader needing a model is asked of the provider's /graders/run, its "
+        "tokens counted, and refused before any file is written where the provider has no grader model, as the "
+        "local backend). Null: with labels an "
+        "exact-match string_check against the reference answer; free-form a text_similarity fuzzy_match (1.0 "
+        "identical text).",
+    )] = None
+    pass_threshold: Annotated[float | None, dg.Resolver(
+        lambda _context, value: value, model_field_type=float | None,
+        description="`answers: free_form` only: an answer passes (counts as right for accuracy, "
+        f"the paired test and min_improvement) when its grade is at least this. Null: {DEFAULT_PASS_THRESHOLD} "
+        "(fuzzy_match: the answer says nearly what the reference says).",
+    )] = None
+    integrations: Annotated[list[dict[str, Any]] | None, documented(
+        "The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
+    )] = None
+    metadata: Annotated[dict[str, str] | None, documented(
+        "Metadata of the provider job (at most 14 string pairs; the pipeline adds two).",
+    )] = None
+    suffix: Annotated[str | None, documented("Suffix of the fine-tuned model's name. Default: the name.")] = None
+    max_cost_usd: Annotated[float, documented(
+        "Training files whose estimated training cost "
+        "exceeds this (USD) are blocked before anything is uploaded; a reinforcement job "
+        "(billed by training time) is cancelled when its billed time reaches it.",
+    )] = 5.0
+    min_runway_days: Annotated[int, documented(
+        "Refuse, before anything is uploaded, a base model whose "
         "training is retired or that shuts down within this many days (model catalog, or the provider's own "
         "shutdown_date): a model fine-tuned from it would stop answering with it.",
-    )
-    min_improvement: float = Field(
-        default=DEFAULT_MIN_IMPROVEMENT, description="How much more accurate than the production model (0..1) a "
+    )] = DEFAULT_MIN_RUNWAY_DAYS
+    min_improvement: Annotated[float, documented(
+        "How much more accurate than the production model (0..1) a "
         "new model must be to replace it (the smallest gain worth a swap); it must be strictly better in any case.",
-    )
-    max_p_value: float = Field(
-        default=DEFAULT_MAX_P_VALUE, description="A new model replaces the production model only when McNemar's "
+    )] = DEFAULT_MIN_IMPROVEMENT
+    max_p_value: Annotated[float, documented(
+        "A new model replaces the production model only when McNemar's "
         "exact test on the test examples exactly one of them got right gives p below this; 1.0 turns the test off.",
-    )
-    schedule: str | None = Field(
-        default="0 3 * * 1", description="Cron of the re-tuning schedule (RETUNE_CRON overrides it); null: none.",
-    )
-    schedule_timezone: str = Field(default="UTC", description="Timezone of the schedule (RETUNE_TIMEZONE overrides it).")
-    sensor_interval_seconds: int = Field(
-        default=600, description="Seconds between the data-change sensor's ticks "
+    )] = DEFAULT_MAX_P_VALUE
+    schedule: Annotated[str | None, documented(
+        "Cron of the re-tuning schedule (RETUNE_CRON overrides it); null: none.",
+    )] = "0 3 * * 1"
+    schedule_timezone: Annotated[str, documented("Timezone of the schedule (RETUNE_TIMEZONE overrides it).")] = "UTC"
+    sensor_interval_seconds: Annotated[int, documented(
+        "Seconds between the data-change sensor's ticks "
         "(RETUNE_SENSOR_INTERVAL_SECONDS overrides it).",
-    )
-    key_prefix: list[str] | None = Field(
-        default=None, description="Asset key prefix. Default `[name]`. The Goodreads task sets `[]` to keep its "
+    )] = 600
+    key_prefix: Annotated[list[str] | None, documented(
+        "Asset key prefix. Default `[name]`. The Goodreads task sets `[]` to keep its "
         "original, unprefixed keys and names.",
-    )
-    group_name: str | None = Field(default=None, description="Group of the uploads and models. Default: the name.")
-    files_group_name: str | None = Field(default=None, description="Group of the training files. Default: the group.")
-    splits_table: str | None = Field(default=None, description="DuckDB table recording each example's split. "
-                                     "Default: `<name>_splits`.")
-    job_name: str | None = Field(default=None, description="Default: `<name>_fine_tuning_job`.")
-    schedule_name: str | None = Field(default=None, description="Default: `<name>_retune_schedule`.")
-    sensor_name: str | None = Field(default=None, description="Default: `<name>_retune_on_new_data`.")
+    )] = None
+    group_name: Annotated[str | None, documented("Group of the uploads and models. Default: the name.")] = None
+    files_group_name: Annotated[str | None, documented("Group of the training files. Default: the group.")] = None
+    splits_table: Annotated[str | None, documented(
+        "DuckDB table recording each example's split. "
+        "Default: `<name>_splits`.",
+    )] = None
+    job_name: Annotated[str | None, documented("Default: `<name>_fine_tuning_job`.")] = None
+    schedule_name: Annotated[str | None, documented("Default: `<name>_retune_schedule`.")] = None
+    sensor_name: Annotated[str | None, documented("Default: `<name>_retune_on_new_data`.")] = None
 
     _defs_file: str = PrivateAttr(default="defs.yaml")
 
@@ -291,10 +334,28 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         """The user message of one example from its template columns (in template order)."""
         return self.template.render(dict(zip(self.template.columns(), fields)))
 
+    @property
+    def free_form(self) -> bool:
+        """Whether the task's answers are free text graded by its grader (not one of a label set)."""
+        return self.answers == "free_form"
+
+    def task_grader(self) -> dict[str, Any] | None:
+        """The task's grader: its own, else (free-form) fuzzy_match; None for a labelled task naming none
+        (the reinforcement method's default is then an exact match)."""
+        return self.grader or (default_free_form_grader() if self.free_form else None)
+
+    def grading(self) -> Grading | None:
+        """A free-form task's accuracy metric (None with a label set: exact match)."""
+        if not self.free_form:
+            return None
+        threshold = DEFAULT_PASS_THRESHOLD if self.pass_threshold is None else self.pass_threshold
+        return Grading(self.task_grader() or default_free_form_grader(), threshold)
+
     def build_prompt(self, labels: list[str]) -> Prompt:
-        """The task's prompt with its label set."""
+        """The task's prompt with its label set (free-form: none, and the grading)."""
         return Prompt(tuple(labels), self.prompt.system, self.prompt.answer_key or self.label_column,
-                      f"{self.name}_{self.label_column}"[:64] if self.keys.prefix else "book_category")
+                      f"{self.name}_{self.label_column}"[:64] if self.keys.prefix else "book_category",
+                      grading=self.grading())
 
     def open_examples(self, conn: duckdb_lib.DuckDBPyConnection) -> Prompt:
         """Create the `task_examples` view on this connection and return the prompt with its labels.
@@ -308,6 +369,8 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         query.create_view(conn)
         if self.source.one_load:
             self._require_one_load(conn)
+        if self.free_form:
+            return self.build_prompt([])
         labels = self._labels(conn)
         if not labels:
             raise SplitError(f"no label: {self._labels_origin()} gives an empty label set")
@@ -383,6 +446,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
             raise self._problem("model", f"{self.base_model} cannot be fine-tuned: pick one of {', '.join(fine_tunable_names())}")
         if self.labels is not None and (not self.labels or len(set(self.labels)) != len(self.labels)):
             raise self._problem("labels", "give at least one label, each once (or leave it out to take them from the data)")
+        self._check_answers()
         self._check_with("splits", lambda: SplitConfig(**self.splits.model_dump()))
         self._check_method()
         self._check_with("", lambda: TuningSettings(max_cost_usd=self.max_cost_usd, min_runway_days=self.min_runway_days))
@@ -404,6 +468,25 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
             problem = error.problems[0]
             where = problem.path.removeprefix(f"{TuningSettings.run_config_path}.")
             raise self._problem(where, f"{problem.value!r}: {problem.allowed}") from None
+        if self.grader is not None:
+            try:
+                validate_grader(self.grader, "grader")
+            except GraderError as error:
+                raise self._problem(error.param, error.message) from None
+
+    def _check_answers(self) -> None:
+        """Free-form answers take no label set; their pass threshold and grader must make a metric."""
+        if not self.free_form:
+            if self.pass_threshold is not None:
+                raise self._problem("pass_threshold", "only `answers: free_form` has a pass threshold (a label "
+                                    "set is scored by exact match); leave it out or set `answers: free_form`")
+            return
+        for attribute in ("labels", "labels_sql"):
+            if getattr(self, attribute) is not None:
+                raise self._problem(attribute, "`answers: free_form` takes no label set: its answers are the "
+                                    f"{self.label_column} column's text, graded by `grader`; leave {attribute} out")
+        if self.pass_threshold is not None and not (-1e9 < self.pass_threshold < 1e9):
+            raise self._problem("pass_threshold", f"{self.pass_threshold!r}: a finite number")
         if self.grader is not None:
             try:
                 validate_grader(self.grader, "grader")
@@ -445,12 +528,12 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
 
     def tuning_settings(self) -> TuningSettings:
         """The task's `TuningSettings` resource, its YAML values as defaults."""
-        cls = tuning_settings_class(f"resources.{self.keys.tuning_resource}.config")
-        return cls(
+        values = dict(
             base_model=self.base_model, suffix=self.suffix or self.name, max_cost_usd=self.max_cost_usd,
-            min_runway_days=self.min_runway_days, method=self.method, grader=self.grader,
+            min_runway_days=self.min_runway_days, method=self.method, grader=self.task_grader(),
             integrations=self.integrations, job_metadata=self.metadata,
         )
+        return tuning_settings_class(f"resources.{self.keys.tuning_resource}.config", values)(**values)
 
     def job_name_or_default(self) -> str:
         """The task's job name."""

@@ -2,7 +2,8 @@
 
 Roles: `fine_tuned` (the challenger), `champion` (the production model it competes with) and
 `base`. A handful of plain numbers the UI plots over time (accuracies, macro-F1s, examples,
-failures, tokens, cost), the per-label metrics and the confusion matrices as markdown tables,
+failures, tokens, cost), the per-label metrics and the confusion matrices as markdown tables
+(free-form: the mean grades, and the grade distribution and histogram tables instead),
 every other figure in one `details` JSON entry; the scores themselves (with which prompts each
 model got right) are stored as JSON, keyed by the prompts' fingerprint, for later evaluations to
 reuse and for `production_model`'s paired test.
@@ -17,6 +18,8 @@ from typing import Any
 import dagster as dg
 
 from fine_tuning.core.evaluation_rounds import Round
+from fine_tuning.core.grade_distribution import distribution_table, grade_distribution, histogram_table
+from fine_tuning.core.grading import Grading, grade_range
 from fine_tuning.core.label_metrics import macro_f1, per_label_metrics
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.paired_test import DiscordantPairs, discordant_pairs
@@ -92,6 +95,8 @@ def _details(roles: Roles, test: Round, pairs: DiscordantPairs | None) -> dict[s
         "completion_tokens": int(sum(score.completion_tokens for score in distinct)),
         **_role_details(roles, test),
         "test_cost_usd": float(test.total_cost_usd),
+        **({"grader_tokens": test.grader_tokens, "grader_cost_usd": round(test.grader_cost_usd, 6)}
+           if test.grader_tokens else {}),
         "unpriced_models": test.unpriced,
         "mode": test.mode,
         "batch_ids": {run.model: run.batch_id for run in test.batches},
@@ -104,10 +109,57 @@ def _details(roles: Roles, test: Round, pairs: DiscordantPairs | None) -> dict[s
     }
 
 
-def check_metadata(
-    roles: Roles, test: Round, categories: Sequence[str], selection: Round | None = None
+def _label_metadata(
+    columns: Sequence[tuple[str, ModelScore]], challenger: ModelScore, champion: ModelScore | None, base: ModelScore,
+    categories: Sequence[str],
 ) -> dict[str, Any]:
-    """Everything the accuracy check records: a few numbers to plot, then tables, then one JSON of details."""
+    """A labelled task's macro-F1s, per-label metrics and confusion matrices."""
+    return {
+        "macro_f1_base": _macro_f1(base, categories),
+        "macro_f1_champion": _macro_f1(champion, categories) if champion is not None else None,
+        "macro_f1_fine_tuned": _macro_f1(challenger, categories),
+        "per_label_metrics": dg.MetadataValue.md(per_label_table(columns, categories)),
+        "confusion_matrix": dg.MetadataValue.md(
+            confusion_matrices([column for column in columns if column[0] != "base"], categories)
+        ),
+    }
+
+
+def _grade_metadata(
+    columns: Sequence[tuple[str, ModelScore]], challenger: ModelScore, champion: ModelScore | None, base: ModelScore,
+    grading: Grading,
+) -> dict[str, Any]:
+    """A free-form task's mean grades (numbers the UI plots), its pass threshold, and the grade
+    distribution and histogram of each model as markdown tables (no confusion matrix: no label set)."""
+    low, high = grade_range(grading.grader)
+    grades = [(role, list(score.grades.values())) for role, score in columns if score.grades]
+    if grades:  # a multi formula may leave [0, 1]: the histogram widens to hold every grade
+        low = min(low, *(min(values) for _, values in grades))
+        high = max(high, *(max(values) for _, values in grades))
+    return {
+        "mean_grade_base": _mean(base),
+        "mean_grade_champion": _mean(champion) if champion is not None else None,
+        "mean_grade_fine_tuned": _mean(challenger),
+        "pass_threshold": float(grading.pass_threshold),
+        "grade_distribution": dg.MetadataValue.md(distribution_table(
+            [(role, grade_distribution(values, grading.pass_threshold)) for role, values in grades]
+        )) if grades else None,
+        "grade_histogram": dg.MetadataValue.md(histogram_table(grades, low, high)) if grades else None,
+        "grader": dg.MetadataValue.json(grading.grader),
+    }
+
+
+def _mean(score: ModelScore) -> float | None:
+    mean = score.mean_grade
+    return round(mean, 6) if mean is not None else None
+
+
+def check_metadata(
+    roles: Roles, test: Round, categories: Sequence[str], selection: Round | None = None,
+    grading: Grading | None = None,
+) -> dict[str, Any]:
+    """Everything the accuracy check records: a few numbers to plot, then tables, then one JSON of details
+    (free-form, with `grading`: mean grades and grade distributions instead of label metrics)."""
     challenger, base = test.scores[roles.challenger], test.scores[roles.base]
     champion = test.scores[roles.champion] if roles.champion else None
     distinct = [test.scores[model] for model in roles.models()]
@@ -120,6 +172,12 @@ def check_metadata(
     details = _details(roles, test, pairs)
     if selection is not None:
         details["checkpoint_selection"] = _selection_details(selection, roles)
+    if grading is not None:
+        details["accuracy_note"] = (f"Accuracy is the share of all test examples whose answer's grade is at least "
+                                    f"{grading.pass_threshold}; failed requests and empty answers grade 0.")
+        quality = _grade_metadata(columns, challenger, champion, base, grading)
+    else:
+        quality = _label_metadata(columns, challenger, champion, base, categories)
     # The UI lists metadata and plots in alphabetical order, so the names keep related numbers together:
     # the accuracies (with eval_examples, their denominator), the macro-F1s, then what was spent.
     return {
@@ -127,19 +185,16 @@ def check_metadata(
         "champion_accuracy": float(champion.accuracy) if champion is not None else None,
         "eval_examples": int(challenger.examples),
         "fine_tuned_accuracy": float(challenger.accuracy),
-        "macro_f1_base": _macro_f1(base, categories),
-        "macro_f1_champion": _macro_f1(champion, categories) if champion is not None else None,
-        "macro_f1_fine_tuned": _macro_f1(challenger, categories),
-        SPENT_TOKENS_KEY: int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)),
+        **{key: value for key, value in quality.items() if key.startswith(("macro_f1", "mean_grade"))},
+        SPENT_TOKENS_KEY: int(sum(score.prompt_tokens + score.completion_tokens for score in distinct)
+                              + sum(sum(tokens) for tokens in test.grader_tokens.values())),
         SPENT_USD_KEY: round(spent, 6),
         "fine_tuned_model": roles.challenger,
         "champion_model": roles.champion,
         "base_model": roles.base,
         "trained_model": roles.trained,
-        "per_label_metrics": dg.MetadataValue.md(per_label_table(columns, categories)),
-        "confusion_matrix": dg.MetadataValue.md(
-            confusion_matrices([column for column in columns if column[0] != "base"], categories)
-        ),
+        **{key: value for key, value in quality.items()
+           if not key.startswith(("macro_f1", "mean_grade")) and value is not None},
         "models": dg.MetadataValue.md(models_table(
             [(role, test.scores[model], test.cost_usd.get(model)) for role, model in roles.by_role()]
         )),

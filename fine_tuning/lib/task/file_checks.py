@@ -25,6 +25,7 @@ from fine_tuning.core.chat_files import (
     overlap_between,
     validate_written_file,
 )
+from fine_tuning.core.time_billing import time_cost
 from fine_tuning.core.tokens import token_counter
 from fine_tuning.lib.facts import latest_materialization
 from fine_tuning.lib.sql import sql_statements
@@ -136,16 +137,22 @@ def _result(read: _ReadFile, aspect: str, passed: bool, description: str, metada
 
 def _time_billed(read: _ReadFile, report: FileReport, tuning: TuningSettings) -> dg.AssetCheckResult:
     """Reinforcement fine-tuning is billed by training time, which no file predicts: reported as a
-    warning with the hourly rate, so the budget is a decision the user sees, not a number made up."""
+    warning with the hourly rate, so the budget is a decision the user sees, not a number made up.
+    The budget binds while the job trains (`fine_tuned_model` cancels it when its billed time reaches it)."""
     rate = f"${report.price_per_hour:.2f} per training hour" if report.price_per_hour is not None else "an unknown hourly rate"
     description = (
         f"reinforcement fine-tuning of {tuning.base_model} is billed by training time at {rate} (prices as of "
-        f"{PRICING_AS_OF}) plus the grader's tokens: the file cannot be priced against the "
-        f"${tuning.max_cost_usd:.2f} budget"
+        f"{PRICING_AS_OF}) plus the grader's tokens: the file cannot be priced in advance; the job is cancelled "
+        f"when its billed training time reaches the ${tuning.max_cost_usd:.2f} budget"
     )
+    # Billing is prorated to the second: a budget below one second's price could not pay for any training.
+    too_small = report.price_per_hour is not None and time_cost(1, report.price_per_hour) > tuning.max_cost_usd
+    if too_small:
+        description = (f"the ${tuning.max_cost_usd:.4f} budget does not pay for one second of reinforcement "
+                       f"fine-tuning of {tuning.base_model} ({rate}, prices as of {PRICING_AS_OF}): nothing is uploaded")
     return dg.AssetCheckResult(
         asset_key=read.split.key, check_name=f"{read.split.label}_file_cost_check", passed=False,
-        severity=dg.AssetCheckSeverity.WARN, description=description, metadata={
+        severity=dg.AssetCheckSeverity.ERROR if too_small else dg.AssetCheckSeverity.WARN, description=description, metadata={
             **_common_metadata(
                 read, report, {"max_cost_usd": tuning.max_cost_usd}, model=tuning.base_model, method=report.method,
                 price_per_training_hour_usd=report.price_per_hour, pricing_as_of=PRICING_AS_OF,

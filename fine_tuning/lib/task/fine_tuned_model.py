@@ -48,6 +48,7 @@ from fine_tuning.core.provider_jobs import (
     training_fingerprint,
 )
 from fine_tuning.core.settings import workdir
+from fine_tuning.core.time_billing import TimeBudget, billed_seconds, price_per_hour, started_at, time_cost
 from fine_tuning.lib.facts import check_results, latest_materialization, latest_metadata
 from fine_tuning.lib.failures import api_errors, job_failure, provider_job_failures
 from fine_tuning.lib.lifecycle import (
@@ -124,8 +125,15 @@ def success_metadata(
         "result_file_id": job.result_files[0] if job.result_files else "",
         **final_losses(client, job, progress.last_metrics),
     }
-    cost = training_cost(job.model, int(job.trained_tokens or 0))
-    metadata["cost_usd"] = cost  # None (null) when the catalog has no training price for the model
+    rate = price_per_hour(job.model)
+    if rate is not None:
+        # Billed by training time (reinforcement): whole seconds of running time x the hourly rate.
+        seconds = billed_seconds(job, progress.started_at or job_started_at(client, job.id), job.finished_at or 0)
+        metadata.update(billed_training_seconds=seconds, price_per_training_hour_usd=rate)
+        metadata["cost_usd"] = time_cost(seconds, rate)
+    else:
+        # None (null) when the catalog has no training price for the model.
+        metadata["cost_usd"] = training_cost(job.model, int(job.trained_tokens or 0))
     if (job.model_extra or {}).get("trained_tokens_estimated"):
         # The local backend's marker: counted without the tokenizer file (OpenAI's counts are exact).
         metadata["trained_tokens_estimated"] = True
@@ -136,6 +144,44 @@ def success_metadata(
             [{"job_id": old.id, "status": old.status, "error": old.error.message if old.error else None} for old in replaced]
         )
     return metadata
+
+
+def job_started_at(client: openai_sdk.OpenAI, job_id: str) -> int | None:
+    """When a job started training, from all its events (None when none says so)."""
+    with api_errors(f"listing the events of job {job_id}", client):
+        return started_at(client.fine_tuning.jobs.list_events(job_id, limit=100))
+
+
+def time_budget(
+    client: openai_sdk.OpenAI, tuning: TuningSettings, keys: TaskKeys, replaced: tuple[FineTuningJob, ...],
+) -> TimeBudget | None:
+    """The budget of a time-billed (reinforcement) job, less what cancelled jobs of the same fingerprint spent.
+
+    Only cancelled jobs count: they were stopped by a budget or a terminated run after training;
+    OpenAI bills only the training that updated the model, which a failed job's error voids.
+    """
+    rate = price_per_hour(tuning.base_model)
+    if rate is None:
+        return None
+    spent = sum(
+        time_cost(billed_seconds(old, job_started_at(client, old.id), old.finished_at or old.created_at), rate)
+        for old in replaced if old.status == "cancelled"
+    )
+    return TimeBudget(tuning.max_cost_usd, rate, f"resources.{keys.tuning_resource}.config.max_cost_usd", round(spent, 6))
+
+
+def refuse_spent_budget(budget: TimeBudget | None, replaced: tuple[FineTuningJob, ...]) -> None:
+    """Stop before creating a job when the budget buys no billed second (or earlier jobs of these files spent it)."""
+    if budget is None or budget.seconds_allowed() > 0:
+        return
+    jobs = ", ".join(old.id for old in replaced if old.status == "cancelled")
+    spent = (f"earlier fine-tuning jobs of these files and settings ({jobs}, cancelled) spent "
+             f"${budget.spent_before_usd:.4f} of it" if jobs else "it does not pay for one second of training")
+    raise dg.Failure(
+        description=f"No fine-tuning job was created: {spent} ({budget.describe()}). Raise {budget.setting} to train.",
+        metadata={"earlier_jobs_spent_usd": budget.spent_before_usd, "max_cost_usd": budget.max_cost_usd,
+                  "earlier_jobs": jobs or "none", "price_per_training_hour_usd": budget.rate},
+    )
 
 
 def estimated_cost(instance: dg.DagsterInstance, keys: TaskKeys, training_sha256: str) -> float | None:
@@ -279,9 +325,11 @@ def train(
     with openai.get_client(context) as client:
         with exclusive_creation(context, keys, fingerprint) as job_record:
             choice = choose_job_in_run(client, fingerprint, config.force_retrain, context.log, recorded_job_ids(job_record))
+            budget = time_budget(client, tuning, keys, choice.replaced)
             if choice.job is not None:
                 job, reused = choice.job, True
             else:
+                refuse_spent_budget(budget, choice.replaced)
                 create_kwargs = _create_kwargs(tuning, training, validation, method, fingerprint)
                 job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
             # Before the lease is released: the next holder finds this job by id even while the
@@ -293,7 +341,7 @@ def train(
             timeout = config.timeout_hours * 3600 if config.timeout_hours else None
             job, progress = wait_for_job_in_run(
                 client, job.id, context.log,
-                poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout, current=job,
+                poll_interval_seconds=config.poll_interval_seconds, timeout_seconds=timeout, current=job, budget=budget,
             )
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise job_failure(job_error(job))

@@ -17,10 +17,10 @@ import dagster as dg
 import duckdb as duckdb_lib
 
 from fine_tuning.core.evaluation_rounds import AskSettings, run_round
-from fine_tuning.core.method_examples import Mistakes, mistakes_of
+from fine_tuning.core.method_examples import Mistakes, failed_answers, mistakes_of
 from fine_tuning.core.method_files import IdentifiedRow, rejected_labels
 from fine_tuning.core.prompts import Prompt
-from fine_tuning.core.scoring import Example, ModelScore, prompts_fingerprint
+from fine_tuning.core.scoring import NO_ANSWER, Example, ModelScore, prompts_fingerprint
 from fine_tuning.lib.facts import latest_materialization
 from fine_tuning.lib.task.evaluation_history import production_model_name
 
@@ -76,17 +76,24 @@ def preference_pairs(
     round_ = run_round(client, examples, prompt, [model], known, settings, context.log)
     score = round_.scores[model]
     truths = {example_id: label for example_id, _, label in train}
-    mistakes = mistakes_of(model, score.answers, truths, prompt.labels)
+    if prompt.free_form:
+        # Its answers that failed the grader; a pair it passed rejects another example's reference answer.
+        mistakes = failed_answers(model, score.answers, score.outcomes, truths, NO_ANSWER)
+        choices = sorted(set(truths.values()))
+    else:
+        mistakes = mistakes_of(model, score.answers, truths, prompt.labels)
+        choices = list(prompt.labels)
     context.log.info(
-        f"DPO pairs: {model} answered {score.correct} of {score.examples} training examples right; "
+        f"DPO pairs: {model} answered {score.correct} of {score.examples} training examples right"
+        f"{' (passed the grader)' if prompt.free_form else ''}; "
         f"{len(mistakes.wrong)} of its mistakes become preference pairs"
         + (" (answers reused, nothing asked)" if not round_.asked else f" (asked, ${round_.total_cost_usd:.4f})")
     )
     held_out = Mistakes(model, {}, mistakes.confusions)
     return PreferencePairs(
         model,
-        rejected_labels(train, mistakes, prompt.labels),
-        rejected_labels(validation, held_out, prompt.labels, minimum=len(validation)),
+        rejected_labels(train, mistakes, choices),
+        rejected_labels(validation, held_out, choices, minimum=len(validation)),
         len(mistakes.wrong),
         bool(round_.asked),
         round_.total_cost_usd,

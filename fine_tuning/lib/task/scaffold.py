@@ -92,7 +92,8 @@ def task_yaml(name: str, type_name: str = "fine_tuning.FineTuningTask") -> str:
     values = {**FILL_IN, "name": name, "source.table": name}
     header = [
         f"# A {type_name}: {(FineTuningTask.__doc__ or '').strip().splitlines()[0]}",
-        "# Fill in the lines marked FILL IN (the source table, its id and label columns, the prompt);",
+        "# Fill in the lines marked FILL IN (the source table, its id and label columns, the prompt;",
+        "# for free-form answers, `answers: free_form` and the answer column as label_column);",
         "# every other attribute has a working default. `dg check defs` checks this file.",
         f"type: {type_name}",
         "",

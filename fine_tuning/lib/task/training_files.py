@@ -30,6 +30,8 @@ from fine_tuning.core.example_files import (
     write_examples,
 )
 from fine_tuning.core.method_files import IdentifiedRow, write_method_examples
+from fine_tuning.core.graders import GraderError
+from fine_tuning.core.grading import check_grader_runs
 from fine_tuning.core.prompts import Prompt, TrainingExampleLines
 from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
 from fine_tuning.lib.builds import (
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
     from fine_tuning.lib.task.component import FineTuningTask
 
 SQL = sql_statements(__package__, "training_files")
+# The one row of a free-form task's label distribution (its examples per split).
+FREE_FORM_ROW = "(free-form answers)"
 # At most half of every label is held out: the rest is what the model learns from.
 MAX_HELD_OUT = 0.5
 
@@ -99,13 +103,17 @@ class SplitConfig(CheckedConfig):
 
 
 def assign_splits(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask", labels: list[str],
-                  config: SplitConfig) -> dict[str, int]:
-    """Write the task's splits table (and the temp table `split_examples`); return the size of each split."""
+                  config: SplitConfig, free_form: bool = False) -> dict[str, int]:
+    """Write the task's splits table (and the temp table `split_examples`); return the size of each split.
+
+    Stratified by label; free-form answers (no label set) are one stratum: a seeded, unstratified split.
+    """
     check_fractions(config.validation_fraction, config.test_fraction)
     conn.execute(
         SQL["split_examples"],
         {
             "labels": labels,
+            "free_form": free_form,
             "seed": config.seed,
             "test_fraction": config.test_fraction,
             "validation_fraction": config.validation_fraction,
@@ -177,7 +185,7 @@ def build_training_files(
     with transaction(conn):
         prompt = task.open_examples(conn)
         labels = list(prompt.labels)
-        sizes = assign_splits(conn, task, labels, config)
+        sizes = assign_splits(conn, task, labels, config, prompt.free_form)
         try:
             check_sizes(sizes, task.source_query.described())
         except SplitError as error:
@@ -201,11 +209,13 @@ def build_training_files(
             write_method_examples(identified, handle, written[split], prompt, counter, method, rejected)
 
         publish_measured(targets, write_split, written, counter.method)
-        counts = {(label, split): n for label, split, n in conn.execute(SQL["split_counts"]).fetchall()}
-        total_labeled = conn.execute(SQL["labeled_examples"], {"labels": labels}).fetchone()[0]
+        counts = {(label or FREE_FORM_ROW, split): n for label, split, n in conn.execute(SQL["split_counts"]).fetchall()}
+        total_labeled = conn.execute(
+            SQL["labeled_examples"], {"labels": labels, "free_form": prompt.free_form}
+        ).fetchone()[0]
         facts = {
             "sizes": sizes,
-            "distribution": label_distribution(counts, labels),
+            "distribution": label_distribution(counts, [FREE_FORM_ROW] if prompt.free_form else labels),
             "excluded": int(total_labeled) - sum(sizes.values()),
             "counter": counter,
             "method": method,
@@ -235,6 +245,9 @@ def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask
         [lines.line("", label) for label in prompt.labels] or None,
         token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
         *(() if method == "supervised" else (method, answering)),
+        # Free-form: the example format (no answer format in the system message) and, for DPO, the
+        # grader deciding which answers are mistakes.
+        *((FREE_FORM_ROW, lines.line("", ""), prompt.grading.fingerprint()) if prompt.grading is not None else ()),
     )
 
 
@@ -305,6 +318,13 @@ def build_training_files_asset(task: "FineTuningTask") -> dg.AssetsDefinition:
                 return preference_pairs(context, task, client, answering, prompt, train, validation,
                                         AskSettings(mode=config.answers_mode))
 
+        grading = task.grading()
+        if grading is not None and grading.needs_model:  # refused by the provider: stop before any file or job
+            with context.resources.openai.get_client_for_asset(context, keys.training_file) as client:
+                try:
+                    check_grader_runs(client, grading)
+                except GraderError as error:
+                    raise dg.Failure(description=f"Cannot grade the task's answers: {error}") from None
         with connection(task.duckdb(context)) as conn:
             fingerprint = files_fingerprint(conn, task, config, method, answering)
             metadata = kept_files(conn, task, fingerprint, out_dir)

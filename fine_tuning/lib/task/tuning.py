@@ -8,11 +8,14 @@ A resource rather than per-asset config because the cost check on the training f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from fine_tuning.core.catalog import supported_methods
+from fine_tuning.core.graders import GraderError, validate_grader
 from fine_tuning.core.lifecycle import DEFAULT_MIN_RUNWAY_DAYS
 from fine_tuning.core.method_examples import default_grader
 from fine_tuning.core.methods import (
@@ -25,7 +28,7 @@ from fine_tuning.core.methods import (
 )
 from fine_tuning.core.provider_jobs import job_metadata
 from fine_tuning.core.settings import DEFAULT_BASE_MODEL
-from fine_tuning.lib.run_settings import CheckedResource, SettingProblem, SettingsError
+from fine_tuning.lib.run_settings import CheckedResource, SettingProblem, SettingsError, register_section
 
 SUPERVISED_FIELDS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
@@ -53,12 +56,13 @@ class TuningSettings(CheckedResource):
     n_epochs: int | None = Field(default=None, ge=1, le=50, description="Epochs (1-50); null means 'auto'.")
     batch_size: int | None = Field(default=None, ge=1, le=256, description="Batch size (1-256); null means 'auto'.")
     learning_rate_multiplier: float | None = Field(
-        default=None, gt=0, le=10,
-        description="Learning-rate multiplier (> 0; above 10 training diverges); null means 'auto'.",
+        default=None, gt=0,
+        description="Learning-rate multiplier (> 0, the API's only bound); null means 'auto'.",
     )
     max_cost_usd: float = Field(
         default=5.0, gt=0,
-        description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked.",
+        description="Training files whose estimated training cost exceeds this (USD, > 0) are blocked; a job billed "
+        "by training time (reinforcement) is cancelled when its billed time reaches it.",
     )
     min_runway_days: int = Field(
         default=DEFAULT_MIN_RUNWAY_DAYS, ge=0, le=3650,
@@ -75,7 +79,8 @@ class TuningSettings(CheckedResource):
     )
     grader: dict[str, Any] | None = Field(
         default=None, description="The task's grader (OpenAI's JSON shape) for a reinforcement method that names "
-        "none; null: an exact-match string_check of the answer against the example's reference answer.",
+        "none (a free-form task's defaults to its `grader` attribute, its accuracy metric); null: an exact-match "
+        "string_check of the answer against the example's reference answer.",
     )
     integrations: list[dict[str, Any]] | None = Field(
         default=None, description="The job's `integrations` (Weights & Biases: [{type: wandb, wandb: {project, "
@@ -97,6 +102,12 @@ class TuningSettings(CheckedResource):
                 SettingProblem(f"{self.run_config_path}.{problem.field}", _value_at(self, problem.field), problem.message)
                 for problem in found
             ])
+        if self.grader is not None:  # a supervised task's grader is checked too (a free-form task's metric)
+            try:
+                validate_grader(self.grader, "grader")
+            except GraderError as error:
+                raise SettingsError([SettingProblem(f"{self.run_config_path}.{error.param}", self.grader,
+                                                    error.message)]) from None
         return self
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -137,9 +148,22 @@ def _value_at(settings: TuningSettings, path: str) -> Any:
     return value
 
 
-def tuning_settings_class(run_config_path: str) -> type[TuningSettings]:
-    """`TuningSettings` checked under another run-config path (a task's own `resources.<key>.config`)."""
-    if run_config_path == TuningSettings.run_config_path:
+def tuning_settings_class(run_config_path: str, defaults: Mapping[str, Any] | None = None) -> type[TuningSettings]:
+    """`TuningSettings` checked under a task's run-config path (`resources.<key>.config`), with the task's
+    own values (its defs.yaml) as the defaults run config falls back to.
+
+    Dagster builds a resource configured at run time from the run config and the schema's defaults,
+    not from the instance's values: without this, a run that overrides only `method` would train
+    with the class defaults' suffix and budget instead of the task's.
+    """
+    changed = {name: value for name, value in (defaults or {}).items() if TuningSettings.model_fields[name].default != value}
+    if run_config_path == TuningSettings.run_config_path and not changed:
         return TuningSettings
     name = "TuningSettings_" + "".join(char if char.isalnum() else "_" for char in run_config_path.split(".")[1])
-    return type(name, (TuningSettings,), {"run_config_path": run_config_path, "__doc__": TuningSettings.__doc__})
+    fields: dict[str, Any] = {}
+    for field, value in changed.items():
+        base = TuningSettings.model_fields[field]
+        fields[field] = (base.annotation, FieldInfo.merge_field_infos(base, default=value))
+    cls = create_model(name, __base__=TuningSettings, __doc__=TuningSettings.__doc__, **fields)
+    register_section(cls, run_config_path)  # the preflight checks this path with these defaults
+    return cls

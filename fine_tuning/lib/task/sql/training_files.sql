@@ -1,6 +1,7 @@
 -- The seeded, stratified train / validation / test split of a task's examples (the temp view
 -- task_examples, sql/source.sql). {splits_table} and {id_column} are quoted identifiers: the
--- task's splits table and its id column's name there.
+-- task's splits table and its id column's name there. $free_form: the label is a free-form
+-- answer, so every non-empty one is kept and the split is one stratum (seeded, unstratified).
 
 -- name: split_examples
 -- One row per labelled example and one example per distinct prompt: rows that share every
@@ -8,9 +9,10 @@
 -- in different splits and leak the test set into training.
 CREATE OR REPLACE TEMP TABLE split_examples AS
 WITH labeled AS (
-    SELECT example_id, fields, label
+    SELECT example_id, fields, label, CASE WHEN $free_form THEN '' ELSE label END AS stratum
     FROM task_examples
-    WHERE example_id IS NOT NULL AND list_contains($labels, label)
+    WHERE example_id IS NOT NULL
+      AND CASE WHEN $free_form THEN coalesce(label, '') <> '' ELSE list_contains($labels, label) END
     QUALIFY row_number() OVER (PARTITION BY example_id ORDER BY label) = 1
 ),
 one_per_prompt AS (
@@ -23,8 +25,8 @@ keyed AS (
 ),
 ranked AS (
     SELECT *,
-           row_number() OVER (PARTITION BY label ORDER BY split_key, example_id) - 1 AS label_rank,
-           count(*) OVER (PARTITION BY label) AS label_size
+           row_number() OVER (PARTITION BY stratum ORDER BY split_key, example_id) - 1 AS label_rank,
+           count(*) OVER (PARTITION BY stratum) AS label_size
     FROM keyed
 ),
 assigned AS (
@@ -36,8 +38,8 @@ assigned AS (
 ),
 within AS (
     SELECT *,
-           row_number() OVER (PARTITION BY split, label ORDER BY split_key, example_id) AS stratum_rank,
-           count(*) OVER (PARTITION BY split, label) AS stratum_size
+           row_number() OVER (PARTITION BY split, stratum ORDER BY split_key, example_id) AS stratum_rank,
+           count(*) OVER (PARTITION BY split, stratum) AS stratum_size
     FROM assigned
 ),
 spread AS (
@@ -48,7 +50,7 @@ spread AS (
            ) AS split_position
     FROM within
 )
-SELECT example_id, fields, label, split, split_key
+SELECT example_id, fields, label, stratum, split, split_key
 FROM spread
 WHERE split_position <= coalesce(
     CASE split WHEN 'train' THEN $max_train WHEN 'validation' THEN $max_validation ELSE $max_test END,
@@ -68,12 +70,13 @@ SELECT fields, label FROM split_examples
 WHERE split = $split ORDER BY split_key, example_id;
 
 -- name: split_counts
--- Examples per label and split.
-SELECT label, split, count(*) FROM split_examples GROUP BY ALL;
+-- Examples per label (free-form: per split only, the stratum is '') and split.
+SELECT stratum, split, count(*) FROM split_examples GROUP BY ALL;
 
 -- name: labeled_examples
 -- Labelled examples, in a split or not (the difference is reported as books_not_in_a_split).
-SELECT count(DISTINCT example_id) FROM task_examples WHERE list_contains($labels, label);
+SELECT count(DISTINCT example_id) FROM task_examples
+WHERE CASE WHEN $free_form THEN coalesce(label, '') <> '' ELSE list_contains($labels, label) END;
 
 -- name: split_rows_with_ids
 -- One split's examples in file order, with their ids (DPO pairs need each example's own answer).
