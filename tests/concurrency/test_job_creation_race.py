@@ -43,6 +43,7 @@ RACERS = 3
 CREATED = re.compile(r"Created fine-tuning job ftjob-\S+ on ")
 WAITING = "Another run is creating the fine-tuning job with this fingerprint"
 LIST_LAG_SECONDS = 60  # far longer than the racers take to pass through the lease one after another
+ATTACHED = re.compile(r"(Attaching to in-flight|Reusing succeeded) fine-tuning job ftjob-")
 NOT_LISTED_YET = re.compile(r"Recorded fine-tuning job ftjob-\S+ \(\w+\) is not listed by the provider yet")
 
 
@@ -111,6 +112,9 @@ def test_simultaneous_runs_create_one_job(tmp_path: Path, dagster_home: Path, wo
         assert {(report["job_id"], report["model_name"]) for report in reports} == {(jobs[0].id, jobs[0].fine_tuned_model)}
         assert sorted(report["reused"] for report in reports) == [False] + [True] * (RACERS - 1)
         assert sum(bool(CREATED.search(output)) for output in outputs) == 1
-        assert sum("Attaching to in-flight fine-tuning job" in output for output in outputs) == RACERS - 1
-        assert sum(bool(NOT_LISTED_YET.search(output)) for output in outputs) == RACERS - 1  # found by the record
+        # In flight, or already succeeded when a loaded machine hands the lease on slowly (the job takes 1 s).
+        attached = [bool(ATTACHED.search(output)) for output in outputs]
+        assert sum(attached) == RACERS - 1, [output[-2000:] for output in outputs]
+        found_by_record = [bool(NOT_LISTED_YET.search(output)) for output in outputs]
+        assert found_by_record == attached, [output[-2000:] for output in outputs]  # the listing never showed it
         assert not any("cancelling" in output for output in outputs)  # nothing created to be cancelled
