@@ -68,9 +68,25 @@ dev: setup home
 screenshots: setup
 	$(BIN)/python scripts/screenshots.py --out docs/images
 
+# Every benchmark, for both shipped tasks, Goodreads at 1x and 10x. Knobs: BENCH_SCRIPTS (which
+# scripts, e.g. `make bench BENCH_SCRIPTS=benchmarks/bench_job.py`), FINE_TUNING_BENCH_TASKS
+# (goodreads,support_tickets) and FINE_TUNING_BENCH_SCALES (1,10). Each script prints its JSON
+# summary (kept in benchmarks/out/<script>.json); the rows of the README's Performance table that
+# every script prints are collected in benchmarks/out/readme_rows.md and shown at the end, with
+# the run's total time.
+BENCH_SCRIPTS ?= $(sort $(wildcard benchmarks/bench_*.py))
+BENCH_OUT := benchmarks/out
 bench: export FINE_TUNING_PROVIDER := local
+bench: export FINE_TUNING_BENCH_ROWS := $(CURDIR)/$(BENCH_OUT)/readme_rows.md
 bench: setup
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@mkdir -p $(BENCH_OUT) && : > $(BENCH_OUT)/readme_rows.md
+	@started=$$(date +%s); for script in $(BENCH_SCRIPTS); do \
+		name=$$(basename $$script .py); echo "== $$script ($$(date -u +%H:%M:%S) UTC, load $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+		$(BIN)/python $$script > $(BENCH_OUT)/$$name.json; status=$$?; cat $(BENCH_OUT)/$$name.json; \
+		[ $$status -eq 0 ] || { echo "make bench: $$script failed ($$status)"; exit $$status; }; \
+	done; \
+	echo "== README Performance rows ($(BENCH_OUT)/readme_rows.md)"; cat $(BENCH_OUT)/readme_rows.md; \
+	echo "== make bench took $$(( $$(date +%s) - started )) s"
 
 clean:
 	rm -rf $(DAGSTER_HOME) data/goodreads.duckdb data/files data/local_openai

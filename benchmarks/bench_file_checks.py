@@ -1,9 +1,11 @@
 """The file checks' one pass vs tokenizing the file once, and token counting on pathological text.
 
-    python benchmarks/bench_file_checks.py [--examples 20000] [--repeat 3]
+    python benchmarks/bench_file_checks.py [--tasks goodreads,support_tickets] [--examples 20000] [--repeat 3]
 
 Prints one JSON summary:
-- `checks_vs_tokenize`: what the blocking checks run on a file the training-files writer wrote
+- `checks_vs_tokenize`, per shipped task (`--tasks`, or FINE_TUNING_BENCH_TASKS; Goodreads-like
+  books, or tickets from `fine_tuning.sample_tickets` rendered with the support_tickets task's
+  own prompt from its defs.yaml): what the blocking checks run on a file the training-files writer wrote
   (`validate_written_file`: every format rule, sha256, cost, duplicates and the identities the
   overlap and split checks use, with the writer's token counts for the same bytes) against the
   bare minimum of reading, parsing and tokenizing every example once; target: a ratio of at most
@@ -15,6 +17,8 @@ Prints one JSON summary:
   so its peak RSS is its own.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import random
@@ -24,9 +28,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import support  # noqa: E402
+
+if TYPE_CHECKING:
+    from fine_tuning.core.prompts import Prompt
 
 WORDS = "dragon wizard ghost detective kiss city young old story life world friends family journey secret".split()
 
@@ -35,21 +46,41 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def write_training_file(path: Path, examples: int) -> None:
-    """`examples` realistic chat examples, written as the training-files step writes them (with its token record)."""
-    from fine_tuning.core.example_files import WrittenFile, publish_measured, write_examples
+def goodreads_examples(examples: int) -> tuple[list[tuple[str, str]], Prompt]:
+    """Book-like (user message, label) rows and the Goodreads prompt."""
     from fine_tuning.core.prompts import Prompt, user_message
     from fine_tuning.core.settings import DEFAULT_CATEGORIES
-    from fine_tuning.core.tokens import token_counter
 
     rng = random.Random(0)
     rows = [(user_message(f"Title {n}", f"Author {n % 50}",
                           " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 200))))["content"],
              rng.choice(DEFAULT_CATEGORIES)) for n in range(examples)]
+    return rows, Prompt(DEFAULT_CATEGORIES)
+
+
+def ticket_examples(examples: int) -> tuple[list[tuple[str, str]], Prompt]:
+    """Generated tickets rendered with the support_tickets task's own template, system text and labels."""
+    import yaml
+
+    from fine_tuning.core.prompts import Prompt
+    from fine_tuning.sample_tickets import tickets
+
+    task = yaml.safe_load((PROJECT_ROOT / "fine_tuning/defs/support_tickets/task/defs.yaml").read_text())["attributes"]
+    template, label = task["prompt"]["user_template"], task["label_column"]
+    rows = [(template.format(**ticket), ticket[label]) for ticket in tickets(examples, seed=0)]
+    prompt = Prompt(tuple(task["labels"]), task["prompt"]["system"], label, f"{task['name']}_{label}")
+    return rows, prompt
+
+
+def write_training_file(path: Path, examples: int, task: str = "goodreads") -> None:
+    """`examples` realistic chat examples of `task`, written as the training-files step writes them (with its token record)."""
+    from fine_tuning.core.example_files import WrittenFile, publish_measured, write_examples
+    from fine_tuning.core.tokens import token_counter
+
+    rows, prompt = goodreads_examples(examples) if task == "goodreads" else ticket_examples(examples)
     counter = token_counter()
     written = {"train": WrittenFile("train", path)}
-    publish_measured({"train": path}, lambda name, handle: write_examples(rows, handle, written[name],
-                                                                          Prompt(DEFAULT_CATEGORIES), counter),
+    publish_measured({"train": path}, lambda name, handle: write_examples(rows, handle, written[name], prompt, counter),
                      written, counter.method)
 
 
@@ -122,8 +153,22 @@ def in_child(kind: str, chars: int) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def readme_rows(task: str, examples: int, result: dict) -> list[str]:
+    """This task's rows of the README's Performance table (target 2, in process)."""
+    row, seconds = support.readme_row, support.seconds
+    return [
+        row("2", f"{task}: `validate_written_file` in process (`bench_file_checks.py`, {examples // 1000}k examples)",
+            seconds(result["checks_seconds"]), f"tokenizing once {seconds(result['tokenize_once_seconds'])}",
+            f"{result['ratio']}x", f"{result['target_ratio']}x", result["pass"]),
+        row("2", "same pass counting every token (`validate_chat_file`, the validator CLI)",
+            seconds(result["checks_counting_seconds"]), seconds(result["tokenize_once_seconds"]),
+            f"{result['counting_ratio']}x"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", default=None, help="goodreads,support_tickets (default: FINE_TUNING_BENCH_TASKS, else both)")
     parser.add_argument("--examples", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", choices=["validator", "tiktoken"])
@@ -132,20 +177,20 @@ def main() -> None:
     if args.child:
         print(json.dumps(child_long_line(args.child, args.chars)))
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "training.jsonl"
-        write_training_file(path, args.examples)
-        summary = {
-            "benchmark": "file_checks",
-            "examples": args.examples,
-            "file_bytes": path.stat().st_size,
-            "checks_vs_tokenize": checks_vs_tokenize(path, args.repeat),
-        }
+    summary: dict = {"benchmark": "file_checks", "examples": args.examples}
+    rows: list[str] = []
+    for task in support.bench_tasks(args.tasks):
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "training.jsonl"
+            write_training_file(path, args.examples, task.name)
+            result = {"file_bytes": path.stat().st_size, **checks_vs_tokenize(path, args.repeat)}
+        summary[task.name] = {"checks_vs_tokenize": result}
+        rows += readme_rows(task.name, args.examples, result)
     summary["long_line"] = {
         "validator_30mb_line": in_child("validator", 30_000_000),
         "unbounded_tiktoken_3mb_run": in_child("tiktoken", 3_000_000),
     }
-    print(json.dumps(summary, indent=2))
+    support.emit(summary, rows)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,28 @@
 """Prep up to both checked files on the paths users take, against a bare DuckDB load of the same files.
 
-    python benchmarks/bench_prep.py [--scales 1,10] [--repeat 2] [--paths-10x asset_materialize]
-                                    [--executors multiprocess,forkserver]
+    python benchmarks/bench_prep.py [--tasks goodreads,support_tickets] [--scales 1,10] [--repeat 2]
+                                    [--paths-10x asset_materialize] [--executors multiprocess,forkserver]
 
-Data: `python -m fine_tuning.sample_data` at Goodreads scale (89,411 books, 829,529 authors) and
-with 10x the books, generated once and cached (FINE_TUNING_BENCH_CACHE, default
-$TMPDIR/fine_tuning_bench). Every measurement is one whole process against a real instance:
+Both shipped tasks (`--tasks`, or FINE_TUNING_BENCH_TASKS; scales also from FINE_TUNING_BENCH_SCALES).
+Goodreads: `python -m fine_tuning.sample_data` at Goodreads scale (89,411 books, 829,529 authors)
+and with 10x the books; support_tickets: `python -m fine_tuning.sample_tickets` with as many
+tickets as Goodreads has books (89,411, and 10x). Generated once and cached
+(FINE_TUNING_BENCH_CACHE, default $TMPDIR/fine_tuning_bench). Every measurement is one whole
+process against a real instance:
 
-- `bare`: the floor: a Python process that loads both files into a fresh DuckDB file
-  (`read_json_auto`, ignore_errors) and nothing else;
+- `bare`: the floor: a Python process that loads the task's input files into a fresh DuckDB
+  file (`read_json_auto`, ignore_errors) and nothing else;
 - `asset_materialize`: `dagster asset materialize --select <prep assets> -m fine_tuning.definitions`
   runs the implicit asset job with the definitions' default executor: the executor the UI's
   "Materialize all" uses (there through the run launcher);
 - `dg_launch`: `dg launch --assets <prep assets>`, the same job from the dg CLI;
-- `job_execute`: `dagster job execute -j fine_tuning_job -o <prep ops and the file checks>`.
+- `job_execute`: `dagster job execute -j <task's job> -o <prep ops and the file checks>`.
 
-The prep assets are graphic_novels, authors, book_category, enriched_graphic_novels,
-training_file and validation_file, with the file checks (blocking: a run passes only when
-they pass). The same run also gives the tokenization reference: one process reading each line
-of both written files, parsing it and counting its tokens, once. Each path is compared with
+The prep assets are, for Goodreads, graphic_novels, authors, book_category,
+enriched_graphic_novels, training_file and validation_file; for support_tickets, tickets and its
+two files; with the file checks (blocking: a run passes only when they pass). The same run
+also gives the tokenization reference: one process reading each line of both written files,
+parsing it and counting its tokens, once. Each path is compared with
 the bare load, and with the bare load plus that pass; the check steps with that pass alone.
 `--executors` adds `asset_materialize` with Dagster's multiprocess executor (spawned, and with a
 forkserver preloading the definitions) to show why the default is in-process.
@@ -39,8 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import support  # noqa: E402
 
-PREP_ASSETS = "graphic_novels,authors,book_category,enriched_graphic_novels,training_file,validation_file"
-GOODREADS_STEPS = ("goodreads_source_dataset", "graphic_novels", "authors", "book_category", "enriched_graphic_novels")
 # Targets: wall time against the bare load of the same files, and against the bare load plus
 # one tokenization pass of the written files (the work no prep can skip); peak memory against
 # the bare load's; the check steps against one tokenization pass.
@@ -48,60 +50,62 @@ WALL_LIMIT = {1: 2.5, 10: 2.0}
 WALL_VS_LOAD_AND_TOKENIZE_LIMIT = 1.3
 RSS_LIMIT = 1.5
 CHECKS_LIMIT = 1.1
-# The training file at Goodreads scale is priced above the default $5 budget: the benchmark
-# measures the checks, not the budget decision.
-RUN_CONFIG = {"resources": {"tuning": {"config": {"max_cost_usd": 1_000_000.0}}}}
+PATH_NAMES = {
+    "asset_materialize": "`dagster asset materialize` (the UI's executor)",
+    "dg_launch": "`dg launch --assets`",
+    "job_execute": "`dagster job execute -o <prep ops, file checks>`",
+}
 
 
-def check_ops() -> str:
-    """`-o` for fine_tuning_job: the prep ops (training_files and its ancestors) and the file checks."""
+def check_ops(task: support.BenchTask) -> str:
+    """`-o` for the task's job: the prep ops (training_files and its ancestors) and the file checks."""
     import warnings
 
     warnings.simplefilter("ignore")
     from fine_tuning.definitions import defs
 
-    job = defs.resolve_job_def("fine_tuning_job")
+    job = defs.resolve_job_def(task.job)
     deps = job.graph.dependency_structure
     checks = [
         name for name in job.graph.node_dict
         if {out.node_name for outs in deps.input_to_upstream_outputs_for_node(name).values() for out in outs}
-        == {"training_files"}
+        == {task.training_files_op}
     ]
-    return ",".join(["*training_files", *sorted(checks)])
+    return ",".join([f"*{task.training_files_op}", *sorted(checks)])
 
 
-def path_argv(path: str, config: Path, ops: str) -> list[str]:
+def path_argv(path: str, task: support.BenchTask, config: Path, ops: str) -> list[str]:
     """The command line of one measured path."""
     if path == "asset_materialize":
-        return support.dagster_cli("asset", "materialize", "-m", "fine_tuning.definitions", "--select", PREP_ASSETS,
+        return support.dagster_cli("asset", "materialize", "-m", "fine_tuning.definitions", "--select", task.prep_assets,
                                    "-c", str(config))
     if path == "dg_launch":
-        return support.dg_cli("launch", "--assets", PREP_ASSETS, "-c", str(config))
+        return support.dg_cli("launch", "--assets", task.prep_assets, "-c", str(config))
     if path == "job_execute":
-        return support.dagster_cli("job", "execute", "-m", "fine_tuning.definitions", "-j", "fine_tuning_job",
+        return support.dagster_cli("job", "execute", "-m", "fine_tuning.definitions", "-j", task.job,
                                    "-o", ops, "-c", str(config))
     variant = path.removeprefix("asset_materialize_")  # multiprocess, forkserver
     return support.dagster_cli("asset", "materialize", "-f", str(Path(__file__).parent / "executor_variants.py"),
-                               "-a", variant, "--select", PREP_ASSETS, "-c", str(config))
+                               "-a", variant, "--select", task.prep_assets, "-c", str(config))
 
 
-def measure_bare(data: support.Dataset, folder: Path) -> dict[str, Any]:
-    """The floor: load both files into a fresh DuckDB file, nothing else."""
+def measure_bare(data: support.Dataset | support.TicketsDataset, folder: Path) -> dict[str, Any]:
+    """The floor: load the input files into a fresh DuckDB file, nothing else."""
     workdir = folder / f"bare-{time.monotonic_ns()}"
     workdir.mkdir()
-    argv = [sys.executable, __file__, "--bare", str(data.books_file), str(data.authors_file), str(workdir / "bare.duckdb")]
+    argv = [sys.executable, __file__, "--bare", str(workdir / "bare.duckdb"), *map(str, data.input_files)]
     run = support.timed(argv, support.child_env(workdir)).check()
     work = json.loads(run.output.strip().splitlines()[-1])
     shutil.rmtree(workdir)
     return {"wall_seconds": run.wall_seconds, "peak_rss_mb": run.peak_rss_mb, **work}
 
 
-def measure_path(path: str, data: support.Dataset, folder: Path, home: Path, config: Path, ops: str,
-                 keep_files: Path | None = None) -> dict[str, Any]:
+def measure_path(path: str, task: support.BenchTask, data: support.Dataset | support.TicketsDataset, folder: Path,
+                 home: Path, config: Path, ops: str, keep_files: Path | None = None) -> dict[str, Any]:
     """One user path from a cold DuckDB file: wall, peak RSS, and where the time went."""
     workdir = folder / f"{path}-{time.monotonic_ns()}"
     started_at = time.time()
-    run = support.timed(path_argv(path, config, ops), support.child_env(workdir, home, **data.env())).check()
+    run = support.timed(path_argv(path, task, config, ops), support.child_env(workdir, home, **data.env())).check()
     events = support.latest_run(home)
     if events.status != "SUCCESS" or not events.checks or not all(events.checks.values()):
         raise SystemExit(f"{path}: run {events.run_id} {events.status}, checks {events.checks}\n{run.output[-3000:]}")
@@ -112,8 +116,10 @@ def measure_path(path: str, data: support.Dataset, folder: Path, home: Path, con
         "wall_seconds": run.wall_seconds,
         "peak_rss_mb": run.peak_rss_mb,
         "startup_seconds": round(events.run_start - started_at, 3) if events.run_start else None,
-        "goodreads_steps_seconds": round(sum(s for key, s in steps.items() if key in GOODREADS_STEPS), 3),
-        "training_files_seconds": steps.get("training_files"),
+        # The steps that load and clean the task's source (everything before the files and their checks).
+        "source_steps_seconds": round(sum(s for key, s in steps.items()
+                                          if key != task.training_files_op and "check" not in key), 3),
+        "training_files_seconds": steps.get(task.training_files_op),
         "check_steps_seconds": round(check_seconds, 3),
         "between_steps_and_exit_seconds": round(run.wall_seconds - step_total - (events.run_start - started_at), 3)
         if events.run_start else None,
@@ -121,13 +127,14 @@ def measure_path(path: str, data: support.Dataset, folder: Path, home: Path, con
         "step_seconds": steps,
         # Where the peak is: the largest sampled RSS during each step (MB).
         "step_peak_rss_mb": {key: run.peak_rss_between(start, end) for key, (start, end) in events.steps.items()},
-        "examples": {key: events.materializations.get(key, {}).get("examples")
-                     for key in ("training_file", "validation_file")},
+        "examples": {key: values.get("examples") for key, values in events.materializations.items()
+                     if key.endswith(("training_file", "validation_file"))},
     }
+    files = workdir / task.files_subdir
     if keep_files is not None:
-        result["tokenize_once_seconds"] = tokenize_once(workdir / "files")
+        result["tokenize_once_seconds"] = tokenize_once(files)
         if not keep_files.exists():
-            shutil.copytree(workdir / "files", keep_files)
+            shutil.copytree(files, keep_files)
     shutil.rmtree(workdir, ignore_errors=True)
     return result
 
@@ -171,33 +178,34 @@ def summarize(scale: int, bare: list[dict[str, Any]], paths: dict[str, list[dict
     return summary
 
 
-def run_scale(scale: int, repeat: int, paths: list[str], ops: str) -> dict[str, Any]:
+def run_scale(task: support.BenchTask, scale: int, repeat: int, paths: list[str], ops: str) -> dict[str, Any]:
     """Every measurement at one data size, interleaved so drifting machine load hits all alike."""
-    data = support.dataset(books=support.GOODREADS_BOOKS * scale)
+    data = task.data(scale)
     bare: list[dict[str, Any]] = []
     results: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
     files_cache = data.folder / "files"
-    with support.scratch(f"prep-{scale}x-") as folder:
+    with support.scratch(f"prep-{task.name}-{scale}x-") as folder:
         home = support.new_instance(folder)
-        config = support.run_config_file(folder, RUN_CONFIG)
+        config = support.run_config_file(folder, task.run_config())
         for _ in range(repeat):
             bare.append(measure_bare(data, folder))
             for path in paths:
                 keep = files_cache if path == "asset_materialize" else None
-                results[path].append(measure_path(path, data, folder, home, config, ops, keep_files=keep))
+                results[path].append(measure_path(path, task, data, folder, home, config, ops, keep_files=keep))
     return {"dataset": data.describe(), "repeat": repeat, **summarize(scale, bare, results)}
 
 
-def child_bare(books: str, authors: str, database: str) -> None:
-    """Inside the bare child: the floor's own work, timed after the import."""
+def child_bare(database: str, *inputs: str) -> None:
+    """Inside the bare child: the floor's own work (each input file into its own table), timed after the import."""
     import duckdb
 
     started = time.perf_counter()
+    rows = []
     with duckdb.connect(database) as con:
-        con.execute("CREATE TABLE books AS SELECT * FROM read_json_auto(?, ignore_errors = true)", [books])
-        con.execute("CREATE TABLE authors AS SELECT * FROM read_json_auto(?, ignore_errors = true)", [authors])
-        rows = con.execute("SELECT (SELECT count(*) FROM books), (SELECT count(*) FROM authors)").fetchone()
-    print(json.dumps({"work_seconds": round(time.perf_counter() - started, 3), "rows": list(rows)}))
+        for number, path in enumerate(inputs):
+            con.execute(f"CREATE TABLE input_{number} AS SELECT * FROM read_json_auto(?, ignore_errors = true)", [path])
+            rows.append(con.execute(f"SELECT count(*) FROM input_{number}").fetchone()[0])
+    print(json.dumps({"work_seconds": round(time.perf_counter() - started, 3), "rows": rows}))
 
 
 def child_tokenize_once(files: list[str]) -> None:
@@ -215,16 +223,78 @@ def child_tokenize_once(files: list[str]) -> None:
     print(json.dumps({"seconds": round(time.perf_counter() - started, 3), "tokens": total, "method": counter.method}))
 
 
+def readme_rows(task: str, summary: dict[str, Any]) -> list[str]:
+    """This run's rows of the README's Performance table (targets 1-3), each figure beside its same-run reference."""
+    row, rows = support.readme_row, []
+    for key, scale_summary in summary.items():
+        if not key.startswith("scale_"):
+            continue
+        scale = key.removeprefix("scale_")
+        bare = scale_summary["bare_duckdb_load"]
+        once = scale_summary.get("tokenize_once", {}).get("seconds")
+        for path, label in PATH_NAMES.items():
+            entry = scale_summary.get(path)
+            if entry is None:
+                continue
+            wall = entry["wall_seconds"]
+            what = f"{task}: prep to both checked files, {scale}, {label}"
+            rows.append(row("1", what, support.seconds(wall), f"bare DuckDB load {support.seconds(bare['wall_seconds'])}",
+                            f"{entry['wall_vs_bare']}x", f"{entry['target_wall']['limit'].split()[-1]}x",
+                            entry["target_wall"]["pass"]))
+            if once is not None:
+                reference = f"{support.seconds(bare['wall_seconds'])} + {support.seconds(once)} = " \
+                            f"{support.seconds(bare['wall_seconds'] + once)}"
+                rows.append(row("1", "same, against bare load + one tokenization pass", support.seconds(wall), reference,
+                                f"{entry['wall_vs_bare_plus_tokenize_once']}x", f"{WALL_VS_LOAD_AND_TOKENIZE_LIMIT}x",
+                                entry["target_wall_vs_bare_plus_tokenize_once"]["pass"]))
+        entry = scale_summary.get("asset_materialize")
+        if entry is not None and once is not None:
+            rows.append(row("2", f"{task}: file checks on the user path, {scale} (check steps of `dagster asset "
+                            "materialize`)", support.seconds(entry["check_steps_seconds"]),
+                            f"one tokenization pass of both files {support.seconds(once)}",
+                            f"{entry['checks_vs_tokenize_once']}x", f"{CHECKS_LIMIT}x", entry["target_checks"]["pass"]))
+        if entry is not None:
+            rows.append(row("3", f"{task}: peak memory, {scale}", f"{entry['peak_rss_mb']:,.0f} MB",
+                            f"bare load {bare['peak_rss_mb']:,.0f} MB", f"{entry['peak_rss_vs_bare']}x", f"{RSS_LIMIT}x",
+                            entry["target_peak_rss"]["pass"]))
+    growth = summary.get("peak_rss_10x_vs_1x")
+    if growth:
+        rows.append(row("3", f"{task}: peak memory growth 1x -> 10x", f"{growth['asset_materialize']}x",
+                        f"bare load's growth {growth['bare_duckdb_load']}x", "", "no faster", growth["target"]["pass"]))
+    return rows
+
+
+def measure_task(task: support.BenchTask, scales: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """Every scale of one task, and its memory growth from 1x to 10x."""
+    summary: dict[str, Any] = {}
+    ops = check_ops(task)
+    for scale in scales:
+        paths = (args.paths if scale == 1 else args.paths_10x).split(",")
+        paths += [f"asset_materialize_{name}" for name in args.executors.split(",") if name and scale == 1]
+        summary[f"scale_{scale}x"] = run_scale(task, scale, args.repeat if scale == 1 else args.repeat_10x, paths, ops)
+    if "scale_1x" in summary and "scale_10x" in summary:
+        one, ten = summary["scale_1x"]["asset_materialize"], summary["scale_10x"]["asset_materialize"]
+        growth = support.ratio(ten["peak_rss_mb"], one["peak_rss_mb"])
+        bare_growth = support.ratio(summary["scale_10x"]["bare_duckdb_load"]["peak_rss_mb"],
+                                    summary["scale_1x"]["bare_duckdb_load"]["peak_rss_mb"])
+        # "Grows no faster than the data": from 1x to 10x, no faster than the bare load's own peak.
+        summary["peak_rss_10x_vs_1x"] = {"asset_materialize": growth, "bare_duckdb_load": bare_growth,
+                                         "target": support.target(growth, bare_growth)}
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Generate or reuse the data, measure every path at every scale, print one JSON summary."""
+    """Generate or reuse the data, measure every path at every scale of every task, print one JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", default="1,10", help="multiples of the Goodreads books count")
+    parser.add_argument("--tasks", default=None, help="goodreads,support_tickets (default: FINE_TUNING_BENCH_TASKS, else both)")
+    parser.add_argument("--scales", default=os.environ.get("FINE_TUNING_BENCH_SCALES") or "1,10",
+                        help="multiples of the Goodreads books count (default: FINE_TUNING_BENCH_SCALES, else 1,10)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per path at 1x (medians are reported)")
     parser.add_argument("--repeat-10x", type=int, default=1, help="runs per path at larger scales")
     parser.add_argument("--paths", default="asset_materialize,dg_launch,job_execute", help="paths at 1x")
     parser.add_argument("--paths-10x", default="asset_materialize", help="paths at larger scales")
     parser.add_argument("--executors", default="", help="also measure asset_materialize with these: multiprocess,forkserver")
-    parser.add_argument("--bare", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--bare", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--tokenize-once", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare:
@@ -235,22 +305,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.perf_counter()
     summary: dict[str, Any] = {"benchmark": "prep to both checked files vs bare DuckDB load", "machine_before": support.machine()}
-    ops = check_ops()
-    for scale in (int(s) for s in args.scales.split(",") if s):
-        paths = (args.paths if scale == 1 else args.paths_10x).split(",")
-        paths += [f"asset_materialize_{name}" for name in args.executors.split(",") if name and scale == 1]
-        summary[f"scale_{scale}x"] = run_scale(scale, args.repeat if scale == 1 else args.repeat_10x, paths, ops)
-    if "scale_1x" in summary and "scale_10x" in summary:
-        one, ten = summary["scale_1x"]["asset_materialize"], summary["scale_10x"]["asset_materialize"]
-        growth = support.ratio(ten["peak_rss_mb"], one["peak_rss_mb"])
-        bare_growth = support.ratio(summary["scale_10x"]["bare_duckdb_load"]["peak_rss_mb"],
-                                    summary["scale_1x"]["bare_duckdb_load"]["peak_rss_mb"])
-        # "Grows no faster than the data": from 1x to 10x, no faster than the bare load's own peak.
-        summary["peak_rss_10x_vs_1x"] = {"asset_materialize": growth, "bare_duckdb_load": bare_growth,
-                                         "target": support.target(growth, bare_growth)}
+    scales = [int(s) for s in args.scales.split(",") if s]
+    rows: list[str] = []
+    for task in support.bench_tasks(args.tasks):
+        summary[task.name] = measure_task(task, scales, args)
+        rows += readme_rows(task.name, summary[task.name])
     summary["machine_after"] = support.machine()
     summary["benchmark_seconds"] = round(time.perf_counter() - started, 1)
-    support.emit(summary)
+    support.emit(summary, rows)
     return 0
 
 

@@ -37,12 +37,16 @@ GOODREADS_BOOKS = 89_411
 GOODREADS_AUTHORS = 829_529
 BOOKS_FILE_NAME = "goodreads_books_comics_graphic.json.gz"
 AUTHORS_FILE_NAME = "goodreads_book_authors.json.gz"
+TICKETS_FILE_NAME = "support_tickets.json.gz"
+# The two shipped tasks; FINE_TUNING_BENCH_TASKS (comma-separated) narrows a `make bench` to some of them.
+TASK_NAMES = ("goodreads", "support_tickets")
 # Benchmarks measure the local backend and say so: in-process steps read the provider from here.
 os.environ["FINE_TUNING_PROVIDER"] = "local"
 # Variables of the caller's shell that would point a run elsewhere (a real API, other inputs).
 _FOREIGN_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "FINE_TUNING_PROVIDER",
                 "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY",
-                "GOODREADS_BOOKS_URL", "GOODREADS_AUTHORS_URL", "LOCAL_OPENAI_JOB_SECONDS", "DAGSTER_HOME")
+                "GOODREADS_BOOKS_URL", "GOODREADS_AUTHORS_URL", "SUPPORT_TICKETS_FILE", "LOCAL_OPENAI_JOB_SECONDS",
+                "DAGSTER_HOME")
 
 
 def dagster_cli(*args: str) -> list[str]:
@@ -71,6 +75,10 @@ class Dataset:
     def authors_file(self) -> Path:
         return self.folder / AUTHORS_FILE_NAME
 
+    @property
+    def input_files(self) -> list[Path]:
+        return [self.books_file, self.authors_file]
+
     def env(self) -> dict[str, str]:
         """The environment that points the pipeline at these files."""
         return {"GOODREADS_BOOKS_URL": str(self.books_file), "GOODREADS_AUTHORS_URL": str(self.authors_file)}
@@ -91,11 +99,96 @@ def dataset(books: int = GOODREADS_BOOKS, authors: int = GOODREADS_AUTHORS, seed
         subprocess.run(
             [sys.executable, "-m", "fine_tuning.sample_data", "--out", str(partial), "--books", str(books),
              "--authors", str(authors), "--seed", str(seed)],
-            cwd=ROOT, check=True,
+            cwd=ROOT, check=True, stdout=sys.stderr,  # stdout is the benchmark's JSON alone
         )
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)  # a generation cut short never passes for a complete dataset
     return data
+
+
+@dataclass(frozen=True)
+class TicketsDataset:
+    """A generated support ticket file (`python -m fine_tuning.sample_tickets`)."""
+
+    tickets: int
+    folder: Path
+
+    @property
+    def tickets_file(self) -> Path:
+        return self.folder / TICKETS_FILE_NAME
+
+    @property
+    def input_files(self) -> list[Path]:
+        return [self.tickets_file]
+
+    def env(self) -> dict[str, str]:
+        """The environment that points the support_tickets task at this file."""
+        return {"SUPPORT_TICKETS_FILE": str(self.tickets_file)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"tickets": self.tickets, "tickets_mb": round(self.tickets_file.stat().st_size / 1e6, 1)}
+
+
+def tickets_dataset(tickets: int = GOODREADS_BOOKS, seed: int = 42) -> TicketsDataset:
+    """The cached ticket file, generated on first use (as many tickets as Goodreads has books at 1x by default:
+    one example per row in both tasks)."""
+    folder = CACHE_DIR / f"tickets-{tickets}-seed{seed}"
+    data = TicketsDataset(tickets, folder)
+    if not data.tickets_file.is_file():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=".generating-", dir=CACHE_DIR))
+        subprocess.run([sys.executable, "-m", "fine_tuning.sample_tickets", "--out", str(partial), "--tickets",
+                        str(tickets), "--seed", str(seed)], cwd=ROOT, check=True, stdout=sys.stderr)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return data
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One shipped task as the benchmarks drive it: its job, its prep assets and where its files go."""
+
+    name: str
+    job: str
+    prep_assets: str  # --select / --assets: the source's assets and both files
+    training_files_op: str
+    tuning_resource: str
+    files_subdir: str  # under FINE_TUNING_WORKDIR
+
+    def data(self, scale: int = 1) -> Dataset | TicketsDataset:
+        """Its input at `scale` times Goodreads' size (books, or as many tickets)."""
+        if self.name == "goodreads":
+            return dataset(books=GOODREADS_BOOKS * scale)
+        return tickets_dataset(GOODREADS_BOOKS * scale)
+
+    def run_config(self, **extra: Any) -> dict[str, Any]:
+        """Run config that lifts the budget: the benchmark measures the checks, not the budget decision."""
+        config: dict[str, Any] = {"resources": {self.tuning_resource: {"config": {"max_cost_usd": 1_000_000.0}}}}
+        config.update(extra)
+        return config
+
+
+TASKS = {
+    "goodreads": BenchTask(
+        "goodreads", "fine_tuning_job",
+        "graphic_novels,authors,book_category,enriched_graphic_novels,training_file,validation_file",
+        "training_files", "tuning", "files",
+    ),
+    "support_tickets": BenchTask(
+        "support_tickets", "support_tickets_fine_tuning_job",
+        "support_tickets/tickets,support_tickets/training_file,support_tickets/validation_file",
+        "support_tickets__training_files", "support_tickets_tuning", "files/support_tickets",
+    ),
+}
+
+
+def bench_tasks(requested: str | None = None) -> list[BenchTask]:
+    """The tasks to measure: `requested` (comma-separated), else FINE_TUNING_BENCH_TASKS, else both."""
+    names = requested or os.environ.get("FINE_TUNING_BENCH_TASKS") or ",".join(TASK_NAMES)
+    unknown = [name for name in names.split(",") if name and name not in TASKS]
+    if unknown:
+        raise SystemExit(f"unknown task(s) {unknown}: choose from {list(TASKS)}")
+    return [TASKS[name] for name in names.split(",") if name]
 
 
 def child_env(workdir: Path, home: Path | None = None, **extra: str) -> dict[str, str]:
@@ -288,9 +381,31 @@ def scratch(prefix: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def emit(summary: dict[str, Any]) -> None:
-    """One JSON object on stdout: the benchmark's whole result."""
+def emit(summary: dict[str, Any], rows: Sequence[str] = ()) -> None:
+    """One JSON object on stdout: the benchmark's whole result; then its rows of the README's Performance
+    table (also in the JSON as `readme_rows`) on stderr, and appended to FINE_TUNING_BENCH_ROWS when set
+    (`make bench` collects every script's rows in one file)."""
+    if rows:
+        summary["readme_rows"] = list(rows)
     print(json.dumps(summary, indent=2), flush=True)
+    if rows:
+        print("\n".join(["README Performance rows:", *rows]), file=sys.stderr, flush=True)
+        collected = os.environ.get("FINE_TUNING_BENCH_ROWS")
+        if collected:
+            with open(collected, "a", encoding="utf-8") as handle:
+                handle.write("\n".join(rows) + "\n")
+
+
+def seconds(value: float) -> str:
+    """Seconds as the README's table writes them."""
+    return f"{value:,.1f} s" if value >= 1 else f"{value:.2f} s"
+
+
+def readme_row(number: str, what: str, figure: str, reference: str = "", ratio: str = "", limit: str = "",
+               holds: bool | None = None) -> str:
+    """One row of the README's Performance table: | # | target | figure | reference (same run) | ratio | limit | holds |."""
+    verdict = "" if holds is None else ("yes" if holds else "no")
+    return f"| {number} | {what} | {figure} | {reference} | {ratio} | {limit} | {verdict} |"
 
 
 @dataclass

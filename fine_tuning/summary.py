@@ -54,12 +54,15 @@ def model_lines(summary: dict[str, object]) -> list[str]:
 
 
 def training_lines(summary: dict[str, object]) -> list[str]:
-    """The trained tokens the provider billed (exact or estimated) and what the training cost."""
-    tokens, cost = summary.get("trained_tokens"), summary.get("cost_usd")
+    """The trained tokens the provider billed (exact or estimated), or the training time of a job billed by time
+    (reinforcement), and what the training cost."""
+    tokens, cost, seconds = summary.get("trained_tokens"), summary.get("cost_usd"), summary.get("billed_training_seconds")
+    priced = f", cost ${cost:.2f}" if isinstance(cost, float | int) else ""
+    if isinstance(seconds, int):
+        return [f"{'training time:':<21}{seconds:,} s billed{priced}"]
     if not isinstance(tokens, int):
         return []
     counted = "estimated" if summary.get("trained_tokens_estimated") else "exact"
-    priced = f", cost ${cost:.2f}" if isinstance(cost, float | int) else ""
     return [f"{'trained tokens:':<21}{tokens:,} ({counted}){priced}"]
 
 

@@ -159,28 +159,42 @@ class O200kLoad:
     problem: str = ""
 
 
-def load_o200k() -> O200kLoad:
-    """tiktoken's o200k_base built from the packaged ranks once their sha256 matches; never the network."""
+def _ranks_file_key() -> tuple[str, int, int] | str:
+    """(path, mtime, size) of the packaged ranks, the cache key of what is read from them; or the problem."""
     ranks_file = o200k_ranks_file()
     if ranks_file is None:
-        return O200kLoad(None, f"o200k_base ranks not found: the {O200K_RANKS_PACKAGE} package is not installed")
+        return f"o200k_base ranks not found: the {O200K_RANKS_PACKAGE} package is not installed"
     try:
         stat = ranks_file.stat()
     except OSError as error:
-        return O200kLoad(None, f"o200k_base ranks unreadable at {ranks_file}: {error}")
+        return f"o200k_base ranks unreadable at {ranks_file}: {error}"
     # mtime and size in the cache key: a file replaced on disk is checked again.
-    return _load_o200k(str(ranks_file), stat.st_mtime_ns, stat.st_size)
+    return str(ranks_file), stat.st_mtime_ns, stat.st_size
 
 
-@functools.lru_cache(maxsize=4)
-def _load_o200k(ranks_file: str, _mtime_ns: int, _size: int) -> O200kLoad:
+def load_o200k() -> O200kLoad:
+    """tiktoken's o200k_base built from the packaged ranks once their sha256 matches; never the network."""
+    key = _ranks_file_key()
+    return O200kLoad(None, key) if isinstance(key, str) else _load_o200k(*key)
+
+
+def _verified_ranks(ranks_file: str) -> bytes | str:
+    """The packaged ranks when their sha256 is tiktoken's, else the problem."""
     try:
         with gzip.open(ranks_file, "rb") as handle:
             contents = handle.read()
     except (OSError, EOFError) as error:
-        return O200kLoad(None, f"o200k_base ranks unreadable at {ranks_file}: {error}")
+        return f"o200k_base ranks unreadable at {ranks_file}: {error}"
     if hashlib.sha256(contents).hexdigest() != O200K_BASE_SHA256:
-        return O200kLoad(None, f"o200k_base ranks at {ranks_file} fail tiktoken's sha256 check")
+        return f"o200k_base ranks at {ranks_file} fail tiktoken's sha256 check"
+    return contents
+
+
+@functools.lru_cache(maxsize=4)
+def _load_o200k(ranks_file: str, _mtime_ns: int, _size: int) -> O200kLoad:
+    contents = _verified_ranks(ranks_file)
+    if isinstance(contents, str):
+        return O200kLoad(None, contents)
     import tiktoken
 
     ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in contents.splitlines() if line)}
@@ -188,6 +202,25 @@ def _load_o200k(ranks_file: str, _mtime_ns: int, _size: int) -> O200kLoad:
         name="o200k_base", pat_str=O200K_PATTERN, mergeable_ranks=ranks, special_tokens=O200K_SPECIAL_TOKENS
     )
     return O200kLoad(encoding)
+
+
+@functools.lru_cache(maxsize=4)
+def _ranks_problem(ranks_file: str, _mtime_ns: int, _size: int) -> str:
+    contents = _verified_ranks(ranks_file)
+    return contents if isinstance(contents, str) else ""
+
+
+EXACT_METHOD = "exact: tiktoken o200k_base"
+
+
+def token_method() -> str:
+    """`token_counter().method` without building the encoding (decoding 200k ranks takes about a second):
+    what a step compares to know whether recorded counts still hold, when it counts nothing itself."""
+    key = _ranks_file_key()
+    if isinstance(key, str):
+        return _estimated_counter_for(key).method
+    problem = _ranks_problem(*key)
+    return _estimated_counter_for(problem).method if problem else EXACT_METHOD
 
 
 def o200k_encoding() -> "tiktoken.Encoding | None":
@@ -223,7 +256,7 @@ def _exact_counter(encoding: "tiktoken.Encoding") -> TokenCounter:
     def count_once(text: str) -> int:
         return len(encoding.encode_ordinary(text))
 
-    return TokenCounter(exact=True, method="exact: tiktoken o200k_base", _count=count, _count_once=count_once)
+    return TokenCounter(exact=True, method=EXACT_METHOD, _count=count, _count_once=count_once)
 
 
 def count_example_tokens(messages: Sequence[Any], counter: TokenCounter) -> int:

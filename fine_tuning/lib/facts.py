@@ -27,8 +27,9 @@ from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_C
 
 __all__ = [
     "DATA_VERSION_TAG", "EVENT_TYPE_TO_DISPLAY_STRING", "LOG_RECORD_METADATA_ATTR", "DagsterHomeNotSetError",
-    "CheckResult", "Materialization", "all_check_results", "built_from_version", "check_results",
-    "latest_materialization", "latest_metadata", "materializations", "plain_metadata", "project_instance",
+    "CheckResult", "Materialization", "RecordedEvaluation", "all_check_results", "built_from_version", "check_results",
+    "latest_check_evaluation", "latest_materialization", "latest_metadata", "materializations", "plain_metadata",
+    "project_instance",
     "recorded_data_version", "run_check_results", "run_materializations",
 ]
 
@@ -117,6 +118,28 @@ def _as_result(record: Any) -> CheckResult | None:
         return None
     data = record.event.dagster_event.asset_check_evaluation_data
     return CheckResult(record.run_id, bool(data.passed), data.description or "", plain_metadata(data.metadata))
+
+
+@dataclass(frozen=True)
+class RecordedEvaluation:
+    """A check's latest completed evaluation as recorded: verdict, severity, description and the
+    metadata values as Dagster stored them (so a step can report the same result again)."""
+
+    run_id: str
+    passed: bool
+    severity: dg.AssetCheckSeverity
+    description: str
+    metadata: Mapping[str, dg.MetadataValue]
+
+
+def latest_check_evaluation(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> RecordedEvaluation | None:
+    """The check's latest completed evaluation on this instance, or None when it has none."""
+    records = _check_records(instance, key, 1)
+    if not records or records[0].event is None or records[0].event.dagster_event is None:
+        return None
+    data = records[0].event.dagster_event.asset_check_evaluation_data
+    return RecordedEvaluation(records[0].run_id, bool(data.passed), data.severity, data.description or "",
+                              dict(data.metadata))
 
 
 def check_results(instance: dg.DagsterInstance, key: dg.AssetCheckKey, limit: int) -> list[CheckResult]:

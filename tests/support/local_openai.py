@@ -38,7 +38,8 @@ BACKEND_MODES = ("in-process", "http")
 _ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "error_rate": "error_rate",
                    "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock",
                    "batch_seconds": "batch_seconds", "batch_window_seconds": "batch_window_seconds",
-                   "profile": "profile", "model_shutdowns": "model_shutdowns", "refuse_fine_tuning": "refuse_fine_tuning"}
+                   "profile": "profile", "model_shutdowns": "model_shutdowns", "refuse_fine_tuning": "refuse_fine_tuning",
+                   "job_list_lag_seconds": "job_list_lag_seconds"}
 
 
 class Clock:

@@ -13,11 +13,14 @@ from fine_tuning.core.checksums import file_sha256
 from fine_tuning.core.markdown import markdown_table
 from fine_tuning.core.settings import SAMPLE_DIR
 from fine_tuning.defs.support_tickets import GROUP
+from fine_tuning.lib.builds import build_fingerprint, forget_build, kept_build, kept_metadata, record_build
 from fine_tuning.lib.sql import sql_statements
-from fine_tuning.lib.warehouse import connection, table_schema
+from fine_tuning.lib.warehouse import connection, table_schema, transaction
 from fine_tuning.sample_tickets import TICKETS_FILE_NAME
 
 SQL = sql_statements(__package__, "tickets")
+# The table's build record (`lib.builds`); the training files read it as their source's fingerprint.
+BUILD_TARGET = "tickets"
 TICKETS_FILE_ENV = "SUPPORT_TICKETS_FILE"
 PREFIX = ["support_tickets"]
 
@@ -56,19 +59,30 @@ with warnings.catch_warnings():
     "file; what the support_tickets task routes to departments.",
 )
 def tickets(context: dg.AssetExecutionContext, support_tickets_duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """Load the ticket file into the `tickets` table (replaced in one statement)."""
+    """Load the ticket file into the `tickets` table (replaced in one transaction with its build record).
+
+    The table is kept as it is when the file's content (sha256), its path and the SQL are those it
+    was loaded from (`rebuilt: false`, as the Goodreads tables): an unchanged run reads no ticket.
+    """
     path = tickets_file()
     if not path.is_file():
         raise dg.Failure(description=f"ticket file {path} does not exist ({TICKETS_FILE_ENV})")
+    fingerprint = build_fingerprint(BUILD_TARGET, file_sha256(path), str(path.resolve()), dict(SQL))
     with connection(support_tickets_duckdb) as conn:
-        conn.execute(SQL["load_tickets"], {"path": str(path)})
-        counts = conn.execute(SQL["departments"]).fetchall()
-        schema = table_schema(conn, "tickets")
-    rows = sum(count for _, count in counts)
+        record = kept_build(conn, BUILD_TARGET, fingerprint, ["tickets"])
+        if record is not None:
+            context.log.info(f"{path} is the file the tickets were loaded from; kept the table")
+            return dg.MaterializeResult(metadata=kept_metadata(record))
+        with transaction(conn):
+            forget_build(conn, BUILD_TARGET)
+            conn.execute(SQL["load_tickets"], {"path": str(path)})
+            counts = conn.execute(SQL["departments"]).fetchall()
+            rows = sum(count for _, count in counts)
+            metadata = record_build(conn, BUILD_TARGET, fingerprint, {
+                "dagster/row_count": rows,
+                "dagster/column_schema": table_schema(conn, "tickets"),
+                "path": str(path.resolve()),
+                "departments": dg.MetadataValue.md(markdown_table(("department", "tickets"), counts, align="lr")),
+            })
     context.log.info(f"loaded {rows} tickets from {path}")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": rows,
-        "dagster/column_schema": schema,
-        "path": str(path.resolve()),
-        "departments": dg.MetadataValue.md(markdown_table(("department", "tickets"), counts, align="lr")),
-    })
+    return dg.MaterializeResult(metadata=metadata)

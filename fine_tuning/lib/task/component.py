@@ -52,6 +52,15 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DUCKDB_CONNECTION_CONFIG = {"memory_limit": "1GB"}
 
 
+def documented(description: str) -> dg.Resolver:
+    """A defaulted attribute's description, where the UI's Docs tab and `dg` read it.
+
+    Dagster's derived schema keeps a defaulted field's description only from its Resolver (it
+    drops a pydantic `Field(description=...)` there), so every defaulted attribute carries one.
+    """
+    return dg.Resolver.default(description=description)
+
+
 class TaskDefinitionError(ValueError):
     """A `defs.yaml` attribute that cannot make a task; the message names the attribute and the file."""
 
@@ -59,27 +68,27 @@ class TaskDefinitionError(ValueError):
 class Source(dg.Resolvable, dg.Model):
     """Where the task's examples come from in DuckDB."""
 
-    table: str | None = Field(
-        default=None, description="A DuckDB table (or view) holding one example per row, e.g. `support_tickets` or "
+    table: Annotated[str | None, documented(
+        "A DuckDB table (or view) holding one example per row, e.g. `support_tickets` or "
         "`main.support_tickets`. Exactly one of `table` and `sql`.",
-    )
-    sql: str | None = Field(
-        default=None, description="One read-only SELECT giving one example per row, instead of `table`. Name the "
+    )] = None
+    sql: Annotated[str | None, documented(
+        "One read-only SELECT giving one example per row, instead of `table`. Name the "
         "assets it reads in `deps`.",
-    )
-    deps: list[str] = Field(
-        default_factory=list, description="Asset keys the source is built by (`a/b` for a prefixed key): the "
+    )] = None
+    deps: Annotated[list[str], documented(
+        "Asset keys the source is built by (`a/b` for a prefixed key): the "
         "training files depend on them, the job runs them first, and the sensor watches their data version.",
-    )
-    database: str | None = Field(
-        default=None, description="The task's own DuckDB database: a file under FINE_TUNING_WORKDIR (or an "
+    )] = Field(default_factory=list)
+    database: Annotated[str | None, documented(
+        "The task's own DuckDB database: a file under FINE_TUNING_WORKDIR (or an "
         "absolute path), or `md:<name>`. Its splits live there too, so tasks with their own file run side "
         "by side. Null: the project's `duckdb` resource (the Goodreads database). Resource key: `<name>_duckdb`.",
-    )
-    one_load: bool = Field(
-        default=False, description="The source table is built by this project's staged prep, which records "
+    )] = None
+    one_load: Annotated[bool, documented(
+        "The source table is built by this project's staged prep, which records "
         "loads (`table_loads`): refuse to split it unless it and every table it was built from come from one load.",
-    )
+    )] = False
 
     @model_validator(mode="after")
     def _one_of_table_or_sql(self) -> Source:
@@ -100,23 +109,21 @@ class PromptText(dg.Resolvable, dg.Model):
         description="The user message, a template over the row's columns: `{column}` is replaced by its value "
         "(NULL as empty), e.g. `Subject: {subject}\\n\\n{body}`. Write a literal brace as `{{` or `}}`.",
     )
-    answer_key: str | None = Field(
-        default=None, description="The JSON key the model answers under (`{\"<answer_key>\": <label>}`). "
+    answer_key: Annotated[str | None, documented(
+        "The JSON key the model answers under (`{\"<answer_key>\": <label>}`). "
         "Default: the label column's name. Unused by free-form answers (plain text).",
-    )
+    )] = None
 
 
 class Splits(dg.Resolvable, dg.Model):
     """How examples are split (the defaults of run config `ops.<prefix>training_files.config`)."""
 
-    seed: int = Field(default=42, description="Seed of the deterministic id hash that assigns splits.")
-    validation_fraction: float = Field(default=0.1, description="Share of each label for validation.")
-    test_fraction: float = Field(default=0.2, description="Share of each label held out for evaluation.")
-    max_train_examples: int | None = Field(
-        default=None, description="Cap on training examples (null: no cap)."
-    )
-    max_validation_examples: int | None = Field(default=500, description="Cap on validation examples.")
-    max_test_examples: int | None = Field(default=500, description="Cap on test examples.")
+    seed: Annotated[int, documented("Seed of the deterministic id hash that assigns splits.")] = 42
+    validation_fraction: Annotated[float, documented("Share of each label for validation.")] = 0.1
+    test_fraction: Annotated[float, documented("Share of each label held out for evaluation.")] = 0.2
+    max_train_examples: Annotated[int | None, documented("Cap on training examples (null: no cap).")] = None
+    max_validation_examples: Annotated[int | None, documented("Cap on validation examples.")] = 500
+    max_test_examples: Annotated[int | None, documented("Cap on test examples.")] = 500
 
 
 @dg.scaffold_with(FineTuningTaskScaffolder)
@@ -135,7 +142,7 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         description="The task's name: its key prefix, group, job (`<name>_fine_tuning_job`), schedule "
         "(`<name>_retune_schedule`), resources and files are named after it. Lowercase letters, digits, `_`.",
     )
-    description: str | None = Field(default=None, description="What the task is for (shown on its job).")
+    description: Annotated[str | None, documented("What the task is for (shown on its job).")] = None
     source: Source = Field(description="Where the examples come from: `table` or `sql`, `deps`, `database`.")
     id_column: str = Field(description="The column that identifies an example (unique per row).")
     label_column: str = Field(description="The column holding each example's correct answer: its label, or with "
@@ -152,16 +159,16 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         "the accuracy check scores each answer with `grader`: an answer passes when its grade is at least "
         "`pass_threshold`, accuracy is the share passing (`labels` and `labels_sql` must then be left out).",
     )] = "labels"
-    labels: list[str] | None = Field(
-        default=None, description="The label set, in the order the prompt lists it. Rows with another label are "
+    labels: Annotated[list[str] | None, documented(
+        "The label set, in the order the prompt lists it. Rows with another label are "
         "left out. Null: every distinct label of the source, sorted (or `labels_sql`).",
-    )
-    labels_sql: str | None = Field(
-        default=None, description="One SELECT returning the label set in prompt order (first column), read at "
+    )] = None
+    labels_sql: Annotated[str | None, documented(
+        "One SELECT returning the label set in prompt order (first column), read at "
         "run time; used when `labels` is null.",
-    )
+    )] = None
     prompt: PromptText = Field(description="The system text and the user template.")
-    splits: Splits = Field(default_factory=Splits, description="Split fractions, caps and seed.")
+    splits: Annotated[Splits, documented("Split fractions, caps and seed.")] = Field(default_factory=Splits)
     # `model` in YAML; a field of that name would hide Resolvable.model().
     base_model: Annotated[str, dg.Resolver(
         lambda _context, value: value, model_field_name="model", model_field_type=str,
@@ -195,48 +202,52 @@ class FineTuningTask(dg.Component, dg.Resolvable, dg.Model):
         f"the paired test and min_improvement) when its grade is at least this. Null: {DEFAULT_PASS_THRESHOLD} "
         "(fuzzy_match: the answer says nearly what the reference says).",
     )] = None
-    integrations: list[dict[str, Any]] | None = Field(
-        default=None, description="The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
-    )
-    metadata: dict[str, str] | None = Field(
-        default=None, description="Metadata of the provider job (at most 14 string pairs; the pipeline adds two).",
-    )
-    suffix: str | None = Field(default=None, description="Suffix of the fine-tuned model's name. Default: the name.")
-    max_cost_usd: float = Field(default=5.0, description="Training files whose estimated training cost "
-                                "exceeds this (USD) are blocked before anything is uploaded; a reinforcement job "
-                                "(billed by training time) is cancelled when its billed time reaches it.")
-    min_runway_days: int = Field(
-        default=DEFAULT_MIN_RUNWAY_DAYS, description="Refuse, before anything is uploaded, a base model whose "
+    integrations: Annotated[list[dict[str, Any]] | None, documented(
+        "The job's integrations, e.g. `[{type: wandb, wandb: {project: my-project}}]`.",
+    )] = None
+    metadata: Annotated[dict[str, str] | None, documented(
+        "Metadata of the provider job (at most 14 string pairs; the pipeline adds two).",
+    )] = None
+    suffix: Annotated[str | None, documented("Suffix of the fine-tuned model's name. Default: the name.")] = None
+    max_cost_usd: Annotated[float, documented(
+        "Training files whose estimated training cost "
+        "exceeds this (USD) are blocked before anything is uploaded; a reinforcement job "
+        "(billed by training time) is cancelled when its billed time reaches it.",
+    )] = 5.0
+    min_runway_days: Annotated[int, documented(
+        "Refuse, before anything is uploaded, a base model whose "
         "training is retired or that shuts down within this many days (model catalog, or the provider's own "
         "shutdown_date): a model fine-tuned from it would stop answering with it.",
-    )
-    min_improvement: float = Field(
-        default=DEFAULT_MIN_IMPROVEMENT, description="How much more accurate than the production model (0..1) a "
+    )] = DEFAULT_MIN_RUNWAY_DAYS
+    min_improvement: Annotated[float, documented(
+        "How much more accurate than the production model (0..1) a "
         "new model must be to replace it (the smallest gain worth a swap); it must be strictly better in any case.",
-    )
-    max_p_value: float = Field(
-        default=DEFAULT_MAX_P_VALUE, description="A new model replaces the production model only when McNemar's "
+    )] = DEFAULT_MIN_IMPROVEMENT
+    max_p_value: Annotated[float, documented(
+        "A new model replaces the production model only when McNemar's "
         "exact test on the test examples exactly one of them got right gives p below this; 1.0 turns the test off.",
-    )
-    schedule: str | None = Field(
-        default="0 3 * * 1", description="Cron of the re-tuning schedule (RETUNE_CRON overrides it); null: none.",
-    )
-    schedule_timezone: str = Field(default="UTC", description="Timezone of the schedule (RETUNE_TIMEZONE overrides it).")
-    sensor_interval_seconds: int = Field(
-        default=600, description="Seconds between the data-change sensor's ticks "
+    )] = DEFAULT_MAX_P_VALUE
+    schedule: Annotated[str | None, documented(
+        "Cron of the re-tuning schedule (RETUNE_CRON overrides it); null: none.",
+    )] = "0 3 * * 1"
+    schedule_timezone: Annotated[str, documented("Timezone of the schedule (RETUNE_TIMEZONE overrides it).")] = "UTC"
+    sensor_interval_seconds: Annotated[int, documented(
+        "Seconds between the data-change sensor's ticks "
         "(RETUNE_SENSOR_INTERVAL_SECONDS overrides it).",
-    )
-    key_prefix: list[str] | None = Field(
-        default=None, description="Asset key prefix. Default `[name]`. The Goodreads task sets `[]` to keep its "
+    )] = 600
+    key_prefix: Annotated[list[str] | None, documented(
+        "Asset key prefix. Default `[name]`. The Goodreads task sets `[]` to keep its "
         "original, unprefixed keys and names.",
-    )
-    group_name: str | None = Field(default=None, description="Group of the uploads and models. Default: the name.")
-    files_group_name: str | None = Field(default=None, description="Group of the training files. Default: the group.")
-    splits_table: str | None = Field(default=None, description="DuckDB table recording each example's split. "
-                                     "Default: `<name>_splits`.")
-    job_name: str | None = Field(default=None, description="Default: `<name>_fine_tuning_job`.")
-    schedule_name: str | None = Field(default=None, description="Default: `<name>_retune_schedule`.")
-    sensor_name: str | None = Field(default=None, description="Default: `<name>_retune_on_new_data`.")
+    )] = None
+    group_name: Annotated[str | None, documented("Group of the uploads and models. Default: the name.")] = None
+    files_group_name: Annotated[str | None, documented("Group of the training files. Default: the group.")] = None
+    splits_table: Annotated[str | None, documented(
+        "DuckDB table recording each example's split. "
+        "Default: `<name>_splits`.",
+    )] = None
+    job_name: Annotated[str | None, documented("Default: `<name>_fine_tuning_job`.")] = None
+    schedule_name: Annotated[str | None, documented("Default: `<name>_retune_schedule`.")] = None
+    sensor_name: Annotated[str | None, documented("Default: `<name>_retune_on_new_data`.")] = None
 
     _defs_file: str = PrivateAttr(default="defs.yaml")
 

@@ -6,9 +6,18 @@ validation file; overlap between them; the test split kept out of both) are one
 format errors, token counts, cost and the identities the overlap and split checks compare, and
 each check judges that one report. Every check stays blocking and keeps its own name, so
 selecting a subset of them runs only what they need. `build_file_checks` makes them for one task.
+
+Every result records what it judged (`checked_inputs`: the sha256 of the bytes it read, the
+recorded sha256, the settings, the split the files were written from, the rules' own source).
+A check whose latest evaluation judged exactly what is there now (the files hashed again, every
+other input compared) reports that evaluation again, with `reused_from_run`, instead of reading
+and judging the files a second time: an unchanged re-run pays a hash per file, not a pass.
 (No `from __future__ import annotations`: Dagster inspects the real `context` annotation.)
 """
 
+import functools
+import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +34,16 @@ from fine_tuning.core.chat_files import (
     overlap_between,
     validate_written_file,
 )
+from fine_tuning.core.checksums import file_sha256
+from fine_tuning.core.example_files import SplitError
 from fine_tuning.core.time_billing import time_cost
-from fine_tuning.core.tokens import token_counter
-from fine_tuning.lib.facts import latest_materialization
+from fine_tuning.core.tokens import token_counter, token_method
+from fine_tuning.lib.builds import build_fingerprint, published_fingerprint
+from fine_tuning.lib.facts import RecordedEvaluation, latest_check_evaluation, latest_materialization
 from fine_tuning.lib.sql import sql_statements
 from fine_tuning.lib.task.keys import TRAINING_FILE_NAME, VALIDATION_FILE_NAME, TaskKeys
 from fine_tuning.lib.task.source import SourceError
+from fine_tuning.lib.task.training_files import BUILD_TARGET as FILES_BUILD_TARGET
 from fine_tuning.lib.task.tuning import TuningSettings
 from fine_tuning.lib.warehouse import connection, missing_tables, stream_rows
 
@@ -39,6 +52,9 @@ if TYPE_CHECKING:
 
 SQL = sql_statements(__package__, "file_checks")
 _FIRST_LINES = 10
+# Metadata keys: the fingerprint of what a result judged, and the run whose result is reported again.
+CHECKED_INPUTS = "checked_inputs"
+REUSED_FROM_RUN = "reused_from_run"
 
 
 @dataclass(frozen=True)
@@ -70,12 +86,17 @@ class _ReadFile:
     problem: str | None
 
 
+def _materialized_sha256(context: dg.AssetCheckExecutionContext, split: _Split) -> str | None:
+    """The sha256 the file's latest materialization recorded (None: none recorded)."""
+    materialized = latest_materialization(context.instance, split.key)
+    sha = materialized.metadata.get("sha256") if materialized else None
+    return str(sha) if sha is not None else None
+
+
 def _read(context: dg.AssetCheckExecutionContext, keys: TaskKeys, split: _Split, tuning: TuningSettings) -> _ReadFile:
     """Validate the file in one pass (or say why it cannot be)."""
     path = keys.files_dir() / split.file_name
-    materialized = latest_materialization(context.instance, split.key)
-    sha = materialized.metadata.get("sha256") if materialized else None
-    recorded = str(sha) if sha is not None else None
+    recorded = _materialized_sha256(context, split)
     if not path.is_file():
         problem = f"{path} does not exist: materialize {split.key.to_user_string()} first"
         return _ReadFile(split, path, recorded, None, problem)
@@ -314,6 +335,78 @@ FILE_JUDGES: dict[tuple[str, str], _FileJudge] = {
 PAIR_CHECKS = ("validation_file_overlap_check", "training_file_splits_disjoint_check")
 
 
+@functools.lru_cache(maxsize=1)
+def rules_version() -> str:
+    """sha256 of the source of the rules the checks apply (`fine_tuning/core`, this module): a result
+    judged under other rules, prices or limits is never reported again."""
+    digest = hashlib.sha256()
+    core = Path(__file__).resolve().parents[2] / "core"
+    for path in [*sorted(core.glob("*.py")), Path(__file__).resolve()]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# The files each check reads: a file check its own, the pair checks both.
+def _labels_of(name: str) -> tuple[str, ...]:
+    return ("training", "validation") if name in PAIR_CHECKS else (name.split("_", 1)[0],)
+
+
+def checked_inputs(name: str, file_sha256s: dict[str, str | None], materialized: dict[str, str | None],
+                   tuning: TuningSettings, split_fingerprint: str | None) -> str | None:
+    """The fingerprint of what check `name` judges: the bytes of the files it reads, what their
+    materializations recorded, the settings, the rules, and (the splits check) the split the files
+    were written from. None when one of them is unknown: such a result is never reported again."""
+    labels = _labels_of(name)
+    shas = [file_sha256s.get(label) for label in labels]
+    split = split_fingerprint if name == "training_file_splits_disjoint_check" else "-"
+    if any(value is None for value in shas) or split is None:
+        return None
+    inputs = [name, rules_version(), token_method(), tuning.model_dump(mode="json"), shas,
+              [materialized.get(label) for label in labels], split]
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _reportable_again(recorded: RecordedEvaluation | None, fingerprint: str | None) -> bool:
+    """A recorded result judged exactly these inputs, and did not block (passed, or only warned)."""
+    if recorded is None or fingerprint is None:
+        return False
+    judged = recorded.metadata.get(CHECKED_INPUTS)
+    return getattr(judged, "value", None) == fingerprint and (
+        recorded.passed or recorded.severity == dg.AssetCheckSeverity.WARN)
+
+
+def _again(key: dg.AssetKey, name: str, recorded: RecordedEvaluation) -> dg.AssetCheckResult:
+    """The recorded result of `name`, reported again with the run that judged it (a result reported
+    again keeps naming the run that read the files)."""
+    judged_in = getattr(recorded.metadata.get(REUSED_FROM_RUN), "value", None) or recorded.run_id
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=name, passed=recorded.passed, severity=recorded.severity,
+        description=recorded.description, metadata={**recorded.metadata, REUSED_FROM_RUN: judged_in},
+    )
+
+
+def _with_inputs(result: dg.AssetCheckResult, fingerprint: str | None) -> dg.AssetCheckResult:
+    """`result` recording what it judged (nothing to record when an input is unknown)."""
+    if fingerprint is None:
+        return result
+    return result.with_metadata({**result.metadata, CHECKED_INPUTS: fingerprint})
+
+
+def _split_fingerprint(task: "FineTuningTask", context: dg.AssetCheckExecutionContext) -> str | None:
+    """What the splits check compares: what the published splits table and files were written from,
+    and the source as it is now (its test examples are rendered from it). None: nothing says."""
+    with connection(task.duckdb(context)) as conn:
+        written_from = published_fingerprint(conn, task.build_target(FILES_BUILD_TARGET))
+        if written_from is None:
+            return None
+        try:
+            task.open_examples(conn)
+        except (SourceError, SplitError):
+            return None
+        return build_fingerprint("splits_check", written_from, task.source_fingerprint(conn))
+
+
 def check_descriptions(task: "FineTuningTask") -> dict[str, str]:
     """Every check's name and what it blocks on."""
     budget = f"resources.{task.keys.tuning_resource}.config.max_cost_usd"
@@ -362,25 +455,57 @@ def build_file_checks(task: "FineTuningTask") -> dg.AssetChecksDefinition:
         required_resource_keys={keys.tuning_resource, task.duckdb_resource_key()},
     )
     def training_files_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
-        """Read each selected file once, then judge every selected check from its report."""
+        """Report again each selected check whose inputs are those it last judged; read each file
+        the others need once, then judge them from its report."""
         tuning: TuningSettings = getattr(context.resources, keys.tuning_resource)
-        wanted = {key.name for key in context.selected_asset_check_keys}
-        needs_both = bool(wanted & set(PAIR_CHECKS))
+        wanted = [key.name for key in context.selected_asset_check_keys]
+        asset_of = {name: (training_split if name.startswith("training") else validation_split).key for name in wanted}
+        materialized = {split.label: _materialized_sha256(context, split) for split in (training_split, validation_split)}
+        split_fingerprint = _split_fingerprint(task, context) if "training_file_splits_disjoint_check" in wanted else None
+        recorded = {name: latest_check_evaluation(context.instance, dg.AssetCheckKey(asset_of[name], name)) for name in wanted}
+
+        def fingerprints(shas: dict[str, str | None]) -> dict[str, str | None]:
+            return {name: checked_inputs(name, shas, materialized, tuning, split_fingerprint) for name in wanted}
+
+        remaining = list(wanted)
+        if any(evaluation is not None and CHECKED_INPUTS in evaluation.metadata for evaluation in recorded.values()):
+            # Hashing is a fraction of a pass: only worth it when a recorded result may be reported again.
+            needed = {label for name in wanted for label in _labels_of(name)}
+            paths = {split.label: keys.files_dir() / split.file_name for split in (training_split, validation_split)}
+            hashed = {label: file_sha256(paths[label]) if paths[label].is_file() else None for label in needed}
+            current = fingerprints(hashed)
+            for name in wanted:
+                if _reportable_again(recorded[name], current[name]):
+                    assert recorded[name] is not None
+                    yield _again(asset_of[name], name, recorded[name])
+                    remaining.remove(name)
+            if remaining:
+                context.log.info(f"file checks: judging {', '.join(remaining)} again (reported "
+                                 f"{len(wanted) - len(remaining)} unchanged result(s) again)")
+            else:
+                context.log.info("file checks: both files, the settings and the split are those last judged; "
+                                 "reported the recorded results again")
+        if not remaining:
+            return
+        needs_both = bool(set(remaining) & set(PAIR_CHECKS))
         files = {
             split.label: _read(context, keys, split, tuning)
             for split in (training_split, validation_split)
-            if needs_both or any(name.startswith(split.label) for name in wanted)
+            if needs_both or any(name.startswith(split.label) for name in remaining)
         }
+        judged = fingerprints({label: read.report.sha256 if read.report else None for label, read in files.items()})
         for (label, aspect), judge in FILE_JUDGES.items():
             split = by_label[label]
             name = _check_name(split, aspect)
-            if name in wanted:
+            if name in remaining:
                 read = files[label]
                 unreadable = _unreadable(split.key, name, read)
-                yield unreadable if unreadable is not None else judge(read, read.report, tuning)  # type: ignore[arg-type]
-        if "validation_file_overlap_check" in wanted:
-            yield judge_overlap(files["training"], files["validation"])
-        if "training_file_splits_disjoint_check" in wanted:
-            yield judge_splits_disjoint(files["training"], files["validation"], task, context)
+                result = unreadable if unreadable is not None else judge(read, read.report, tuning)  # type: ignore[arg-type]
+                yield _with_inputs(result, judged[name] if unreadable is None else None)
+        if "validation_file_overlap_check" in remaining:
+            yield _with_inputs(judge_overlap(files["training"], files["validation"]), judged["validation_file_overlap_check"])
+        if "training_file_splits_disjoint_check" in remaining:
+            yield _with_inputs(judge_splits_disjoint(files["training"], files["validation"], task, context),
+                               judged["training_file_splits_disjoint_check"])
 
     return training_files_checks

@@ -29,11 +29,11 @@ from fine_tuning.core.example_files import (
     publish_measured,
     write_examples,
 )
-from fine_tuning.core.method_files import IdentifiedRow, write_method_examples
 from fine_tuning.core.graders import GraderError
 from fine_tuning.core.grading import check_grader_runs
+from fine_tuning.core.method_files import IdentifiedRow, write_method_examples
 from fine_tuning.core.prompts import Prompt, TrainingExampleLines
-from fine_tuning.core.tokens import TokenCounter, token_counter, token_stats
+from fine_tuning.core.tokens import TokenCounter, token_counter, token_method, token_stats
 from fine_tuning.lib.builds import (
     REBUILT,
     build_fingerprint,
@@ -243,7 +243,7 @@ def files_fingerprint(conn: duckdb_lib.DuckDBPyConnection, task: "FineTuningTask
         task.source_fingerprint(conn),
         config.model_dump(), dict(SQL), task.splits_table_name(), task.prompt.user_template,
         [lines.line("", label) for label in prompt.labels] or None,
-        token_counter().method, TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
+        token_method(), TRAINING_FILE_NAME, VALIDATION_FILE_NAME,
         *(() if method == "supervised" else (method, answering)),
         # Free-form: the example format (no answer format in the system message) and, for DPO, the
         # grader deciding which answers are mistakes.

@@ -9,6 +9,7 @@ import dagster as dg
 from fine_tuning.core.catalog import PRICING_AS_OF
 from fine_tuning.core.chat_files import COUNTED, RECORDED
 from fine_tuning.core.settings import files_dir
+from fine_tuning.lib.task.file_checks import CHECKED_INPUTS, REUSED_FROM_RUN
 from fine_tuning.lib.task.tuning import TuningSettings
 
 from tests.support.chat_files import CATEGORIES
@@ -73,6 +74,29 @@ def test_all_checks_pass_and_downstream_runs_on_good_files() -> None:
     assert [key for key, value in cost.items() if isinstance(value, (dg.IntMetadataValue, dg.FloatMetadataValue))] == [
         "billing_tokens", "estimated_cost_usd", "max_cost_usd"]
     assert 0 < cost["estimated_cost_usd"].value < 5.0
+
+
+def test_unchanged_files_report_their_recorded_results_and_a_changed_setting_is_judged_again() -> None:
+    write_library(120)
+    instance = dg.DagsterInstance.ephemeral()  # shared: the re-run sees what the first run judged
+    first = run_pipeline(instance=instance)
+    assert first.success
+    judged = check_results(first)
+    assert all(CHECKED_INPUTS in c.metadata and REUSED_FROM_RUN not in c.metadata for c in judged.values())
+    again = run_pipeline(instance=instance)  # the files are kept: same bytes, settings and split
+    reported = check_results(again)
+    assert again.success and ran_downstream == ["ran"]
+    assert {name: c.metadata[REUSED_FROM_RUN].value for name, c in reported.items()} == dict.fromkeys(judged, first.run_id)
+    verdicts = lambda checks: {n: (c.passed, c.description) for n, c in checks.items()}  # noqa: E731
+    assert verdicts(reported) == verdicts(judged)
+    third = check_results(run_pipeline(instance=instance))  # still the first run's judgement, not the second's
+    assert {c.metadata[REUSED_FROM_RUN].value for c in third.values()} == {first.run_id}
+    # Another budget is another judgement: every check reads the files again, and the cost check fails.
+    tighter = run_pipeline(TuningSettings(max_cost_usd=0.0001), instance=instance,
+                           selection=dg.AssetSelection.checks_for_assets("training_file", "validation_file"))
+    rejudged = check_results(tighter)
+    assert set(rejudged) == set(judged) and not any(REUSED_FROM_RUN in c.metadata for c in rejudged.values())
+    assert not rejudged["training_file_cost_check"].passed
 
 
 def test_a_failed_format_check_blocks_downstream() -> None:
