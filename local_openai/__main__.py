@@ -59,11 +59,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--refuse-fine-tuning", action="store_true",
         help="refuse job creation as OpenAI does for an organization without fine-tuning access (403)",
     )
+    run.add_argument(
+        "--job-list-lag-seconds", type=float, default=0.0, metavar="S",
+        help="fault: a new job shows in GET /fine_tuning/jobs only S seconds after its creation (retrieving it by "
+        "id sees it at once), as an eventually consistent list endpoint may lag (default 0: off)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error("--error-rate must be within [0, 1]")
-    if min(args.latency_ms, args.job_seconds, args.batch_window_seconds, args.batch_seconds or 0.0) < 0:
-        parser.error("--latency-ms, --job-seconds and the --batch-* times must not be negative")
+    times = (args.latency_ms, args.job_seconds, args.batch_window_seconds, args.batch_seconds or 0.0, args.job_list_lag_seconds)
+    if min(times) < 0:
+        parser.error("--latency-ms, --job-seconds, --job-list-lag-seconds and the --batch-* times must not be negative")
     return args
 
 
@@ -81,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         profile=args.profile,
         model_shutdowns=tuple(args.model_shutdown),
         refuse_fine_tuning=args.refuse_fine_tuning,
+        job_list_lag_seconds=args.job_list_lag_seconds,
     )
     serve(options, host=args.host, port=args.port)
 

@@ -56,6 +56,9 @@ class BackendOptions:
     # model -> ISO date it shuts down (and every model fine-tuned from it): shutdowns.py
     model_shutdowns: tuple[tuple[str, str], ...] | dict[str, str] = ()
     refuse_fine_tuning: bool = False  # job creation refused, as for an organization without access
+    # A fault knob: a new job shows in the job list only this long after its creation (retrieving
+    # it by id sees it at once), as a provider's eventually consistent list endpoints may lag.
+    job_list_lag_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
@@ -67,6 +70,7 @@ class BackendOptions:
         if self.batch_seconds is not None:
             object.__setattr__(self, "batch_seconds", max(0.0, float(self.batch_seconds)))
         object.__setattr__(self, "batch_window_seconds", max(0.0, float(self.batch_window_seconds)))
+        object.__setattr__(self, "job_list_lag_seconds", max(0.0, float(self.job_list_lag_seconds)))
         object.__setattr__(self, "error_rate", float(self.error_rate))
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")

@@ -182,7 +182,8 @@ def serve(options: BackendOptions, host: str = DEFAULT_HOST, port: int = DEFAULT
         f"local OpenAI backend ({options.profile} profile): http://{host}:{port}"
         f"{'/openai/v1' if options.profile == 'azure' else '/v1'} (store {app.router.backend.store.root}, "
         f"auth {'on' if options.api_key else 'off'}, latency {options.latency_ms} ms, "
-        f"error rate {options.error_rate}, job {options.job_seconds} s)",
+        f"error rate {options.error_rate}, job {options.job_seconds} s"
+        + (f", job list lag {options.job_list_lag_seconds} s" if options.job_list_lag_seconds else "") + ")",
         file=sys.stderr,
         flush=True,
     )

@@ -31,7 +31,10 @@ class LocalOpenAI:
         self.files = Files(self.store, clock)
         self.shutdowns = Shutdowns(options.model_shutdowns, clock)  # type: ignore[arg-type] - normalised to pairs
         self.refuse_fine_tuning = options.refuse_fine_tuning
-        self.jobs = Jobs(self.store, self.files, clock, job_seconds=options.job_seconds, admit=self.admit_job)
+        self.jobs = Jobs(
+            self.store, self.files, clock, job_seconds=options.job_seconds, admit=self.admit_job,
+            list_lag_seconds=options.job_list_lag_seconds,
+        )
         self.models = Models(self.store, self.jobs, self.shutdowns)
         self.graders = Graders()
         self.chat = ChatCompletions(self.models, clock)

@@ -50,8 +50,8 @@ def local_client(
 ) -> openai.OpenAI:
     """A real `openai.OpenAI` client whose HTTP goes to an in-process local backend.
 
-    Keywords that are `BackendOptions` fields (latency_ms, error_rate, fault_seed,
-    max_body_bytes, clock, profile, model_shutdowns, refuse_fine_tuning) configure the backend the
+    Keywords that are `BackendOptions` fields (latency_ms, error_rate, fault_seed, max_body_bytes,
+    clock, profile, model_shutdowns, refuse_fine_tuning, job_list_lag_seconds) configure the backend the
     same way the `serve` flags do, with `server_api_key` as its key; `clock` (seconds since the
     epoch) lets tests step a job's lifecycle deterministically. The other keywords go to `openai.OpenAI` (api_key defaults
     to "local"; max_retries, timeout, ...). The router is reachable as `client._local_router`.

@@ -23,7 +23,7 @@ from fine_tuning.core.tokens import token_counter
 
 from tests.support.chain import Chain, new_chain
 from tests.support.dagster_runs import pipeline_resources
-from tests.support.local_openai import BACKEND_MODES, Backend, Clock
+from tests.support.local_openai import BACKEND_MODES, Backend, Clock, ServerPool
 from tests.support.project import REPO
 
 # Azure settings of a developer's shell must never reach a test either.
@@ -95,12 +95,19 @@ def chain(tmp_path: Path) -> Chain:
     return new_chain(tmp_path, dg.DagsterInstance.ephemeral())
 
 
-# Over HTTP every test starts a server: that half of the backend tests is left out of the fast loop.
+@pytest.fixture(scope="session")
+def http_servers() -> Iterator[ServerPool]:
+    """Loopback servers of the backend's app for this test process, lent to one HTTP test at a time."""
+    with ExitStack() as stack:
+        yield ServerPool(stack)
+
+
+# Over HTTP every test serves its router on a real socket: that half of the backend tests is left out of the fast loop.
 @pytest.fixture(params=[pytest.param(mode, marks=pytest.mark.slow) if mode == "http" else mode for mode in BACKEND_MODES])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path, http_servers: ServerPool) -> Iterator[Backend]:
     """This test's local backend store, reached in-process and (second run of the test) over real HTTP."""
-    with ExitStack() as servers:
-        yield Backend(request.param, tmp_path / "store", servers)
+    with ExitStack() as lent:
+        yield Backend(request.param, tmp_path / "store", lent, http_servers)
 
 
 @pytest.fixture

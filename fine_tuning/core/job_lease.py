@@ -14,6 +14,13 @@ for up to a limit, after which the waiter fails having created nothing. The hold
 file before it unlocks, and a waiter that locked a removed file tries again on the new one, so
 no lease files pile up and no two holders ever hold "the same" lease through different files.
 
+A provider's job listing may lag behind a create (OpenAI's list endpoints are eventually
+consistent), so a waiter that gets the lease right after the holder may list no job and create
+a second one. So before releasing, the holder records the id of the job it created or attached
+to beside the lease (`fine_tuning_job-<fingerprint>.jobs`, which stays), and the next holder
+retrieves the recorded jobs by id, which is consistent, besides listing
+(`provider_jobs.find_jobs_with_recorded`).
+
 The lease is as shared as the filesystem: runs on other hosts, or with another workdir, do not
 see it; `provider_jobs.settle_concurrent_jobs` stays for them.
 """
@@ -47,6 +54,38 @@ class LeaseWaitExpired(Exception):
 def lease_path(workdir: Path, fingerprint: str) -> Path:
     """The lease file of a training fingerprint (the identity the provider finds a job by)."""
     return workdir / LEASE_FOLDER / f"fine_tuning_job-{fingerprint}.lock"
+
+
+def job_record_path(workdir: Path, fingerprint: str) -> Path:
+    """The file beside the lease where its holders record the jobs they created or attached to."""
+    return workdir / LEASE_FOLDER / f"fine_tuning_job-{fingerprint}.jobs"
+
+
+def recorded_job_ids(path: Path) -> list[str]:
+    """The job ids recorded at `path`, oldest first; none when nothing was recorded yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def record_job_id(path: Path, job_id: str) -> None:
+    """Add `job_id` to the record at `path` unless it is there already; call it under the lease, before releasing it.
+
+    The file is replaced atomically (a temporary file, flushed to disk, renamed over it), so a
+    holder that dies mid-write leaves the previous record whole.
+    """
+    known = recorded_job_ids(path)
+    if job_id in known:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as out:
+        out.write("".join(f"{known_id}\n" for known_id in [*known, job_id]))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
 
 
 def holder_description(run_id: str, task: str) -> str:

@@ -5,7 +5,8 @@
 * Among existing jobs with the fingerprint a succeeded one is reused and one in flight attached
   to; failed and cancelled ones are replaced.
 * Creating a job is never blindly retried: after an ambiguous failure the job is looked up by
-  fingerprint first. Runs of one project look up and create under a lease (`job_lease`);
+  fingerprint first. Runs of one project look up and create under a lease (`job_lease`), and
+  also retrieve by id the jobs earlier holders recorded, which a lagging listing may not show yet;
   creators that raced without sharing it keep the oldest job and cancel their own before it trains.
 
 Waiting for a job (polling, its events, cancelling on interrupt) is `job_polling`.
@@ -94,6 +95,33 @@ def find_jobs(client: openai_sdk.OpenAI, fingerprint: str) -> list[FineTuningJob
         if (job.metadata or {}).get(METADATA_FINGERPRINT_KEY) == fingerprint
     ]
     return sorted(jobs, key=lambda job: job.created_at, reverse=True)
+
+
+def find_jobs_with_recorded(
+    client: openai_sdk.OpenAI, fingerprint: str, recorded_ids: list[str], log: Log
+) -> list[FineTuningJob]:
+    """`find_jobs`, plus the jobs whose ids earlier lease holders recorded (`job_lease.record_job_id`), newest first.
+
+    A provider's listing may not show a job created moments ago; retrieving it by id does. A
+    recorded id the provider does not know (404: another provider, a deleted job) or whose job
+    carries another fingerprint is left out, with a log line; any other error is raised, since
+    going on without the job could pay for it twice.
+    """
+    jobs = {job.id: job for job in find_jobs(client, fingerprint)}
+    for job_id in recorded_ids:
+        if job_id in jobs:
+            continue
+        try:
+            job = client.fine_tuning.jobs.retrieve(job_id)
+        except openai_sdk.NotFoundError:
+            log.warning(f"Recorded fine-tuning job {job_id} is unknown to the provider (404); ignoring it.")
+            continue
+        if (job.metadata or {}).get(METADATA_FINGERPRINT_KEY) != fingerprint:
+            log.warning(f"Recorded fine-tuning job {job_id} has another fingerprint; ignoring it.")
+            continue
+        log.info(f"Recorded fine-tuning job {job_id} ({job.status}) is not listed by the provider yet; counting it.")
+        jobs[job.id] = job
+    return sorted(jobs.values(), key=lambda job: job.created_at, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -196,7 +224,8 @@ def settle_concurrent_jobs(
     """
     # Only jobs still in flight race; a succeeded one is there because of force_retrain.
     live = [job for job in find_jobs(client, fingerprint) if job.status not in TERMINAL_STATUSES]
-    keeper = min(live or [ours], key=lambda job: (job.created_at, job.id))
+    # Ours counts even when a lagging listing does not show it yet, so every racer compares the same jobs.
+    keeper = min([*live, ours], key=lambda job: (job.created_at, job.id))
     if keeper.id == ours.id:
         return ours, False
     log.warning(f"Another run created job {keeper.id} with the same fingerprint first; cancelling {ours.id}.")

@@ -22,7 +22,9 @@ from local_openai.records import Job, JobEvent
 AUTO_BETA = 0.1
 AUTO_COMPUTE_MULTIPLIER = 1.0
 AUTO_EVAL_SAMPLES = 1
-SAMPLES_PER_PROMPT = 4  # replies sampled per prompt at compute_multiplier 1
+# Replies sampled per prompt at compute_multiplier 1: with 4, a 12-reply task's uniform start found
+# its rewarded reply in under a third of its groups and some seeds stalled (docs/methods.md).
+SAMPLES_PER_PROMPT = 8
 EVAL_POINTS_PER_EPOCH = 10
 
 

@@ -29,9 +29,10 @@ class Jobs:
 
     def __init__(
         self, store: Store, files: Files, clock: Callable[[], float], job_seconds: float,
-        admit: Callable[[Any], None] | None = None,
+        admit: Callable[[Any], None] | None = None, list_lag_seconds: float = 0.0,
     ) -> None:
         self.store = store
+        self.list_lag_seconds = list_lag_seconds  # fault knob: how long a new job stays out of `list`
         self.admit = admit  # refuses a create request before any work (organization access, shut-down base)
         self.files = files
         self.clock = clock
@@ -112,8 +113,14 @@ class Jobs:
     def list(
         self, after: str | None, limit: int, metadata: dict[str, str] | None, metadata_null: bool = False
     ) -> Page[Job]:
-        """Jobs newest first, optionally only those whose metadata matches every key=value."""
+        """Jobs newest first, optionally only those whose metadata matches every key=value.
+
+        With the list-lag fault on, a job is listed only `list_lag_seconds` after its creation.
+        """
         jobs = self.table.all()
+        if self.list_lag_seconds:
+            listed_by = self.clock() - self.list_lag_seconds
+            jobs = [job for job in jobs if job.t0 <= listed_by]
         if metadata_null:
             jobs = [job for job in jobs if not job.metadata]
         elif metadata:

@@ -3,7 +3,8 @@
 For each prompt of a batch the policy samples `samples_per_prompt` replies from its softmax;
 the grader scores each against the example's own fields (`item.*`), and a policy-gradient step
 raises the log-probability of replies that scored above the prompt's mean and lowers the rest
-(group-relative advantages, as in GRPO). The replies the policy can give are the ones the
+(group-relative advantages, as in GRPO; `_advantages` says how they are scaled). The replies
+the policy can give are the ones the
 grader's reference templates name over the training items (and those of the model a job
 continues): this learner is a classifier, not a language model, so it explores among the
 answers the data makes possible. Each step reports the mean reward and each grader's mean
@@ -27,6 +28,11 @@ from local_openai.learner.training import BASE_LEARNING_RATE, EpochCheckpoint, S
 
 # (reply, item) -> (reward, each grader's score)
 Grade = Callable[[str, Mapping[str, Any]], tuple[float, dict[str, float]]]
+
+
+# How much of the running mean reward (the baseline of groups whose replies all scored alike)
+# each step keeps: it follows the last ten or so batches.
+BASELINE_DECAY = 0.9
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def train_rewards(
     total_steps = math.ceil(len(examples) / batch_size) * n_epochs
     steps: list[StepMetrics] = []
     checkpoints: list[EpochCheckpoint] = []
+    baseline = 0.0  # running mean reward of the policy's samples
     for epoch in range(1, n_epochs + 1):
         order = rng.permutation(len(examples))
         for start in range(0, len(order), batch_size):
@@ -96,7 +103,8 @@ def train_rewards(
             probs = softmax_rows(weights.logits(train, batch))
             actions = _sample(rng, probs, samples_per_prompt)
             rewards, scores = _grade(train_rewards_of, batch, actions)
-            advantage = rewards - rewards.mean(axis=1, keepdims=True)
+            advantage = _advantages(rewards, baseline)
+            baseline = BASELINE_DECAY * baseline + (1 - BASELINE_DECAY) * float(rewards.mean())
             gradient = np.zeros_like(probs)  # of the loss -sum(advantage * log pi(action))
             for column in range(samples_per_prompt):
                 gradient -= advantage[:, column, None] * (np.eye(len(labels))[actions[:, column]] - probs)
@@ -118,6 +126,31 @@ def train_rewards(
             full = _valid_reward(weights, valid, valid_rewards_of, rng, eval_samples) if len(validation) else None
             checkpoints.append(EpochCheckpoint(epoch, len(steps), weights.model(), steps[-1], None, full))
     return TrainingResult(model=weights.model(), steps=steps, checkpoints=checkpoints, total_steps=total_steps)
+
+
+def _advantages(rewards: np.ndarray, baseline: float) -> np.ndarray:
+    """Each sampled reply's advantage (rows, k): against its own group, or the running baseline.
+
+    A group whose replies scored differently: (reward - group mean) / (group mean - group's worst
+    reward). The plain difference (reward - mean) makes a prompt's expected step proportional to
+    the probability the policy already gives its rewarded reply: with 12 candidate replies and a
+    uniform start that is a twelfth of a supervised step, and on the 12-label Goodreads task the
+    auto epochs ended at half the supervised accuracy. Divided by (mean - worst), the step is
+    the gradient of log(expected reward above the group's worst); for an exact-match grader it is
+    the cross-entropy step towards the rewarded reply, as strong as supervised training on the
+    reference, whenever a sample finds it. It is bounded by -1 and k-1, and unchanged by adding
+    to or multiplying every reward, as the grader's scale says nothing about how far to step.
+
+    A group whose replies all scored alike has no contrast: its replies are compared with the
+    running mean reward instead (clipped to [-1, 1]), so a group of misses lowers the replies it
+    tried, which moves probability to those not yet tried (REINFORCE with a baseline); without
+    this a prompt whose rewarded reply the policy had made unlikely would never find it again.
+    """
+    mean = rewards.mean(axis=1, keepdims=True)
+    spread = mean - rewards.min(axis=1, keepdims=True)
+    contrast = spread > 1e-12
+    relative = (rewards - mean) / np.where(contrast, spread, 1.0)
+    return np.where(contrast, relative, np.clip(rewards - baseline, -1.0, 1.0))
 
 
 def _sample(rng: np.random.Generator, probs: np.ndarray, k: int) -> np.ndarray:

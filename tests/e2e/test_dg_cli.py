@@ -1,16 +1,17 @@
-"""The project is a `dg` project: `dg check defs`, `dg list defs` and `dg launch` work from the checkout."""
+"""The project is a `dg` project: `dg check defs`, `dg list defs` and `dg launch` work from the checkout.
+
+`dg check defs` and `dg list defs` run once per test process (tests.support.dg_checkout); the
+shipped-tasks test reads the same outputs."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from tests.support.project import REPO, VENV_BIN
+from tests.support.dg_checkout import checked_defs, listed_defs, run_dg
 
 pytestmark = pytest.mark.slow
 
@@ -23,22 +24,14 @@ CHECKS = {"training_file_format_check", "validation_file_format_check", "fine_tu
 GROUPS = {"goodreads", "training_data", "fine_tuning"}
 
 
-def run_dg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`dg` from the project's venv, run in the checkout as a user would after `make setup`."""
-    environment = {**os.environ, "VIRTUAL_ENV": str(VENV_BIN.parent), **(env or {})}
-    return subprocess.run(
-        [str(VENV_BIN / "dg"), *args], cwd=REPO, env=environment, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_dg_check_defs_passes() -> None:
-    result = run_dg("check", "defs")
+    result = checked_defs()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr
 
 
 def test_dg_list_defs_names_every_asset_check_job_and_schedule() -> None:
-    result = run_dg("list", "defs", "--json")
+    result = listed_defs()
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assets = {asset["asset_key"]: asset for asset in listed["assets"]}

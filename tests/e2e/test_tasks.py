@@ -15,6 +15,7 @@ import pytest
 
 from fine_tuning.lib.facts import check_results
 
+from tests.support.dg_checkout import checked_defs, listed_defs
 from tests.support.project import REPO, VENV_BIN
 from tests.support.project_copy import copy_project, run_in
 
@@ -49,9 +50,9 @@ def test_dg_lists_the_component_with_its_description() -> None:
 
 
 def test_both_shipped_tasks_load_side_by_side() -> None:
-    check = run_in(REPO, "dg", "check", "defs")
+    check = checked_defs()  # the same runs as tests/e2e/test_dg_cli.py reads, once per test process
     assert check.returncode == 0, check.stdout + check.stderr
-    listed = json.loads(run_in(REPO, "dg", "list", "defs", "--json").stdout)
+    listed = json.loads(listed_defs().stdout)
     assets = {asset["asset_key"] for asset in listed["assets"]}
     assert {"fine_tuned_model", "production_model", "support_tickets/fine_tuned_model",
             "support_tickets/production_model", "support_tickets/tickets"} <= assets

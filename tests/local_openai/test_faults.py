@@ -10,7 +10,7 @@ import time
 import openai
 import pytest
 
-from tests.support.local_openai import BASE_MODEL, Backend, jsonl, upload, wait_for
+from tests.support.local_openai import BASE_MODEL, Backend, Clock, jsonl, upload, wait_for
 from tests.support.toy_books import toy_examples
 
 
@@ -80,3 +80,19 @@ def test_latency_delays_every_response(backend: Backend) -> None:
 def test_error_rate_must_be_a_probability(backend: Backend) -> None:
     with pytest.raises(ValueError):
         backend.client(error_rate=1.5)
+
+
+def test_job_list_lag_hides_a_new_job_from_listings_only(backend: Backend, clock: Clock) -> None:
+    lagging = backend.client(job_seconds=0.2, clock=clock, job_list_lag_seconds=30, max_retries=0)
+    job = lagging.fine_tuning.jobs.create(
+        model=BASE_MODEL, training_file=upload(lagging, jsonl(toy_examples(12))), metadata={"k": "v"}
+    )
+    assert lagging.fine_tuning.jobs.retrieve(job.id).id == job.id  # by id: at once
+    clock.advance(29.9)
+    assert list(lagging.fine_tuning.jobs.list()) == []
+    assert list(lagging.fine_tuning.jobs.list(metadata={"k": "v"})) == []
+    clock.advance(0.1)
+    assert [listed.id for listed in lagging.fine_tuning.jobs.list(metadata={"k": "v"})] == [job.id]
+    default = backend.client(job_seconds=0.2, clock=clock, max_retries=0)  # the knob is off by default
+    second = default.fine_tuning.jobs.create(model=BASE_MODEL, training_file=upload(default, jsonl(toy_examples(12))))
+    assert [listed.id for listed in default.fine_tuning.jobs.list()] == [second.id, job.id]

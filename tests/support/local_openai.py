@@ -38,7 +38,8 @@ BACKEND_MODES = ("in-process", "http")
 _ROUTER_OPTIONS = {"server_api_key": "api_key", "latency_ms": "latency_ms", "error_rate": "error_rate",
                    "fault_seed": "fault_seed", "max_body_bytes": "max_body_bytes", "clock": "clock",
                    "batch_seconds": "batch_seconds", "batch_window_seconds": "batch_window_seconds",
-                   "profile": "profile", "model_shutdowns": "model_shutdowns", "refuse_fine_tuning": "refuse_fine_tuning"}
+                   "profile": "profile", "model_shutdowns": "model_shutdowns", "refuse_fine_tuning": "refuse_fine_tuning",
+                   "job_list_lag_seconds": "job_list_lag_seconds"}
 
 
 class Clock:
@@ -66,27 +67,60 @@ def serving_router(router: Router) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/v1"
 
 
+class ServerPool:
+    """Loopback servers of the backend's ASGI app, kept for the whole test process and lent to one
+    test at a time.
+
+    A new uvicorn server per HTTP test cost about 0.2 s to start and stop (its shutdown waits for
+    the 0.1 s tick of its loop), some two hundred times a suite. A lent server's app gets the
+    test's router (AsgiApp reads its router on every request), so each request still crosses the
+    socket, uvicorn, the bounded protocol and the app of `python -m local_openai serve`; a test
+    that holds several clients at once gets as many servers.
+    """
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack  # stops the servers when the test process's session ends
+        self._idle: list[tuple[AsgiApp, int]] = []
+
+    @contextmanager
+    def lend(self, router: Router) -> Iterator[str]:
+        """A server that serves `router` until the block ends; yields the base URL."""
+        if self._idle:
+            app, port = self._idle.pop()
+            app.router = router
+        else:
+            app = AsgiApp(router)
+            port = self._stack.enter_context(serving(app, "127.0.0.1"))
+        try:
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            self._idle.append((app, port))
+
+
 class Backend:
     """One local backend store that hands out real `openai` clients, in-process or over HTTP."""
 
-    def __init__(self, mode: str, store: Path, stack: ExitStack) -> None:
+    def __init__(self, mode: str, store: Path, stack: ExitStack, servers: ServerPool | None = None) -> None:
         assert mode in BACKEND_MODES, mode
         self.mode = mode
         self.store = store
-        self._stack = stack  # closes the servers started for this test
+        self._stack = stack  # gives back the servers lent to this test, closes its plain HTTP clients
+        self._servers = servers  # None: a server of its own for each client
 
     def client(self, job_seconds: float = 3.0, **options: Any) -> openai.OpenAI:
         """A client configured as `local_client(store, job_seconds, **options)` would be.
 
-        Over HTTP each call serves a router with these backend options on its own port; either
-        way the router is reachable as `client._local_router` (stats, probes).
+        Over HTTP each call serves a router with these backend options on its own port (a server
+        lent from the pool when there is one); either way the router is reachable as
+        `client._local_router` (stats, probes).
         """
         if self.mode == "in-process":
             return local_client(self.store, job_seconds, **options)
         router_options = {_ROUTER_OPTIONS[name]: options.pop(name) for name in list(options) if name in _ROUTER_OPTIONS}
         router = Router(self.store, job_seconds=job_seconds, **router_options)
         options.setdefault("api_key", "local")
-        base_url = self._stack.enter_context(serving_router(router))
+        served = self._servers.lend(router) if self._servers is not None else serving_router(router)
+        base_url = self._stack.enter_context(served)
         if router.options.profile == "azure":  # Azure's v1 API, and its management routes at the root
             base_url = base_url.removesuffix("/v1") + "/openai/v1"
         client = openai.OpenAI(base_url=base_url, **options)

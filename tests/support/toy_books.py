@@ -3,7 +3,8 @@
 Each category has cue words that appear in its books' descriptions (the learnable signal). The
 cues never name a category, so a zero-shot base model, which can only match category names,
 mostly guesses while a fine-tuned one learns them. Used by the backend, fine-tuning and
-accuracy tests alike.
+accuracy tests alike. `many_label_examples` / `many_label_prompts` are the same books over twelve
+categories (as many as the Goodreads task has), for learners whose difficulty grows with the labels.
 """
 
 from __future__ import annotations
@@ -80,4 +81,33 @@ def toy_prompts(n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
     for i in range(n):
         title, author, description, category = toy_book(rng, 10_000 + i)
         out.append((build_messages(title, author, description, CATEGORIES), category))
+    return out
+
+
+# Twelve made-up categories, each with six made-up cue words: a task as wide as Goodreads' 12 labels.
+MANY_CATEGORIES = tuple(f"genre{index}" for index in range(12))
+MANY_CUES = {category: [f"cue{index}x{word}" for word in range(6)] for index, category in enumerate(MANY_CATEGORIES)}
+
+
+def many_label_book(rng: random.Random, index: int) -> Book:
+    """A random book of the twelve categories: four of its cue words shuffled among eight filler words."""
+    category = rng.choice(MANY_CATEGORIES)
+    words = [rng.choice(_FILLER) for _ in range(8)] + rng.sample(MANY_CUES[category], 4)
+    rng.shuffle(words)
+    return f"Book {index}", f"Author {index % 7}", " ".join(words), category
+
+
+def many_label_examples(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """n chat-format training examples over the twelve categories."""
+    rng = random.Random(seed)
+    return [training_example(*many_label_book(rng, i), MANY_CATEGORIES) for i in range(n)]
+
+
+def many_label_prompts(n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
+    """n held-out (prompt messages, expected category) pairs over the twelve categories."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        title, author, description, category = many_label_book(rng, 10_000 + i)
+        out.append((build_messages(title, author, description, MANY_CATEGORIES), category))
     return out

@@ -12,6 +12,7 @@ No `from __future__ import annotations` here: Dagster inspects the real `context
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
@@ -22,7 +23,15 @@ from pydantic import Field
 
 from fine_tuning.core import job_polling
 from fine_tuning.core.costs import training_cost
-from fine_tuning.core.job_lease import LeaseWaitExpired, creation_lease, holder_description, lease_path
+from fine_tuning.core.job_lease import (
+    LeaseWaitExpired,
+    creation_lease,
+    holder_description,
+    job_record_path,
+    lease_path,
+    record_job_id,
+    recorded_job_ids,
+)
 from fine_tuning.core.job_polling import JobProgress
 from fine_tuning.core.lifecycle import utc_today
 from fine_tuning.core.provider_jobs import (
@@ -31,7 +40,7 @@ from fine_tuning.core.provider_jobs import (
     choose_job,
     create_job_once,
     final_losses,
-    find_jobs,
+    find_jobs_with_recorded,
     job_error,
     job_metadata,
     resolved_hyperparameters,
@@ -214,24 +223,26 @@ def _upload_ids(context: dg.AssetExecutionContext, keys: TaskKeys) -> tuple[dict
 
 
 @contextmanager
-def exclusive_creation(context: dg.AssetExecutionContext, keys: TaskKeys, fingerprint: str) -> Iterator[None]:
+def exclusive_creation(context: dg.AssetExecutionContext, keys: TaskKeys, fingerprint: str) -> Iterator[Path]:
     """Hold the lease that makes looking up and creating the job with `fingerprint` one run's at a
-    time (`core.job_lease`, shared by every run of the project through FINE_TUNING_WORKDIR); a
-    wait that runs out is a `dg.Failure`."""
+    time (`core.job_lease`, shared by every run of the project through FINE_TUNING_WORKDIR); yields
+    the record of the jobs its holders chose (`core.job_lease.job_record_path`). A wait that runs
+    out is a `dg.Failure`."""
     holder = holder_description(context.run.run_id, keys.name)
     try:
         with creation_lease(lease_path(workdir(), fingerprint), holder, context.log):
-            yield
+            yield job_record_path(workdir(), fingerprint)
     except LeaseWaitExpired as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
 
 
 def choose_job_in_run(
-    client: openai_sdk.OpenAI, fingerprint: str, force_retrain: bool, log: Log
+    client: openai_sdk.OpenAI, fingerprint: str, force_retrain: bool, log: Log, recorded_ids: list[str]
 ) -> JobChoice:
-    """`core.provider_jobs.choose_job` among the provider's jobs with `fingerprint`, reported in the run's log."""
-    with api_errors("listing fine-tuning jobs", client):
-        choice = choose_job(find_jobs(client, fingerprint), force_retrain)
+    """`core.provider_jobs.choose_job` among the provider's jobs with `fingerprint` (those listed and
+    those recorded beside the lease, `recorded_ids`), reported in the run's log."""
+    with api_errors("looking up fine-tuning jobs", client):
+        choice = choose_job(find_jobs_with_recorded(client, fingerprint, recorded_ids, log), force_retrain)
     for old in choice.replaced:
         reason = f"[{old.error.code}] {old.error.message}" if old.error else "no error reported"
         log.warning(f"Earlier job {old.id} with this fingerprint ended {old.status} ({reason}); replacing it.")
@@ -312,8 +323,8 @@ def train(
     )
     context.log.info(f"Training fingerprint {fingerprint}")
     with openai.get_client(context) as client:
-        with exclusive_creation(context, keys, fingerprint):
-            choice = choose_job_in_run(client, fingerprint, config.force_retrain, context.log)
+        with exclusive_creation(context, keys, fingerprint) as job_record:
+            choice = choose_job_in_run(client, fingerprint, config.force_retrain, context.log, recorded_job_ids(job_record))
             budget = time_budget(client, tuning, keys, choice.replaced)
             if choice.job is not None:
                 job, reused = choice.job, True
@@ -321,6 +332,9 @@ def train(
                 refuse_spent_budget(budget, choice.replaced)
                 create_kwargs = _create_kwargs(tuning, training, validation, method, fingerprint)
                 job, reused = _create_job(client, create_kwargs, fingerprint, context.log, provider_name(openai))
+            # Before the lease is released: the next holder finds this job by id even while the
+            # provider's listing does not show it yet.
+            record_job_id(job_record, job.id)
         if job.status == "succeeded":
             progress = JobProgress()  # nothing to wait for; losses come from the result file
         else:

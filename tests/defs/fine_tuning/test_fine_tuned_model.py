@@ -326,3 +326,21 @@ def test_racing_runs_keep_the_oldest_job_and_cancel_their_own(chain: Chain) -> N
     kept, someone_elses = settle_concurrent_jobs(client, fingerprint, followed, log)
     assert (kept.id, someone_elses) == (keeper_id, False)
     assert client.fine_tuning.jobs.retrieve(keeper_id).status != "cancelled"
+
+
+def test_a_racer_keeps_its_older_job_while_the_listing_does_not_show_it_yet(chain: Chain) -> None:
+    from openai.types.fine_tuning import FineTuningJob
+
+    client = chain.client(job_seconds=30)
+    training, _ = upload_or_reuse(client, chain.files_dir / "training.jsonl",
+                                  file_sha256(chain.files_dir / "training.jsonl"), "training")
+    fingerprint = "c" * 64
+    newer = client.fine_tuning.jobs.create(model=chain.tuning.base_model, training_file=training.id,
+                                           metadata=job_metadata(fingerprint))
+    # Ours was created a second earlier, and an eventually consistent listing does not show it yet.
+    ours = FineTuningJob.model_construct(id="ftjob-ours-not-listed-yet", status="validating_files",
+                                         created_at=newer.created_at - 1, metadata=job_metadata(fingerprint))
+
+    kept, someone_elses = settle_concurrent_jobs(client, fingerprint, ours, logging.getLogger("test"))
+    assert (kept.id, someone_elses) == (ours.id, False)  # the oldest job is kept, however late it is listed
+    assert client.fine_tuning.jobs.retrieve(newer.id).status != "cancelled"  # its own creator cancels it
