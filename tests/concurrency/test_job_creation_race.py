@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import openai
 import pytest
 import yaml
 
