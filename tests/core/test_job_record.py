@@ -15,26 +15,11 @@ from fine_tuning.core.provider_jobs import choose_job, find_jobs, find_jobs_with
 from local_openai.transport import local_client
 
 from tests.support.local_openai import BASE_MODEL, Clock, jsonl, upload
+from tests.support.logs import RecordingLog
 from tests.support.toy_books import toy_examples
 
 FINGERPRINT = "d" * 64
 LAG_SECONDS = 60.0
-
-
-class Recorder:
-    """A log that keeps what it was told, with its level."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(("info", message))
-
-    def warning(self, message: str) -> None:
-        self.lines.append(("warning", message))
-
-    def error(self, message: str) -> None:
-        self.lines.append(("error", message))
 
 
 def _lagging_client(tmp_path: Path, clock: Clock) -> openai.OpenAI:
@@ -64,7 +49,7 @@ def test_a_recorded_job_the_listing_does_not_show_yet_is_attached_to(tmp_path: P
     clock.advance(1)
     assert find_jobs(client, FINGERPRINT) == []  # the lag: a look-up by listing alone would create a second job
 
-    log = Recorder()
+    log = RecordingLog()
     jobs = find_jobs_with_recorded(client, FINGERPRINT, recorded_job_ids(record), log)
     assert [job.id for job in jobs] == [created]
     assert choose_job(jobs, force_retrain=False).job.id == created
@@ -72,16 +57,16 @@ def test_a_recorded_job_the_listing_does_not_show_yet_is_attached_to(tmp_path: P
         in log.lines
 
     clock.advance(LAG_SECONDS)  # listed now: found once, not twice, and not retrieved again
-    assert [job.id for job in find_jobs_with_recorded(client, FINGERPRINT, [created], Recorder())] == [created]
+    assert [job.id for job in find_jobs_with_recorded(client, FINGERPRINT, [created], RecordingLog())] == [created]
 
 
 def test_a_recorded_id_the_provider_does_not_know_is_ignored_with_a_log_line(tmp_path: Path, clock: Clock) -> None:
     client = _lagging_client(tmp_path, clock)
     created = _create(client)
     elsewhere = _create(client, fingerprint="e" * 64)  # a job of another fingerprint is not this one's either
-    log = Recorder()
+    log = RecordingLog()
     jobs = find_jobs_with_recorded(client, FINGERPRINT, ["ftjob-gone404", elsewhere, created], log)
     assert [job.id for job in jobs] == [created]
     assert ("warning", "Recorded fine-tuning job ftjob-gone404 is unknown to the provider (404); ignoring it.") in log.lines
     assert ("warning", f"Recorded fine-tuning job {elsewhere} has another fingerprint; ignoring it.") in log.lines
-    assert find_jobs_with_recorded(client, FINGERPRINT, ["ftjob-gone404"], Recorder()) == []  # nothing left: create
+    assert find_jobs_with_recorded(client, FINGERPRINT, ["ftjob-gone404"], RecordingLog()) == []  # nothing left: create

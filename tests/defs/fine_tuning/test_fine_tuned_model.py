@@ -33,6 +33,7 @@ from tests.support.chain import Chain, write_examples
 from tests.support.dagster_runs import failure_text, latest_metadata_of
 from tests.support.goodreads_task import fine_tuned_model, upload_training_file, upload_validation_file
 from tests.support.local_openai import wait_for
+from tests.support.logs import RecordingLog
 
 # ---------------------------------------------------------------------------------------------
 # Pure helpers
@@ -200,22 +201,6 @@ def test_choose_job_prefers_succeeded_then_in_flight() -> None:
     assert choose_job(jobs, force_retrain=True).job.id == "c"
     only_failed = choose_job([job("a", "failed", 1), job("z", "cancelled", 0)], force_retrain=False)
     assert only_failed.job is None and [j.id for j in only_failed.replaced] == ["a", "z"]
-
-
-class RecordingLog:
-    """A logger that keeps what it was told (stands in for context.log in direct calls)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(("info", message))
-
-    def warning(self, message: str) -> None:
-        self.lines.append(("warning", message))
-
-    def error(self, message: str) -> None:
-        self.lines.append(("error", message))
 
 
 def _create_job(chain: Chain, client: openai.OpenAI) -> str:
