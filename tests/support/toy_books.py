@@ -10,6 +10,7 @@ categories (as many as the Goodreads task has), for learners whose difficulty gr
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,20 +69,31 @@ def toy_book(rng: random.Random, index: int) -> Book:
     return f"Book {index}", f"Author {index % 7}", " ".join(words), category
 
 
+BookMaker = Callable[[random.Random, int], Book]
+
+
+def _examples(make: BookMaker, categories: tuple[str, ...], n: int, seed: int, start: int = 0) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [training_example(*make(rng, start + i), categories) for i in range(n)]
+
+
+def _prompts(make: BookMaker, categories: tuple[str, ...], n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        title, author, description, category = make(rng, 10_000 + i)
+        out.append((build_messages(title, author, description, categories), category))
+    return out
+
+
 def toy_examples(n: int, seed: int = 0, start: int = 0) -> list[dict[str, Any]]:
     """n chat-format training examples of random toy books."""
-    rng = random.Random(seed)
-    return [training_example(*toy_book(rng, start + i), CATEGORIES) for i in range(n)]
+    return _examples(toy_book, CATEGORIES, n, seed, start)
 
 
 def toy_prompts(n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
     """n held-out (prompt messages, expected category) pairs."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        title, author, description, category = toy_book(rng, 10_000 + i)
-        out.append((build_messages(title, author, description, CATEGORIES), category))
-    return out
+    return _prompts(toy_book, CATEGORIES, n, seed)
 
 
 # Twelve made-up categories, each with six made-up cue words: a task as wide as Goodreads' 12 labels.
@@ -99,15 +111,9 @@ def many_label_book(rng: random.Random, index: int) -> Book:
 
 def many_label_examples(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """n chat-format training examples over the twelve categories."""
-    rng = random.Random(seed)
-    return [training_example(*many_label_book(rng, i), MANY_CATEGORIES) for i in range(n)]
+    return _examples(many_label_book, MANY_CATEGORIES, n, seed)
 
 
 def many_label_prompts(n: int, seed: int) -> list[tuple[list[dict[str, str]], str]]:
     """n held-out (prompt messages, expected category) pairs over the twelve categories."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        title, author, description, category = many_label_book(rng, 10_000 + i)
-        out.append((build_messages(title, author, description, MANY_CATEGORIES), category))
-    return out
+    return _prompts(many_label_book, MANY_CATEGORIES, n, seed)
