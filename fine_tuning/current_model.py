@@ -18,7 +18,8 @@ from typing import Any
 
 import dagster as dg
 
-from fine_tuning.lib.facts import DagsterHomeNotSetError, latest_materialization, project_instance
+from fine_tuning.lib.cli import CliError, add_task_argument, chosen_task, cli_instance
+from fine_tuning.lib.facts import latest_materialization
 from fine_tuning.lib.task.instances import GOODREADS, task_named
 from fine_tuning.lib.task.keys import TaskKeys
 
@@ -42,20 +43,15 @@ def _no_model_message(record: dict[str, Any] | None, key: str, job: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the production model's name (or its metadata as JSON); 1 when there is none."""
     parser = argparse.ArgumentParser(prog="python -m fine_tuning.current_model", description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default=GOODREADS, help=f"the task (default: {GOODREADS})")
+    add_task_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the production model's metadata as JSON")
     args = parser.parse_args(argv)
     try:
-        task = task_named(args.task)
-    except KeyError as error:
-        print(error.args[0], file=sys.stderr)
-        return 1
-    try:
-        with project_instance() as instance:
+        task = chosen_task(args.task)
+        with cli_instance() as instance:
             record = production_record(instance, task.keys)
-    except DagsterHomeNotSetError:
-        print("DAGSTER_HOME is not set and no .env here names it: run this from the checkout after `make setup`, "
-              "or point DAGSTER_HOME at the Dagster instance the pipeline runs in.", file=sys.stderr)
+    except CliError as error:
+        print(error, file=sys.stderr)
         return 1
     if record is None or not record.get("model_name"):
         print(_no_model_message(record, task.keys.production_model.to_user_string(), task.job_name_or_default()),

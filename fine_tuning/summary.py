@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from fine_tuning.lib.facts import DagsterHomeNotSetError, project_instance, run_check_results, run_materializations
+from fine_tuning.lib.cli import CliError, add_task_argument, chosen_task, cli_instance
+from fine_tuning.lib.facts import run_check_results, run_materializations
 from fine_tuning.lib.task.instances import GOODREADS, task_named
 
 
@@ -107,19 +108,14 @@ def summary_lines(summary: dict[str, object]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the summary; exit 1 when there is no successful run to report."""
     parser = argparse.ArgumentParser(prog="python -m fine_tuning.summary", description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default=GOODREADS, help=f"the task (default: {GOODREADS})")
+    add_task_argument(parser)
     args = parser.parse_args(argv)
     try:
-        job_name = task_named(args.task).job_name_or_default()
-    except KeyError as error:
-        print(error.args[0], file=sys.stderr)
-        return 1
-    try:
-        with project_instance() as instance:
+        job_name = chosen_task(args.task).job_name_or_default()
+        with cli_instance() as instance:
             summary = latest_run_summary(instance, args.task)
-    except DagsterHomeNotSetError:
-        print("DAGSTER_HOME is not set and no .env here names it: run this from the checkout after `make setup`.",
-              file=sys.stderr)
+    except CliError as error:
+        print(error, file=sys.stderr)
         return 1
     if summary is None:
         print(f"No {job_name} run found in this Dagster instance.", file=sys.stderr)
